@@ -1,0 +1,123 @@
+//! The error family of the handshake.
+
+use crate::transport::EndpointError;
+
+use super::Protocol;
+
+/// A handshake failure: a cookie that does not match, or a handshake line
+/// that a host must refuse.
+///
+/// Messages follow go-plugin's wording, so that a person who knows one
+/// recognizes the other, and name the offending value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The magic cookie is unset or wrong: the binary was not started by a
+    /// host that knows it.
+    #[error(
+        "magic cookie {key} is {}: this binary is a plugin, meant to be started by its host",
+        if *found { "wrong" } else { "not set" }
+    )]
+    CookieMismatch {
+        /// The cookie's environment variable.
+        key: String,
+        /// Whether the variable was set (to another value).
+        found: bool,
+    },
+    /// Fewer than four `|`-separated fields.
+    #[error("Unrecognized remote plugin message: {line:?}")]
+    Unrecognized {
+        /// The line, white space trimmed.
+        line: String,
+    },
+    /// The core protocol version is not an integer.
+    #[error("Error parsing core protocol version: {value:?} is not an integer")]
+    CoreVersionSyntax {
+        /// The field as written.
+        value: String,
+    },
+    /// The core protocol version is not 1.
+    #[error("Incompatible core API version with plugin. Plugin version: {value}, Core version: 1")]
+    IncompatibleCoreVersion {
+        /// The field as written.
+        value: String,
+    },
+    /// The app protocol version is not a non-negative integer.
+    #[error("Error parsing protocol version {value:?}: not a non-negative integer")]
+    AppVersionSyntax {
+        /// The field as written.
+        value: String,
+    },
+    /// The plugin answered with an app version the host did not offer.
+    #[error(
+        "Incompatible API version with plugin. Plugin version: {plugin}, Client versions: {offered:?}"
+    )]
+    IncompatibleAppVersion {
+        /// The plugin's version.
+        plugin: u32,
+        /// The versions the host offered.
+        offered: Vec<u32>,
+    },
+    /// A network other than `unix` or `tcp`.
+    #[error("Unknown address type: {network:?} (expected \"unix\" or \"tcp\")")]
+    UnknownNetwork {
+        /// The field as written.
+        network: String,
+    },
+    /// An address that does not fit its network.
+    #[error("bad {network} address {address:?} in handshake: {source}")]
+    BadAddress {
+        /// `unix` or `tcp`.
+        network: String,
+        /// The field as written.
+        address: String,
+        /// Why it does not parse.
+        source: EndpointError,
+    },
+    /// An RPC protocol the host does not allow (or does not know).
+    #[error(
+        "Unsupported plugin protocol {protocol:?}. Supported: {}",
+        list(supported)
+    )]
+    UnsupportedProtocol {
+        /// The field as written.
+        protocol: String,
+        /// What the host allows.
+        supported: Vec<Protocol>,
+    },
+    /// The certificate field has `=` padding, which go-plugin hosts reject.
+    #[error(
+        "error parsing server cert: the base64 has '=' padding; go-plugin requires unpadded standard base64"
+    )]
+    CertificatePadded,
+    /// The certificate field is not standard base64.
+    #[error("error parsing server cert: {source}")]
+    CertificateBase64 {
+        /// The decoder's error.
+        source: base64::DecodeError,
+    },
+    /// The certificate field is base64 but not a DER X.509 certificate.
+    #[error("error parsing server cert: not a DER X.509 certificate: {reason}")]
+    CertificateDer {
+        /// What the parser said.
+        reason: String,
+    },
+    /// The multiplexing field is not a boolean.
+    #[error("error parsing multiplexing support {value:?}: not a boolean")]
+    MultiplexSyntax {
+        /// The field as written.
+        value: String,
+    },
+    /// An address that cannot be printed in a handshake line (it holds `|`
+    /// or a line break).
+    #[error("address {address:?} cannot go in a handshake line: it contains '|' or a line break")]
+    UnprintableAddress {
+        /// The address.
+        address: String,
+    },
+}
+
+fn list(protocols: &[Protocol]) -> String {
+    let names: Vec<&str> = protocols.iter().map(Protocol::as_str).collect();
+    format!("[{}]", names.join(" "))
+}

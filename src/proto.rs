@@ -1,0 +1,17 @@
+//! Generated gRPC code for go-plugin's wire protocol and its KV example.
+//!
+//! Generated at build time from `proto/` with protox (no system `protoc`).
+
+/// go-plugin's own services (proto package `plugin`): `GRPCController`,
+/// `GRPCStdio` and `GRPCBroker`.
+pub mod plugin {
+    #![allow(missing_docs)]
+    tonic::include_proto!("plugin");
+}
+
+/// go-plugin's KV example service (proto package `proto`): `KV.Get` and
+/// `KV.Put`, used by the examples and the interop tests.
+pub mod kv {
+    #![allow(missing_docs)]
+    tonic::include_proto!("proto");
+}

@@ -1,0 +1,225 @@
+//! One connection type for both socket kinds, and the accept loop that feeds
+//! [`Incoming`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_stream::Stream;
+
+/// An accepted or dialled connection over TCP or a unix socket.
+///
+/// It reads and writes like the socket it wraps, and implements tonic's
+/// `Connected`, so a stream of them serves a tonic server.
+#[derive(Debug)]
+pub struct Connection(Inner);
+
+#[derive(Debug)]
+enum Inner {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// What a tonic service can learn about the peer of a [`Connection`], from
+/// `request.extensions().get::<ConnectionInfo>()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// The peer's address, for TCP connections.
+    pub peer_addr: Option<SocketAddr>,
+}
+
+impl Connection {
+    /// The peer's address, for a TCP connection.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        match &self.0 {
+            Inner::Tcp(stream) => stream.peer_addr().ok(),
+            Inner::Unix(_) => None,
+        }
+    }
+}
+
+impl From<TcpStream> for Connection {
+    fn from(stream: TcpStream) -> Self {
+        Connection(Inner::Tcp(stream))
+    }
+}
+
+impl From<UnixStream> for Connection {
+    fn from(stream: UnixStream) -> Self {
+        Connection(Inner::Unix(stream))
+    }
+}
+
+impl tonic::transport::server::Connected for Connection {
+    type ConnectInfo = ConnectionInfo;
+
+    fn connect_info(&self) -> ConnectionInfo {
+        ConnectionInfo {
+            peer_addr: self.peer_addr(),
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $call:expr) => {
+        match &mut $self.get_mut().0 {
+            Inner::Tcp($s) => {
+                let $s = Pin::new($s);
+                $call
+            }
+            Inner::Unix($s) => {
+                let $s = Pin::new($s);
+                $call
+            }
+        }
+    };
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        delegate!(self, s => s.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, s => s.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, s => s.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => s.poll_shutdown(cx))
+    }
+}
+
+/// The accepted connections of a listening [`Transport`](super::Transport).
+///
+/// The stream ends when the transport is closed. It never yields an error:
+/// accept failures are logged and retried, so that one failed accept (a
+/// full file table, a peer that reset) does not stop a server.
+#[derive(Debug)]
+pub struct Incoming {
+    rx: mpsc::Receiver<Connection>,
+}
+
+impl Stream for Incoming {
+    type Item = io::Result<Connection>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx).map(|conn| conn.map(Ok))
+    }
+}
+
+/// A listener that the accept loop can drive.
+pub(crate) trait Accept: Send + 'static {
+    fn accept(&mut self) -> impl Future<Output = io::Result<Connection>> + Send;
+}
+
+impl Accept for TcpListener {
+    async fn accept(&mut self) -> io::Result<Connection> {
+        let (stream, _) = TcpListener::accept(self).await?;
+        // gRPC frames are small and latency-bound: never wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        Ok(stream.into())
+    }
+}
+
+impl Accept for UnixListener {
+    async fn accept(&mut self) -> io::Result<Connection> {
+        Ok(UnixListener::accept(self).await?.0.into())
+    }
+}
+
+/// Connections accepted but not yet taken by the server. Small, so that a
+/// server that stops taking connections pushes back on the listen backlog
+/// rather than on memory.
+const INCOMING_QUEUE: usize = 8;
+
+/// Pause after an accept error such as `EMFILE`, so that a full file table
+/// does not turn the loop into a busy spin, while still recovering quickly
+/// once descriptors are freed.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// A running accept loop; [`AcceptLoop::stop`] ends it and drops the
+/// listener.
+#[derive(Debug)]
+pub(crate) struct AcceptLoop {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl AcceptLoop {
+    pub(crate) fn spawn<L: Accept>(mut listener: L) -> (Self, Incoming) {
+        let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
+        let (stop, mut stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            loop {
+                let conn = tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tx.closed() => break,
+                    conn = listener.accept() => conn,
+                };
+                match conn {
+                    Ok(conn) => {
+                        if tx.send(conn).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "accepting a connection failed");
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    }
+                }
+            }
+        });
+        let accept = AcceptLoop {
+            stop: Some(stop),
+            task,
+        };
+        (accept, Incoming { rx })
+    }
+
+    /// Ends the loop and waits until the listener is dropped.
+    pub(crate) async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for AcceptLoop {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,210 @@
+//! go-plugin's environment for listeners: port range and socket group.
+
+use std::fmt;
+
+use super::TransportError;
+
+/// `PLUGIN_MIN_PORT`: lowest TCP port a plugin may listen on.
+pub(crate) const ENV_MIN_PORT: &str = "PLUGIN_MIN_PORT";
+/// `PLUGIN_MAX_PORT`: highest TCP port a plugin may listen on.
+pub(crate) const ENV_MAX_PORT: &str = "PLUGIN_MAX_PORT";
+/// `PLUGIN_UNIX_SOCKET_DIR`: directory for a plugin's unix sockets.
+pub(crate) const ENV_SOCKET_DIR: &str = "PLUGIN_UNIX_SOCKET_DIR";
+/// `PLUGIN_UNIX_SOCKET_GROUP`: group (name or gid) of a plugin's sockets.
+pub(crate) const ENV_SOCKET_GROUP: &str = "PLUGIN_UNIX_SOCKET_GROUP";
+
+/// The TCP ports a plugin may listen on, from `PLUGIN_MIN_PORT` and
+/// `PLUGIN_MAX_PORT`.
+///
+/// As in go-plugin, the first port of the range that binds wins; a range of
+/// `0..=0` (both variables unset) lets the operating system pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    min: u16,
+    max: u16,
+}
+
+impl PortRange {
+    /// Any port: the operating system picks one.
+    pub const ANY: PortRange = PortRange { min: 0, max: 0 };
+
+    /// The ports `min..=max`.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::InvertedPortRange`] when `min > max`.
+    pub fn new(min: u16, max: u16) -> Result<Self, TransportError> {
+        if min > max {
+            return Err(TransportError::InvertedPortRange { min, max });
+        }
+        Ok(PortRange { min, max })
+    }
+
+    /// Reads `PLUGIN_MIN_PORT` and `PLUGIN_MAX_PORT`; an unset or empty
+    /// variable counts as 0, as in go-plugin.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::InvalidEnv`] for a value that is not a port number,
+    /// [`TransportError::InvertedPortRange`] when min > max.
+    pub fn from_env() -> Result<Self, TransportError> {
+        Self::from_values(
+            std::env::var(ENV_MIN_PORT).ok().as_deref(),
+            std::env::var(ENV_MAX_PORT).ok().as_deref(),
+        )
+    }
+
+    /// As [`from_env`](Self::from_env), from the two values as given.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_env`](Self::from_env).
+    pub fn from_values(min: Option<&str>, max: Option<&str>) -> Result<Self, TransportError> {
+        let min = parse_port_var(ENV_MIN_PORT, min)?;
+        let max = parse_port_var(ENV_MAX_PORT, max)?;
+        Self::new(min, max)
+    }
+
+    /// The lowest port.
+    pub fn min(&self) -> u16 {
+        self.min
+    }
+
+    /// The highest port.
+    pub fn max(&self) -> u16 {
+        self.max
+    }
+
+    pub(crate) fn ports(&self) -> impl Iterator<Item = u16> {
+        self.min..=self.max
+    }
+}
+
+impl Default for PortRange {
+    fn default() -> Self {
+        PortRange::ANY
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ports {}-{}", self.min, self.max)
+    }
+}
+
+fn parse_port_var(var: &'static str, value: Option<&str>) -> Result<u16, TransportError> {
+    let value = value.unwrap_or("");
+    if value.is_empty() {
+        return Ok(0);
+    }
+    let invalid = |reason: &str| TransportError::InvalidEnv {
+        var,
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid("not a decimal port number"));
+    }
+    value
+        .parse()
+        .map_err(|_| invalid("port out of range (0-65535)"))
+}
+
+/// The group that owns a plugin's unix sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketGroup {
+    /// A group name, looked up in the group database.
+    Name(String),
+    /// A numeric group id.
+    Gid(u32),
+}
+
+impl SocketGroup {
+    /// Reads `PLUGIN_UNIX_SOCKET_GROUP`; `None` when unset or empty.
+    pub fn from_env() -> Option<Self> {
+        std::env::var(ENV_SOCKET_GROUP)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(|v| Self::parse(&v))
+    }
+
+    /// A gid when `value` is all digits, else a group name.
+    pub fn parse(value: &str) -> Self {
+        match value.parse::<u32>() {
+            Ok(gid) if value.bytes().all(|b| b.is_ascii_digit()) => SocketGroup::Gid(gid),
+            _ => SocketGroup::Name(value.to_owned()),
+        }
+    }
+
+    /// The numeric group id.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::UnknownGroup`] for a name that is not in the group
+    /// database.
+    pub fn gid(&self) -> Result<u32, TransportError> {
+        match self {
+            SocketGroup::Gid(gid) => Ok(*gid),
+            SocketGroup::Name(name) => match nix::unistd::Group::from_name(name) {
+                Ok(Some(group)) => Ok(group.gid.as_raw()),
+                _ => Err(TransportError::UnknownGroup {
+                    group: name.clone(),
+                }),
+            },
+        }
+    }
+}
+
+impl fmt::Display for SocketGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SocketGroup::Name(name) => f.write_str(name),
+            SocketGroup::Gid(gid) => write!(f, "{gid}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_range_like_go_plugin() {
+        assert_eq!(PortRange::from_values(None, None).unwrap(), PortRange::ANY);
+        assert_eq!(
+            PortRange::from_values(Some(""), Some("")).unwrap(),
+            PortRange::ANY
+        );
+        let r = PortRange::from_values(Some("10000"), Some("25000")).unwrap();
+        assert_eq!((r.min(), r.max()), (10000, 25000));
+        // Only a max: min counts as 0, as in go-plugin.
+        assert_eq!(PortRange::from_values(None, Some("5")).unwrap().min(), 0);
+        // Only a min: max counts as 0, so min > max.
+        assert!(matches!(
+            PortRange::from_values(Some("5"), None),
+            Err(TransportError::InvertedPortRange { min: 5, max: 0 })
+        ));
+        for bad in ["-1", "+5", "70000", "1e3", " 5"] {
+            let err = PortRange::from_values(Some(bad), Some("9")).unwrap_err();
+            assert!(matches!(
+                err,
+                TransportError::InvalidEnv {
+                    var: "PLUGIN_MIN_PORT",
+                    ..
+                }
+            ));
+            assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn socket_group_parse_and_lookup() {
+        assert_eq!(SocketGroup::parse("0"), SocketGroup::Gid(0));
+        assert_eq!(SocketGroup::parse("+0"), SocketGroup::Name("+0".into()));
+        assert_eq!(SocketGroup::parse("root").gid().unwrap(), 0);
+        let err = SocketGroup::parse("no-such-group-rpcplugin")
+            .gid()
+            .unwrap_err();
+        assert!(err.to_string().contains("no-such-group-rpcplugin"), "{err}");
+    }
+}

@@ -1,0 +1,153 @@
+//! The error family of socket transports.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Endpoint, PortRange};
+
+/// A failure to listen on, connect to, or clean up a socket.
+///
+/// Every variant names what it is about: the endpoint, the path, the
+/// environment variable and its value. I/O causes are kept as
+/// [`source()`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// Binding the listener failed.
+    #[error("cannot listen on {endpoint}: {source}")]
+    Bind {
+        /// Where we tried to listen.
+        endpoint: Endpoint,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// A host name did not resolve, or resolved to no address.
+    #[error("cannot resolve host {host:?}: {source}")]
+    Resolve {
+        /// The host name as written.
+        host: String,
+        /// The resolver's error.
+        source: io::Error,
+    },
+    /// Every port of the range was taken.
+    #[error("no free TCP port on {host} in {range}")]
+    NoFreePort {
+        /// The host we tried to bind.
+        host: String,
+        /// The range from `PLUGIN_MIN_PORT` and `PLUGIN_MAX_PORT`.
+        range: PortRange,
+    },
+    /// A port range whose minimum is above its maximum.
+    #[error("PLUGIN_MIN_PORT {min} is greater than PLUGIN_MAX_PORT {max}")]
+    InvertedPortRange {
+        /// The minimum port.
+        min: u16,
+        /// The maximum port.
+        max: u16,
+    },
+    /// An environment variable that does not hold what it should.
+    #[error("environment variable {var}={value:?}: {reason}")]
+    InvalidEnv {
+        /// The variable's name.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A socket at the path has a live listener: another process serves it.
+    #[error("unix socket {path} is in use: a process is listening on it")]
+    InUse {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// Something other than a socket is at the path; it is left untouched.
+    #[error("{path} is a {kind}, not a unix socket; it was left untouched")]
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+        /// What is there: "regular file", "directory", "symbolic link", …
+        kind: &'static str,
+    },
+    /// A socket path longer than the platform's `sun_path` allows.
+    #[error(
+        "unix socket path {path} is {len} bytes, over the limit of {max} bytes \
+         (sun_path holds {} with its terminating NUL); use a shorter path or \
+         set PLUGIN_UNIX_SOCKET_DIR to a shorter directory",
+        max + 1
+    )]
+    PathTooLong {
+        /// The path.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: usize,
+        /// The longest path this platform can bind.
+        max: usize,
+    },
+    /// The socket's directory could not be created.
+    #[error("cannot create socket directory {dir}: {source}")]
+    CreateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The path could not be examined (stat or probe connect failed).
+    #[error("cannot examine {path}: {source}")]
+    Inspect {
+        /// The path.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Setting the socket's mode or group failed.
+    #[error("cannot set mode or group of socket {path}: {source}")]
+    Permissions {
+        /// The socket path.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// `PLUGIN_UNIX_SOCKET_GROUP` (or the configured group) names no group.
+    #[error("unknown group {group:?} for unix sockets")]
+    UnknownGroup {
+        /// The group as written.
+        group: String,
+    },
+    /// Connecting failed.
+    #[error("cannot connect to {endpoint}: {source}")]
+    Connect {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Connecting took longer than the timeout.
+    #[error("connecting to {endpoint} timed out after {timeout:?}")]
+    ConnectTimeout {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// An endpoint of the other kind (a unix path given to a TCP transport).
+    #[error("the {transport} transport cannot use endpoint {endpoint}")]
+    WrongNetwork {
+        /// `"tcp"` or `"unix"`.
+        transport: &'static str,
+        /// The endpoint.
+        endpoint: Endpoint,
+    },
+    /// `listen` on a transport that is listening or was closed.
+    #[error("this transport has already listened; create a new one")]
+    AlreadyListened,
+    /// Our own socket could not be removed on close.
+    #[error("cannot remove socket {path}: {source}")]
+    Remove {
+        /// The socket path.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+}

@@ -1,0 +1,107 @@
+//! Socket transports: where a plugin listens and how a host reaches it.
+//!
+//! A [`Transport`] binds a listener and gives the bound [`Endpoint`] with a
+//! stream of accepted [`Connection`]s ([`Incoming`]) that tonic's
+//! `serve_with_incoming` takes as it is, so one server code path serves TCP
+//! and unix sockets alike.
+
+mod conn;
+mod endpoint;
+mod env;
+mod error;
+mod tcp;
+mod unix;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use conn::{Connection, ConnectionInfo, Incoming};
+pub use endpoint::{Endpoint, EndpointError, Host};
+pub use env::{PortRange, SocketGroup};
+pub use error::TransportError;
+pub use tcp::TcpTransport;
+pub use unix::{SUN_PATH_MAX, UnixTransport};
+
+/// How long [`Transport::connect`] waits by default: long enough for a
+/// loaded 2-core machine to accept on loopback, short enough that a dead
+/// endpoint is reported while a person still waits for it.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A socket transport: binds one listener, connects to endpoints, and cleans
+/// up after itself.
+///
+/// ```no_run
+/// use rpcplugin::{Transport, UnixTransport};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let transport = UnixTransport::from_env()?;
+/// let (endpoint, incoming) = transport.listen().await?;
+/// println!("listening on {endpoint}");
+/// // tonic::transport::Server::builder()...serve_with_incoming(incoming)
+/// # drop(incoming);
+/// transport.close().await?;
+/// # Ok(()) }
+/// ```
+pub trait Transport: Send + Sync {
+    /// Binds the listener and reports where it is bound.
+    ///
+    /// The listener is bound before this returns, so the endpoint can be
+    /// announced at once. A transport listens once; close it to stop.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError`] naming the endpoint or path: a bind failure, a
+    /// name that does not resolve, no free port in range, a path that is in
+    /// use or is not our socket, a path too long for `sun_path`.
+    fn listen(&self) -> impl Future<Output = Result<(Endpoint, Incoming), TransportError>> + Send;
+
+    /// Connects to `endpoint`, giving up after the transport's connect
+    /// timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Connect`], [`TransportError::ConnectTimeout`], or
+    /// [`TransportError::WrongNetwork`] for an endpoint of the other kind.
+    fn connect(
+        &self,
+        endpoint: &Endpoint,
+    ) -> impl Future<Output = Result<Connection, TransportError>> + Send;
+
+    /// Stops accepting, ends the [`Incoming`] stream and removes what the
+    /// transport created. Closing twice is harmless.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Remove`] if our own socket file could not be
+    /// removed.
+    fn close(&self) -> impl Future<Output = Result<(), TransportError>> + Send;
+}
+
+/// Connects to any endpoint, TCP or unix, within `timeout`.
+///
+/// # Errors
+///
+/// [`TransportError::Connect`] or [`TransportError::ConnectTimeout`]
+/// naming the endpoint; [`TransportError::Resolve`] for a host name that
+/// does not resolve.
+pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Connection, TransportError> {
+    match endpoint.unix_path() {
+        Some(_) => with_timeout(endpoint, timeout, unix::connect(endpoint)).await,
+        None => with_timeout(endpoint, timeout, tcp::connect(endpoint)).await,
+    }
+}
+
+async fn with_timeout(
+    endpoint: &Endpoint,
+    timeout: Duration,
+    attempt: impl Future<Output = Result<Connection, TransportError>>,
+) -> Result<Connection, TransportError> {
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .unwrap_or_else(|_| {
+            Err(TransportError::ConnectTimeout {
+                endpoint: endpoint.clone(),
+                timeout,
+            })
+        })
+}

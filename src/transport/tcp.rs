@@ -1,0 +1,218 @@
+//! TCP listener and dialler.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use super::conn::AcceptLoop;
+use super::{
+    Connection, DEFAULT_CONNECT_TIMEOUT, Endpoint, Host, Incoming, PortRange, Transport,
+    TransportError,
+};
+
+/// A TCP [`Transport`].
+///
+/// The listener is bound before [`listen`](Transport::listen) reports its
+/// address, so the address is never stale (pyvider-rpcplugin probes a free
+/// port, closes it and binds later, which races with other processes).
+///
+/// ```no_run
+/// use rpcplugin::{TcpTransport, Transport};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// // 127.0.0.1, first free port of PLUGIN_MIN_PORT..=PLUGIN_MAX_PORT.
+/// let transport = TcpTransport::from_env()?;
+/// let (endpoint, _incoming) = transport.listen().await?;
+/// assert_eq!(endpoint.network(), "tcp");
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct TcpTransport {
+    endpoint: Endpoint,
+    range: PortRange,
+    connect_timeout: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+enum State {
+    Idle,
+    Listening(AcceptLoop),
+    Closed,
+}
+
+impl TcpTransport {
+    /// Listens on `endpoint`; port 0 lets the operating system pick, or
+    /// takes the first free port of [`with_port_range`](Self::with_port_range).
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::WrongNetwork`] for a unix endpoint.
+    pub fn new(endpoint: &Endpoint) -> Result<Self, TransportError> {
+        if endpoint.tcp_parts().is_none() {
+            return Err(TransportError::WrongNetwork {
+                transport: "tcp",
+                endpoint: endpoint.clone(),
+            });
+        }
+        Ok(TcpTransport {
+            endpoint: endpoint.clone(),
+            range: PortRange::ANY,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            state: Mutex::new(State::Idle),
+        })
+    }
+
+    /// Listens on 127.0.0.1, on a port the operating system picks.
+    pub fn localhost() -> Self {
+        Self::new(&Endpoint::tcp(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            0,
+        )))
+        .expect("a TCP endpoint")
+    }
+
+    /// Listens on 127.0.0.1, as go-plugin does, on the first free port of
+    /// `PLUGIN_MIN_PORT..=PLUGIN_MAX_PORT` (any port when both are unset).
+    ///
+    /// # Errors
+    ///
+    /// As [`PortRange::from_env`].
+    pub fn from_env() -> Result<Self, TransportError> {
+        Ok(Self::localhost().with_port_range(PortRange::from_env()?))
+    }
+
+    /// The ports to try when the endpoint's port is 0.
+    pub fn with_port_range(mut self, range: PortRange) -> Self {
+        self.range = range;
+        self
+    }
+
+    /// How long [`connect`](Transport::connect) may take.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    async fn bind(&self) -> Result<TcpListener, TransportError> {
+        let (host, port) = self.endpoint.tcp_parts().expect("checked in new");
+        let ips = resolve_host(host).await?;
+        if port != 0 || self.range == PortRange::ANY {
+            return bind_any(&ips, port)
+                .await
+                .map_err(|(ip, source)| TransportError::Bind {
+                    endpoint: Endpoint::tcp(SocketAddr::new(ip, port)),
+                    source,
+                });
+        }
+        for port in self.range.ports() {
+            if let Ok(listener) = bind_any(&ips, port).await {
+                return Ok(listener);
+            }
+        }
+        Err(TransportError::NoFreePort {
+            host: host.to_string(),
+            range: self.range,
+        })
+    }
+}
+
+/// Binds the first address of `ips` that accepts `port`; on failure, the
+/// last address tried and its error.
+async fn bind_any(ips: &[IpAddr], port: u16) -> Result<TcpListener, (IpAddr, io::Error)> {
+    let mut last = None;
+    for ip in ips {
+        match TcpListener::bind(SocketAddr::new(*ip, port)).await {
+            Ok(listener) => return Ok(listener),
+            Err(err) => last = Some((*ip, err)),
+        }
+    }
+    Err(last.expect("resolve_host gives at least one address"))
+}
+
+/// The addresses of a host, in the resolver's order; at least one.
+async fn resolve_host(host: &Host) -> Result<Vec<IpAddr>, TransportError> {
+    let name = match host {
+        Host::Ip(ip) => return Ok(vec![*ip]),
+        Host::Name(name) => name,
+    };
+    let resolve_err = |source| TransportError::Resolve {
+        host: name.clone(),
+        source,
+    };
+    let ips: Vec<IpAddr> = tokio::net::lookup_host((name.as_str(), 0))
+        .await
+        .map_err(resolve_err)?
+        .map(|addr| addr.ip())
+        .collect();
+    if ips.is_empty() {
+        return Err(resolve_err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the name resolved to no address",
+        )));
+    }
+    Ok(ips)
+}
+
+/// Dials a TCP endpoint, trying each resolved address in turn.
+pub(super) async fn connect(endpoint: &Endpoint) -> Result<Connection, TransportError> {
+    let (host, port) = endpoint
+        .tcp_parts()
+        .ok_or_else(|| TransportError::WrongNetwork {
+            transport: "tcp",
+            endpoint: endpoint.clone(),
+        })?;
+    let mut last = None;
+    for ip in resolve_host(host).await? {
+        match tokio::net::TcpStream::connect(SocketAddr::new(ip, port)).await {
+            Ok(stream) => {
+                // gRPC frames are small and latency-bound: never wait for Nagle.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream.into());
+            }
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(TransportError::Connect {
+        endpoint: endpoint.clone(),
+        source: last.expect("resolve_host gives at least one address"),
+    })
+}
+
+impl Transport for TcpTransport {
+    async fn listen(&self) -> Result<(Endpoint, Incoming), TransportError> {
+        if !matches!(*self.state.lock().expect("state lock"), State::Idle) {
+            return Err(TransportError::AlreadyListened);
+        }
+        let listener = self.bind().await?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| TransportError::Bind {
+                endpoint: self.endpoint.clone(),
+                source,
+            })?;
+        let (accept, incoming) = AcceptLoop::spawn(listener);
+        let mut state = self.state.lock().expect("state lock");
+        if !matches!(*state, State::Idle) {
+            return Err(TransportError::AlreadyListened);
+        }
+        *state = State::Listening(accept);
+        Ok((Endpoint::tcp(local), incoming))
+    }
+
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, TransportError> {
+        super::with_timeout(endpoint, self.connect_timeout, connect(endpoint)).await
+    }
+
+    async fn close(&self) -> Result<(), TransportError> {
+        let previous =
+            std::mem::replace(&mut *self.state.lock().expect("state lock"), State::Closed);
+        if let State::Listening(accept) = previous {
+            accept.stop().await;
+        }
+        Ok(())
+    }
+}

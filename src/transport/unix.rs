@@ -1,0 +1,411 @@
+//! Unix-socket listener and dialler, with safe stale-socket cleanup.
+
+use std::fs::{self, Permissions};
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::net::{UnixSocket, UnixStream};
+
+use super::conn::AcceptLoop;
+use super::env::ENV_SOCKET_DIR;
+use super::{
+    Connection, DEFAULT_CONNECT_TIMEOUT, Endpoint, Incoming, SocketGroup, Transport, TransportError,
+};
+
+/// The longest unix socket path this platform can bind, in bytes: the size
+/// of `sockaddr_un.sun_path` (108 on Linux, 104 on macOS and the BSDs) less
+/// the terminating NUL.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub const SUN_PATH_MAX: usize = 107;
+/// The longest unix socket path this platform can bind, in bytes: the size
+/// of `sockaddr_un.sun_path` (108 on Linux, 104 on macOS and the BSDs) less
+/// the terminating NUL.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub const SUN_PATH_MAX: usize = 103;
+
+/// Mode of every socket we create, whatever the umask: the owner and the
+/// socket's group may connect, nobody else (go-plugin's choice too).
+const SOCKET_MODE: u32 = 0o660;
+
+/// Listen backlog: connections the kernel queues before we accept them.
+/// Hosts open a handful of connections; brokered services and the echo
+/// transport may open dozens at once on start-up.
+const BACKLOG: u32 = 1024;
+
+/// Length of the random part of a generated socket name (`pluginXXXXXXXXXX`):
+/// 62^10 names make a collision between concurrent plugins negligible while
+/// keeping the path well inside `sun_path`.
+const RANDOM_NAME_LEN: usize = 10;
+
+/// A unix-socket [`Transport`].
+///
+/// What [`listen`](Transport::listen) does with the path:
+///
+/// | at the path | what happens |
+/// | --- | --- |
+/// | nothing | bind |
+/// | a socket nobody listens on (connect refused) | stale: removed, then bind |
+/// | a socket with a listener | [`TransportError::InUse`], left alone |
+/// | a regular file, directory, symlink, FIFO, device | [`TransportError::NotASocket`], left alone |
+/// | a missing parent directory | created, then bind |
+/// | a path over [`SUN_PATH_MAX`] bytes | [`TransportError::PathTooLong`] before any bind |
+///
+/// The socket gets mode 0660 whatever the umask, and the group from
+/// [`with_group`](Self::with_group) (or `PLUGIN_UNIX_SOCKET_GROUP`), both
+/// set before it starts listening. [`close`](Transport::close) (or drop)
+/// removes the socket only if the path still holds the socket we bound (same
+/// device and inode). A transport that only connects never removes anything.
+///
+/// ```no_run
+/// use rpcplugin::{Transport, UnixTransport};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let transport = UnixTransport::new("/run/my-plugin/plugin.sock");
+/// let (endpoint, _incoming) = transport.listen().await?;
+/// assert_eq!(endpoint.address(), "/run/my-plugin/plugin.sock");
+/// transport.close().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct UnixTransport {
+    target: Target,
+    group: Option<SocketGroup>,
+    connect_timeout: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+enum Target {
+    Path(PathBuf),
+    GeneratedIn(PathBuf),
+}
+
+#[derive(Debug)]
+enum State {
+    Idle,
+    Listening(AcceptLoop, BoundSocket),
+    Closed,
+}
+
+/// The socket file we created, identified by device and inode.
+#[derive(Debug)]
+struct BoundSocket {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl UnixTransport {
+    /// Listens at `path` (made absolute against the current directory).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self::with_target(Target::Path(path.into()))
+    }
+
+    /// Listens at a fresh, unique path `pluginXXXXXXXXXX` in `dir`.
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
+        Self::with_target(Target::GeneratedIn(dir.into()))
+    }
+
+    /// Listens at a fresh, unique path in `PLUGIN_UNIX_SOCKET_DIR`, else in
+    /// the temporary directory (`TMPDIR` or `/tmp`), with the group from
+    /// `PLUGIN_UNIX_SOCKET_GROUP`: what a go-plugin host expects.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::UnknownGroup`] when the group does not exist.
+    pub fn from_env() -> Result<Self, TransportError> {
+        let dir = std::env::var_os(ENV_SOCKET_DIR)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let transport = Self::in_dir(dir);
+        Ok(match SocketGroup::from_env() {
+            Some(group) => {
+                group.gid()?;
+                transport.with_group(group)
+            }
+            None => transport,
+        })
+    }
+
+    /// The group that owns the socket (`chown` before listening).
+    pub fn with_group(mut self, group: SocketGroup) -> Self {
+        self.group = Some(group);
+        self
+    }
+
+    /// How long [`connect`](Transport::connect) may take.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    fn with_target(target: Target) -> Self {
+        UnixTransport {
+            target,
+            group: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            state: Mutex::new(State::Idle),
+        }
+    }
+
+    async fn bind(&self) -> Result<(UnixSocket, PathBuf), TransportError> {
+        match &self.target {
+            Target::Path(path) => {
+                let path = absolute(path)?;
+                check_length(&path)?;
+                create_parent(&path)?;
+                clear_stale(&path).await?;
+                let socket = bind_socket(&path).map_err(|source| bind_error(&path, source))?;
+                Ok((socket, path))
+            }
+            Target::GeneratedIn(dir) => {
+                let dir = absolute(dir)?;
+                let longest = dir.join(format!("plugin{}", "x".repeat(RANDOM_NAME_LEN)));
+                check_length(&longest)?;
+                fs::create_dir_all(&dir).map_err(|source| TransportError::CreateDir {
+                    dir: dir.clone(),
+                    source,
+                })?;
+                let named = tempfile::Builder::new()
+                    .prefix("plugin")
+                    .rand_bytes(RANDOM_NAME_LEN)
+                    .make_in(&dir, bind_socket)
+                    .map_err(|source| bind_error(&longest, source))?;
+                let (socket, path) = named.keep().map_err(|e| bind_error(&dir, e.error))?;
+                Ok((socket, path))
+            }
+        }
+    }
+}
+
+impl Transport for UnixTransport {
+    async fn listen(&self) -> Result<(Endpoint, Incoming), TransportError> {
+        if !matches!(*self.state.lock().expect("state lock"), State::Idle) {
+            return Err(TransportError::AlreadyListened);
+        }
+        let gid = self.group.as_ref().map(SocketGroup::gid).transpose()?;
+        let (socket, path) = self.bind().await?;
+        let bound = match secure(&path, gid) {
+            Ok(bound) => bound,
+            Err(err) => {
+                let _ = fs::remove_file(&path);
+                return Err(err);
+            }
+        };
+        let listener = match socket.listen(BACKLOG) {
+            Ok(listener) => listener,
+            Err(source) => {
+                remove_if_ours(&bound)?;
+                return Err(bind_error(&path, source));
+            }
+        };
+        let endpoint = Endpoint::unix(&path).expect("a bound path is not empty");
+        let (accept, incoming) = AcceptLoop::spawn(listener);
+        let mut state = self.state.lock().expect("state lock");
+        if !matches!(*state, State::Idle) {
+            drop(state);
+            remove_if_ours(&bound)?;
+            return Err(TransportError::AlreadyListened);
+        }
+        *state = State::Listening(accept, bound);
+        Ok((endpoint, incoming))
+    }
+
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, TransportError> {
+        super::with_timeout(endpoint, self.connect_timeout, connect(endpoint)).await
+    }
+
+    async fn close(&self) -> Result<(), TransportError> {
+        let previous =
+            std::mem::replace(&mut *self.state.lock().expect("state lock"), State::Closed);
+        if let State::Listening(accept, bound) = previous {
+            accept.stop().await;
+            remove_if_ours(&bound)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for UnixTransport {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let State::Listening(_, bound) = std::mem::replace(state, State::Closed)
+            && let Err(err) = remove_if_ours(&bound)
+        {
+            tracing::warn!(error = %err, "removing the plugin socket on drop failed");
+        }
+    }
+}
+
+/// Dials a unix endpoint.
+pub(super) async fn connect(endpoint: &Endpoint) -> Result<Connection, TransportError> {
+    let path = endpoint
+        .unix_path()
+        .ok_or_else(|| TransportError::WrongNetwork {
+            transport: "unix",
+            endpoint: endpoint.clone(),
+        })?;
+    UnixStream::connect(path)
+        .await
+        .map(Connection::from)
+        .map_err(|source| TransportError::Connect {
+            endpoint: endpoint.clone(),
+            source,
+        })
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, TransportError> {
+    std::path::absolute(path).map_err(|source| TransportError::Inspect {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn check_length(path: &Path) -> Result<(), TransportError> {
+    let len = path.as_os_str().len();
+    if len > SUN_PATH_MAX {
+        return Err(TransportError::PathTooLong {
+            path: path.to_owned(),
+            len,
+            max: SUN_PATH_MAX,
+        });
+    }
+    Ok(())
+}
+
+fn create_parent(path: &Path) -> Result<(), TransportError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            fs::create_dir_all(dir).map_err(|source| TransportError::CreateDir {
+                dir: dir.to_owned(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn bind_error(path: &Path, source: io::Error) -> TransportError {
+    TransportError::Bind {
+        endpoint: Endpoint::unix(path).expect("a socket path is not empty"),
+        source,
+    }
+}
+
+fn bind_socket(path: &Path) -> io::Result<UnixSocket> {
+    let socket = UnixSocket::new_stream()?;
+    socket.bind(path)?;
+    Ok(socket)
+}
+
+/// Sets group and mode on the bound (not yet listening) socket, and
+/// records its identity for [`remove_if_ours`].
+fn secure(path: &Path, gid: Option<u32>) -> Result<BoundSocket, TransportError> {
+    let perm_err = |source| TransportError::Permissions {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(perm_err)?;
+    }
+    fs::set_permissions(path, Permissions::from_mode(SOCKET_MODE)).map_err(perm_err)?;
+    let meta = fs::symlink_metadata(path).map_err(perm_err)?;
+    Ok(BoundSocket {
+        path: path.to_owned(),
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
+}
+
+fn kind_of(file_type: fs::FileType) -> &'static str {
+    if file_type.is_symlink() {
+        "symbolic link"
+    } else if file_type.is_dir() {
+        "directory"
+    } else if file_type.is_file() {
+        "regular file"
+    } else if file_type.is_fifo() {
+        "named pipe"
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
+}
+
+/// Makes way for a new socket at `path`: only a socket that refuses
+/// connections (nobody listens on it) is removed.
+async fn clear_stale(path: &Path) -> Result<(), TransportError> {
+    let inspect_err = |source| TransportError::Inspect {
+        path: path.to_owned(),
+        source,
+    };
+    let before = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(inspect_err(err)),
+    };
+    if !before.file_type().is_socket() {
+        return Err(TransportError::NotASocket {
+            path: path.to_owned(),
+            kind: kind_of(before.file_type()),
+        });
+    }
+    match UnixStream::connect(path).await {
+        Ok(_) => Err(TransportError::InUse {
+            path: path.to_owned(),
+        }),
+        // A full backlog: somebody is listening.
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => Err(TransportError::InUse {
+            path: path.to_owned(),
+        }),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
+            // Remove it only if it is still the socket we probed: another
+            // process may have replaced it in the meantime.
+            let stale = BoundSocket {
+                path: path.to_owned(),
+                dev: before.dev(),
+                ino: before.ino(),
+            };
+            if remove_if_ours(&stale)? {
+                tracing::debug!(path = %path.display(), "removed a stale unix socket");
+                Ok(())
+            } else {
+                Err(TransportError::InUse {
+                    path: path.to_owned(),
+                })
+            }
+        }
+        Err(err) => Err(inspect_err(err)),
+    }
+}
+
+/// Removes the socket if the path still holds it (same device and inode);
+/// `Ok(false)` when something else, or nothing, is there now.
+fn remove_if_ours(socket: &BoundSocket) -> Result<bool, TransportError> {
+    let remove_err = |source| TransportError::Remove {
+        path: socket.path.clone(),
+        source,
+    };
+    match fs::symlink_metadata(&socket.path) {
+        Ok(meta)
+            if meta.file_type().is_socket()
+                && meta.dev() == socket.dev
+                && meta.ino() == socket.ino =>
+        {
+            match fs::remove_file(&socket.path) {
+                Ok(()) => Ok(true),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(err) => Err(remove_err(err)),
+            }
+        }
+        Ok(_) => Ok(false),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(remove_err(err)),
+    }
+}
