@@ -223,8 +223,11 @@ impl Transport for UnixTransport {
         let previous =
             std::mem::replace(&mut *self.state.lock().expect("state lock"), State::Closed);
         if let State::Listening(accept, bound) = previous {
+            // Compare and remove while our listener still holds the inode,
+            // so its number cannot have been reused by a newer file.
+            let removed = remove_if_ours(&bound);
             accept.stop().await;
-            remove_if_ours(&bound)?;
+            removed?;
         }
         Ok(())
     }
