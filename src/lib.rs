@@ -45,6 +45,8 @@
 #![warn(missing_docs)]
 
 mod handshake;
+mod server;
+mod tls;
 mod transport;
 
 pub mod proto;
@@ -54,6 +56,8 @@ pub use handshake::{
     Negotiated, Protocol, TERRAFORM_PROTOCOL_VERSIONS, negotiate_version,
     negotiate_version_from_env,
 };
+pub use server::{MAX_MESSAGE_SIZE, Network, ServeConfig, ServeError};
+pub use tls::{Identity, TlsError};
 pub use transport::{
     Connection, ConnectionInfo, DEFAULT_CONNECT_TIMEOUT, Endpoint, EndpointError, Host, Incoming,
     PortRange, SUN_PATH_MAX, SocketGroup, TcpTransport, Transport, TransportError, UnixTransport,

@@ -24,6 +24,8 @@ pub struct Connection(Inner);
 enum Inner {
     Tcp(TcpStream),
     Unix(UnixStream),
+    ServerTls(Box<tokio_rustls::server::TlsStream<Connection>>),
+    ClientTls(Box<tokio_rustls::client::TlsStream<Connection>>),
 }
 
 /// What a tonic service can learn about the peer of a [`Connection`], from
@@ -41,7 +43,26 @@ impl Connection {
         match &self.0 {
             Inner::Tcp(stream) => stream.peer_addr().ok(),
             Inner::Unix(_) => None,
+            Inner::ServerTls(tls) => tls.get_ref().0.peer_addr(),
+            Inner::ClientTls(tls) => tls.get_ref().0.peer_addr(),
         }
+    }
+
+    /// Whether TLS protects this connection.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.0, Inner::ServerTls(_) | Inner::ClientTls(_))
+    }
+}
+
+impl From<tokio_rustls::server::TlsStream<Connection>> for Connection {
+    fn from(stream: tokio_rustls::server::TlsStream<Connection>) -> Self {
+        Connection(Inner::ServerTls(Box::new(stream)))
+    }
+}
+
+impl From<tokio_rustls::client::TlsStream<Connection>> for Connection {
+    fn from(stream: tokio_rustls::client::TlsStream<Connection>) -> Self {
+        Connection(Inner::ClientTls(Box::new(stream)))
     }
 }
 
@@ -78,6 +99,14 @@ macro_rules! delegate {
                 let $s = Pin::new($s);
                 $call
             }
+            Inner::ServerTls($s) => {
+                let $s = Pin::new(&mut **$s);
+                $call
+            }
+            Inner::ClientTls($s) => {
+                let $s = Pin::new(&mut **$s);
+                $call
+            }
         }
     };
 }
@@ -110,7 +139,12 @@ impl AsyncWrite for Connection {
     }
 
     fn is_write_vectored(&self) -> bool {
-        true
+        match &self.0 {
+            Inner::Tcp(s) => s.is_write_vectored(),
+            Inner::Unix(s) => s.is_write_vectored(),
+            Inner::ServerTls(s) => s.is_write_vectored(),
+            Inner::ClientTls(s) => s.is_write_vectored(),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -130,6 +164,44 @@ impl AsyncWrite for Connection {
 #[derive(Debug)]
 pub struct Incoming {
     rx: mpsc::Receiver<Connection>,
+}
+
+impl Incoming {
+    /// Wraps every accepted connection in TLS, handshaking concurrently so
+    /// that one slow or hostile peer does not hold up the others. Peers that
+    /// fail the handshake (another certificate, none, plaintext) are logged
+    /// and dropped.
+    pub(crate) fn with_tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Incoming {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
+        tokio::spawn(async move {
+            loop {
+                let conn = tokio::select! {
+                    _ = tx.closed() => break,
+                    conn = self.rx.recv() => match conn {
+                        Some(conn) => conn,
+                        None => break,
+                    },
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let peer = conn.peer_addr();
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(conn)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send(Connection::from(tls)).await;
+                        }
+                        Ok(Err(err)) => {
+                            tracing::warn!(error = %err, ?peer, "refused a TLS connection");
+                        }
+                        Err(_) => {
+                            tracing::warn!(?peer, "TLS handshake timed out; connection dropped");
+                        }
+                    }
+                });
+            }
+        });
+        Incoming { rx }
+    }
 }
 
 impl Stream for Incoming {
@@ -164,6 +236,10 @@ impl Accept for UnixListener {
 /// server that stops taking connections pushes back on the listen backlog
 /// rather than on memory.
 const INCOMING_QUEUE: usize = 8;
+
+/// How long a peer may take to complete the TLS handshake. Loopback
+/// handshakes take milliseconds; this only bounds peers that stall.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Pause after an accept error such as `EMFILE`, so that a full file table
 /// does not turn the loop into a busy spin, while still recovering quickly

@@ -1,0 +1,50 @@
+//! go-plugin's KV example as a Rust plugin: app protocol version 1, cookie
+//! `BASIC_PLUGIN=hello`, `proto.KV` served from memory. Any go-plugin host
+//! launches it unchanged (go-plugin's Go host, pyvider-rpcplugin's host,
+//! rpcplugin's `Client`).
+//!
+//! ```text
+//! kv_plugin [--transport unix|tcp]
+//! ```
+
+#[path = "common/memory_kv.rs"]
+mod memory_kv;
+
+use clap::{Parser, ValueEnum};
+use rpcplugin::proto::kv::kv_server::KvServer;
+use rpcplugin::{HandshakeConfig, MAX_MESSAGE_SIZE, Network, ServeConfig};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Transport {
+    Unix,
+    Tcp,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "go-plugin's KV example plugin, in Rust")]
+struct Args {
+    /// The socket to listen on.
+    #[arg(long, value_enum, default_value = "unix")]
+    transport: Transport,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let network = match args.transport {
+        Transport::Unix => Network::Unix,
+        Transport::Tcp => Network::Tcp,
+    };
+    let kv = KvServer::new(memory_kv::MemoryKv::default())
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let served = ServeConfig::new(HandshakeConfig::basic_example())
+        .service(kv)
+        .network(network)
+        .serve()
+        .await;
+    if let Err(err) = served {
+        eprintln!("kv_plugin: {err}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,43 @@
+//! The error family of the plugin side.
+
+use std::io;
+
+use crate::{HandshakeError, TlsError, TransportError};
+
+/// Why [`ServeConfig::serve`](super::ServeConfig::serve) stopped with an
+/// error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The cookie did not match, or the handshake line cannot be printed.
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
+    /// The listener could not be set up or cleaned up.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// AutoMTLS could not be set up (for example `PLUGIN_CLIENT_CERT` is not
+    /// a PEM certificate).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// No services were configured.
+    #[error("no services to serve: add at least one with ServeConfig::service or ::version")]
+    NoServices,
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {source}")]
+    Signals {
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Writing the handshake line to stdout failed.
+    #[error("cannot write the handshake line to stdout: {source}")]
+    Stdout {
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("the gRPC server failed: {source}")]
+    Server {
+        /// tonic's error.
+        source: tonic::transport::Error,
+    },
+}

@@ -1,0 +1,269 @@
+//! The plugin side: [`serve`] a set of tonic services the way a go-plugin
+//! plugin does, so that any go-plugin host can launch the binary.
+
+mod controller;
+mod error;
+mod shutdown;
+mod signals;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::handshake::{HandshakeConfig, HandshakeLine, negotiate_version_from_env};
+use crate::proto::plugin::grpc_controller_server::GrpcControllerServer;
+use crate::tls::{self, Identity};
+use crate::transport::{Incoming, TcpTransport, Transport, UnixTransport};
+
+pub use error::ServeError;
+use shutdown::Shutdown;
+
+/// The largest gRPC message either side may send: go-plugin hosts dial
+/// with send and receive limits of 2^31 − 1 bytes. tonic decodes at most 4
+/// MiB by default, so set this on your generated servers:
+/// `KvServer::new(kv).max_decoding_message_size(MAX_MESSAGE_SIZE)`.
+pub const MAX_MESSAGE_SIZE: usize = i32::MAX as usize;
+
+/// HTTP/2 flow-control windows of the plugin's server. Large enough that a
+/// multi-megabyte message (a Terraform provider schema) flows without
+/// waiting for WINDOW_UPDATE frames; small enough that one stalled stream
+/// cannot pin much memory.
+const STREAM_WINDOW: u32 = 4 << 20;
+const CONNECTION_WINDOW: u32 = 8 << 20;
+
+/// How long in-flight calls may take to finish once shutdown begins. A
+/// go-plugin host SIGKILLs the plugin 2 s after `Shutdown`; we must be gone,
+/// with our socket removed, well before that.
+const DRAIN_LIMIT: Duration = Duration::from_millis(1000);
+
+/// Environment variable with the host's AutoMTLS certificate (PEM).
+const ENV_CLIENT_CERT: &str = "PLUGIN_CLIENT_CERT";
+
+/// The service names a go-plugin host checks with `grpc.health.v1`.
+const HEALTH_SERVICES: [&str; 2] = ["plugin", ""];
+
+/// Which socket the plugin listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Network {
+    /// A unix socket in `PLUGIN_UNIX_SOCKET_DIR` or the temp dir (go-plugin's
+    /// default on unix).
+    #[default]
+    Unix,
+    /// 127.0.0.1, on the first free port of `PLUGIN_MIN_PORT..=PLUGIN_MAX_PORT`.
+    Tcp,
+}
+
+/// How a plugin serves: its handshake, its services per app protocol
+/// version, and its socket.
+///
+/// ```no_run
+/// use rpcplugin::proto::kv::kv_server::{Kv, KvServer};
+/// use rpcplugin::{HandshakeConfig, MAX_MESSAGE_SIZE, ServeConfig};
+/// # struct MyKv;
+/// # #[tonic::async_trait] impl Kv for MyKv {
+/// #   async fn get(&self, _: tonic::Request<rpcplugin::proto::kv::GetRequest>) -> Result<tonic::Response<rpcplugin::proto::kv::GetResponse>, tonic::Status> { todo!() }
+/// #   async fn put(&self, _: tonic::Request<rpcplugin::proto::kv::PutRequest>) -> Result<tonic::Response<rpcplugin::proto::kv::Empty>, tonic::Status> { todo!() }
+/// # }
+///
+/// # #[tokio::main] async fn main() -> Result<(), rpcplugin::ServeError> {
+/// let kv = KvServer::new(MyKv).max_decoding_message_size(MAX_MESSAGE_SIZE);
+/// ServeConfig::new(HandshakeConfig::basic_example()).service(kv).serve().await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ServeConfig {
+    handshake: HandshakeConfig,
+    versions: BTreeMap<u32, Routes>,
+    network: Network,
+    exit_on_cookie_mismatch: bool,
+}
+
+impl ServeConfig {
+    /// A plugin with this handshake and no services yet.
+    pub fn new(handshake: HandshakeConfig) -> Self {
+        ServeConfig {
+            handshake,
+            versions: BTreeMap::new(),
+            network: Network::default(),
+            exit_on_cookie_mismatch: true,
+        }
+    }
+
+    /// Adds a service to the handshake's own protocol version.
+    pub fn service<S>(mut self, service: S) -> Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let version = self.handshake.protocol_version;
+        let routes = self.versions.remove(&version).unwrap_or_default();
+        self.versions.insert(version, routes.add_service(service));
+        self
+    }
+
+    /// The services of one app protocol version (go-plugin's
+    /// `VersionedPlugins`): the version negotiated with the host is served.
+    pub fn version(mut self, version: u32, routes: Routes) -> Self {
+        self.versions.insert(version, routes);
+        self
+    }
+
+    /// Listens on a unix socket (the default) or TCP.
+    pub fn network(mut self, network: Network) -> Self {
+        self.network = network;
+        self
+    }
+
+    /// With `false`, a wrong or missing cookie makes [`serve`](Self::serve)
+    /// return [`ServeError::Handshake`] instead of printing go-plugin's text
+    /// and exiting with status 1. For embedders and tests.
+    pub fn exit_on_cookie_mismatch(mut self, exit: bool) -> Self {
+        self.exit_on_cookie_mismatch = exit;
+        self
+    }
+
+    /// Serves until the host calls `GRPCController.Shutdown` or sends
+    /// SIGTERM, as go-plugin's `plugin.Serve` does: checks the cookie,
+    /// negotiates the version, listens, prints the handshake line on stdout,
+    /// then serves the negotiated services beside health (`"plugin"`) and
+    /// `plugin.GRPCController`. AutoMTLS is on when the host sets
+    /// `PLUGIN_CLIENT_CERT`. On return the socket is removed.
+    ///
+    /// Nothing is written to stdout before the handshake line.
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError`] naming what failed: the cookie (only with
+    /// [`exit_on_cookie_mismatch(false)`](Self::exit_on_cookie_mismatch)),
+    /// no services, the host's certificate, the socket (unknown group,
+    /// unwritable directory, path too long), stdout, or the server.
+    pub async fn serve(mut self) -> Result<(), ServeError> {
+        if let Err(err) = self.handshake.check_cookie() {
+            if self.exit_on_cookie_mismatch {
+                eprint!("{}", crate::COOKIE_MISMATCH_TEXT);
+                std::process::exit(1);
+            }
+            return Err(err.into());
+        }
+        let ours: Vec<u32> = self.versions.keys().copied().collect();
+        if ours.is_empty() {
+            return Err(ServeError::NoServices);
+        }
+        let version = negotiate_version_from_env(&ours).version;
+        let routes = self
+            .versions
+            .remove(&version)
+            .expect("a negotiated version is ours");
+        let tls = match std::env::var(ENV_CLIENT_CERT) {
+            Ok(pem) if !pem.is_empty() => {
+                let host_cert = tls::parse_pem_cert(ENV_CLIENT_CERT, &pem)?;
+                let identity = Identity::generate()?;
+                let config = tls::server_config(&identity, host_cert)?;
+                Some((identity, config))
+            }
+            _ => None,
+        };
+        let plugin = Plugin {
+            version,
+            routes,
+            tls,
+        };
+        match self.network {
+            Network::Unix => plugin.run(UnixTransport::from_env()?).await,
+            Network::Tcp => plugin.run(TcpTransport::from_env()?).await,
+        }
+    }
+}
+
+/// What `serve` has settled before it listens.
+struct Plugin {
+    version: u32,
+    routes: Routes,
+    tls: Option<(Identity, std::sync::Arc<rustls::ServerConfig>)>,
+}
+
+impl Plugin {
+    async fn run(self, transport: impl Transport) -> Result<(), ServeError> {
+        let shutdown = Shutdown::new();
+        signals::install(&shutdown, false).map_err(|source| ServeError::Signals { source })?;
+
+        let (endpoint, incoming) = transport.listen().await?;
+        let mut line = HandshakeLine::new(self.version, endpoint.clone())?;
+        let incoming: Incoming = match self.tls {
+            Some((identity, config)) => {
+                line = line.with_server_cert(identity.cert_der().to_vec());
+                incoming.with_tls(config)
+            }
+            None => incoming,
+        };
+        let line = line.with_multiplex_if_requested(false);
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in HEALTH_SERVICES {
+            health
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+        let controller = GrpcControllerServer::new(controller::Controller {
+            shutdown: shutdown.clone(),
+        });
+        let server = Server::builder()
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .add_routes(self.routes)
+            .add_service(health_service)
+            .add_service(controller);
+
+        print_line(&line)?;
+        tracing::debug!(network = endpoint.network(), address = %endpoint.address(), "plugin address");
+
+        let stopping = async {
+            shutdown.wait().await;
+            for name in HEALTH_SERVICES {
+                health
+                    .set_service_status(name, ServingStatus::NotServing)
+                    .await;
+            }
+            // Stop accepting and remove the socket at once; in-flight calls
+            // on accepted connections still finish.
+            if let Err(err) = transport.close().await {
+                tracing::warn!(error = %err, "closing the listener failed");
+            }
+        };
+        let served = server.serve_with_incoming_shutdown(incoming, stopping);
+        let drain_limit = async {
+            shutdown.wait().await;
+            tokio::time::sleep(DRAIN_LIMIT).await;
+        };
+        let result = tokio::select! {
+            result = served => result.map_err(|source| ServeError::Server { source }),
+            () = drain_limit => {
+                tracing::warn!("calls still running {DRAIN_LIMIT:?} after shutdown began; stopping anyway");
+                Ok(())
+            }
+        };
+        transport.close().await?;
+        result
+    }
+}
+
+/// Prints the handshake line and flushes, so the host reads it at once.
+fn print_line(line: &HandshakeLine) -> Result<(), ServeError> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(|source| ServeError::Stdout { source })
+}

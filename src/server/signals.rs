@@ -1,0 +1,35 @@
+//! Signals a plugin handles: SIGINT is ignored (the terminal sends it to the
+//! whole process group; the host decides when the plugin ends), SIGTERM
+//! starts the same graceful stop as GRPCController.Shutdown.
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::shutdown::Shutdown;
+
+/// Installs the handlers. In debug mode a person runs the plugin in a
+/// terminal, so SIGINT stops it too.
+pub(crate) fn install(shutdown: &Shutdown, debug: bool) -> std::io::Result<()> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Some(()) = interrupt.recv() => {
+                    if debug {
+                        tracing::info!("SIGINT: stopping");
+                        shutdown.trigger();
+                    } else {
+                        tracing::debug!("SIGINT ignored: the host decides when the plugin stops");
+                    }
+                }
+                Some(()) = terminate.recv() => {
+                    tracing::info!("SIGTERM: stopping gracefully");
+                    shutdown.trigger();
+                }
+                else => break,
+            }
+        }
+    });
+    Ok(())
+}

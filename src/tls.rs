@@ -1,0 +1,386 @@
+//! AutoMTLS: a fresh certificate per launch on each side, and verifiers
+//! pinned to the exact certificate the peer announced.
+//!
+//! go-plugin's certificates are P-521 `CA:TRUE` leaves, which rustls'
+//! webpki verifiers reject (`CaUsedAsEndEntity`) and which rustls' `ring`
+//! provider cannot verify at all. So verification here pins the exact DER
+//! exchanged at start-up and still checks the handshake signature with the
+//! aws-lc-rs provider, which supports P-521. Our own certificates use P-256,
+//! which every peer can use (grpcio, under pyvider-rpcplugin, cannot sign or
+//! verify with P-521).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, ServerConfig,
+    SignatureScheme,
+};
+
+/// How far back a new certificate's validity starts, as go-plugin does, so
+/// that a peer whose clock is slightly behind still accepts it.
+const BACKDATE: Duration = Duration::from_secs(30);
+
+/// How long a certificate is valid: go-plugin's 262980 hours (30 years).
+/// Certificates live as long as one plugin process; expiry is not a concern.
+const VALIDITY: Duration = Duration::from_secs(262_980 * 3600);
+
+/// ALPN protocol for gRPC; grpc-go 1.67+ refuses a TLS peer without it.
+const ALPN_H2: &[u8] = b"h2";
+
+/// A failure to create or use AutoMTLS material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// Generating a key pair or certificate failed.
+    #[error("cannot generate the AutoMTLS certificate: {source}")]
+    Generate {
+        /// rcgen's error.
+        source: rcgen::Error,
+    },
+    /// The peer's certificate (`PLUGIN_CLIENT_CERT`, or the handshake line's
+    /// field) is not one PEM or DER X.509 certificate.
+    #[error("{what} is not a usable certificate: {reason}")]
+    BadCertificate {
+        /// Where it came from.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// rustls refused the configuration.
+    #[error("cannot configure TLS: {source}")]
+    Config {
+        /// rustls' error.
+        source: rustls::Error,
+    },
+}
+
+/// A certificate and private key generated for one launch.
+///
+/// ECDSA P-256, `CN=localhost`, SAN `DNS:localhost`, `CA:TRUE`, extended
+/// key usage client and server authentication, valid from 30 s ago for 30
+/// years: go-plugin's shape on a curve that every peer can use.
+#[derive(Clone)]
+pub struct Identity {
+    cert: CertificateDer<'static>,
+    key: Arc<PrivatePkcs8KeyDer<'static>>,
+    pem: String,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("cert_der_len", &self.cert.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// Generates a fresh key pair and self-signed certificate.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::Generate`] if the crypto library fails.
+    pub fn generate() -> Result<Self, TlsError> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        let err = |source| TlsError::Generate { source };
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).map_err(err)?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "rpcplugin");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+            KeyUsagePurpose::KeyAgreement,
+            KeyUsagePurpose::KeyCertSign,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ClientAuth,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        ];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - BACKDATE;
+        params.not_after = now + VALIDITY;
+        let cert = params.self_signed(&key).map_err(err)?;
+        Ok(Identity {
+            pem: cert.pem(),
+            cert: cert.der().clone(),
+            key: Arc::new(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        })
+    }
+
+    /// The certificate, DER-encoded (what goes in the handshake line).
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert
+    }
+
+    /// The certificate, PEM-encoded (what goes in `PLUGIN_CLIENT_CERT`).
+    pub fn cert_pem(&self) -> &str {
+        &self.pem
+    }
+
+    fn chain_and_key(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        (
+            vec![self.cert.clone()],
+            PrivateKeyDer::Pkcs8(self.key.clone_key()),
+        )
+    }
+}
+
+/// Parses exactly one PEM certificate, as found in `PLUGIN_CLIENT_CERT`.
+///
+/// # Errors
+///
+/// [`TlsError::BadCertificate`] when the text holds no certificate, more
+/// than one, or one that is not valid X.509 DER.
+pub(crate) fn parse_pem_cert(
+    what: &'static str,
+    pem: &str,
+) -> Result<CertificateDer<'static>, TlsError> {
+    let bad = |reason: String| TlsError::BadCertificate { what, reason };
+    let mut certs = CertificateDer::pem_slice_iter(pem.as_bytes());
+    let cert = match certs.next() {
+        Some(Ok(cert)) => cert,
+        Some(Err(err)) => return Err(bad(format!("bad PEM: {err}"))),
+        None => return Err(bad("no PEM CERTIFICATE block found".into())),
+    };
+    if certs.next().is_some() {
+        return Err(bad("more than one certificate; expected exactly one".into()));
+    }
+    check_der(what, &cert)?;
+    Ok(cert)
+}
+
+/// Checks that `der` is one X.509 certificate and nothing else.
+pub(crate) fn check_der(what: &'static str, der: &[u8]) -> Result<(), TlsError> {
+    match x509_parser::parse_x509_certificate(der) {
+        Ok(([], _)) => Ok(()),
+        Ok((rest, _)) => Err(TlsError::BadCertificate {
+            what,
+            reason: format!("{} bytes follow the certificate", rest.len()),
+        }),
+        Err(err) => Err(TlsError::BadCertificate {
+            what,
+            reason: format!("not a DER X.509 certificate: {err}"),
+        }),
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The plugin's TLS configuration: our identity, a client certificate
+/// required and pinned to `client_cert`, ALPN `h2`.
+pub(crate) fn server_config(
+    identity: &Identity,
+    client_cert: CertificateDer<'static>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = provider();
+    let verifier = Arc::new(PinnedClientVerifier(Pinned::new(client_cert, &provider)));
+    let (chain, key) = identity.chain_and_key();
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| {
+            b.with_client_cert_verifier(verifier)
+                .with_single_cert(chain, key)
+        })
+        .map_err(|source| TlsError::Config { source })?;
+    config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Ok(Arc::new(config))
+}
+
+// The host side (next: `Client`) dials with this; until then only the
+// tests use it.
+#[cfg_attr(not(test), allow(dead_code))]
+/// The host's TLS configuration: our identity as client certificate, the
+/// server pinned to `server_cert`, ALPN `h2`. Connect with server name
+/// `localhost`.
+pub(crate) fn client_config(
+    identity: &Identity,
+    server_cert: CertificateDer<'static>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = provider();
+    let verifier = Arc::new(PinnedServerVerifier(Pinned::new(server_cert, &provider)));
+    let (chain, key) = identity.chain_and_key();
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|source| TlsError::Config { source })?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(chain, key)
+        .map_err(|source| TlsError::Config { source })?;
+    config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The one certificate a peer may present, and the algorithms that check
+/// its handshake signature.
+#[derive(Debug)]
+struct Pinned {
+    cert: CertificateDer<'static>,
+    algorithms: WebPkiSupportedAlgorithms,
+    /// Validity window, read once from the pinned certificate.
+    not_before: i64,
+    not_after: i64,
+}
+
+impl Pinned {
+    fn new(cert: CertificateDer<'static>, provider: &CryptoProvider) -> Self {
+        let (not_before, not_after) = match x509_parser::parse_x509_certificate(&cert) {
+            Ok((_, parsed)) => (
+                parsed.validity().not_before.timestamp(),
+                parsed.validity().not_after.timestamp(),
+            ),
+            // Unparsable: an empty window refuses it at handshake time.
+            Err(_) => (i64::MAX, i64::MIN),
+        };
+        Pinned {
+            cert,
+            algorithms: provider.signature_verification_algorithms,
+            not_before,
+            not_after,
+        }
+    }
+
+    /// The presented certificate must be exactly the pinned one, within its
+    /// validity period. Intermediates are ignored: there is no chain.
+    fn check(&self, presented: &CertificateDer<'_>, now: UnixTime) -> Result<(), rustls::Error> {
+        if presented.as_ref() != self.cert.as_ref() {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ));
+        }
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        if now < self.not_before {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidYet,
+            ));
+        }
+        if now > self.not_after {
+            return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+        }
+        Ok(())
+    }
+
+    fn verify12(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[derive(Debug)]
+struct PinnedClientVerifier(Pinned);
+
+impl ClientCertVerifier for PinnedClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.0.check(end_entity, now)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify12(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.schemes()
+    }
+}
+
+#[derive(Debug)]
+#[cfg_attr(not(test), allow(dead_code))]
+struct PinnedServerVerifier(Pinned);
+
+impl ServerCertVerifier for PinnedServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.0.check(end_entity, now)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify12(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.schemes()
+    }
+}
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;

@@ -1,0 +1,198 @@
+use super::*;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// A certificate of go-plugin's shape: P-521, `CA:TRUE`, SAN localhost.
+fn go_shaped_identity() -> Identity {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    Identity {
+        pem: cert.pem(),
+        cert: cert.der().clone(),
+        key: Arc::new(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    }
+}
+
+/// Runs one TLS handshake over an in-memory pipe and a round trip of data.
+async fn handshake(
+    server: Arc<ServerConfig>,
+    client: Arc<ClientConfig>,
+) -> Result<Option<Vec<u8>>, std::io::Error> {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let server_side = tokio::spawn(async move {
+        let mut tls = TlsAcceptor::from(server).accept(a).await?;
+        let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+        let mut buf = [0u8; 5];
+        tls.read_exact(&mut buf).await?;
+        tls.write_all(&buf).await?;
+        tls.flush().await?;
+        Ok::<_, std::io::Error>(alpn)
+    });
+    let name = ServerName::try_from("localhost").unwrap();
+    let client_result = async {
+        let mut tls = TlsConnector::from(client).connect(name, b).await?;
+        tls.write_all(b"hello").await?;
+        let mut buf = [0u8; 5];
+        tls.read_exact(&mut buf).await?;
+        assert_eq!(&buf, b"hello");
+        Ok::<_, std::io::Error>(())
+    }
+    .await;
+    let server_result = server_side.await.unwrap();
+    client_result?;
+    server_result
+}
+
+#[test]
+fn generated_identity_has_go_plugins_shape_on_p256() {
+    let identity = Identity::generate().unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(identity.cert_der()).unwrap();
+    let spki = cert.public_key();
+    assert_eq!(
+        spki.algorithm
+            .parameters
+            .as_ref()
+            .unwrap()
+            .as_oid()
+            .unwrap()
+            .to_id_string(),
+        "1.2.840.10045.3.1.7",
+        "P-256"
+    );
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    assert_eq!(
+        format!("{:?}", san.value.general_names),
+        "[DNSName(\"localhost\")]"
+    );
+    assert!(cert.is_ca());
+    let eku = cert.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.client_auth && eku.server_auth);
+    let validity = cert.validity();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(validity.not_before.timestamp() <= now - 29);
+    assert!(validity.not_after.timestamp() > now + 29 * 365 * 24 * 3600);
+    assert!(
+        identity
+            .cert_pem()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    assert_eq!(
+        parse_pem_cert("test", identity.cert_pem())
+            .unwrap()
+            .as_ref(),
+        identity.cert_der()
+    );
+}
+
+#[tokio::test]
+async fn pinned_mutual_tls_between_our_identities() {
+    let plugin = Identity::generate().unwrap();
+    let host = Identity::generate().unwrap();
+    let server = server_config(&plugin, host.cert.clone()).unwrap();
+    let client = client_config(&host, plugin.cert.clone()).unwrap();
+    let alpn = handshake(server, client).await.unwrap();
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+}
+
+#[tokio::test]
+async fn go_shaped_p521_ca_certificates_are_accepted_on_both_sides() {
+    let go_host = go_shaped_identity();
+    let ours = Identity::generate().unwrap();
+    // A Go host (P-521 client certificate) talking to our plugin.
+    let server = server_config(&ours, go_host.cert.clone()).unwrap();
+    let client = client_config(&go_host, ours.cert.clone()).unwrap();
+    handshake(server, client).await.unwrap();
+    // Our host talking to a Go plugin (P-521 server certificate).
+    let go_plugin = go_shaped_identity();
+    let server = server_config(&go_plugin, ours.cert.clone()).unwrap();
+    let client = client_config(&ours, go_plugin.cert.clone()).unwrap();
+    handshake(server, client).await.unwrap();
+}
+
+#[tokio::test]
+async fn another_client_certificate_is_refused() {
+    let plugin = Identity::generate().unwrap();
+    let host = Identity::generate().unwrap();
+    let intruder = Identity::generate().unwrap();
+    let server = server_config(&plugin, host.cert.clone()).unwrap();
+    let client = client_config(&intruder, plugin.cert.clone()).unwrap();
+    assert!(handshake(server, client).await.is_err());
+}
+
+#[tokio::test]
+async fn a_client_without_certificate_is_refused() {
+    let plugin = Identity::generate().unwrap();
+    let host = Identity::generate().unwrap();
+    let server = server_config(&plugin, host.cert.clone()).unwrap();
+    let verifier = Arc::new(PinnedServerVerifier(Pinned::new(
+        plugin.cert.clone(),
+        &provider(),
+    )));
+    let mut anonymous = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    anonymous.alpn_protocols = vec![b"h2".to_vec()];
+    assert!(handshake(server, Arc::new(anonymous)).await.is_err());
+}
+
+#[tokio::test]
+async fn a_server_with_another_certificate_is_refused() {
+    let plugin = Identity::generate().unwrap();
+    let impostor = Identity::generate().unwrap();
+    let host = Identity::generate().unwrap();
+    let server = server_config(&impostor, host.cert.clone()).unwrap();
+    let client = client_config(&host, plugin.cert.clone()).unwrap();
+    let err = handshake(server, client).await.unwrap_err();
+    assert!(
+        err.to_string().contains("ApplicationVerificationFailure"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pinned_certificate_outside_its_validity_is_refused() {
+    let identity = Identity::generate().unwrap();
+    let pinned = Pinned::new(identity.cert.clone(), &provider());
+    let now = UnixTime::now();
+    assert!(pinned.check(&identity.cert, now).is_ok());
+    let before = UnixTime::since_unix_epoch(Duration::from_secs(1_000_000));
+    assert!(matches!(
+        pinned.check(&identity.cert, before),
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet
+        ))
+    ));
+    let after = UnixTime::since_unix_epoch(Duration::from_secs(i64::MAX as u64 / 2));
+    assert!(matches!(
+        pinned.check(&identity.cert, after),
+        Err(rustls::Error::InvalidCertificate(CertificateError::Expired))
+    ));
+}
+
+#[test]
+fn bad_pem_is_named() {
+    let two = format!("{0}{0}", Identity::generate().unwrap().cert_pem());
+    for (pem, needle) in [
+        ("", "no PEM CERTIFICATE block"),
+        ("not a certificate", "no PEM CERTIFICATE block"),
+        (two.as_str(), "more than one"),
+        (
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            "not a DER X.509",
+        ),
+    ] {
+        let err = parse_pem_cert("PLUGIN_CLIENT_CERT", pem).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("PLUGIN_CLIENT_CERT") && text.contains(needle),
+            "{pem:?}: {text}"
+        );
+    }
+}
