@@ -31,6 +31,10 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    // hclog JSON lines on stderr, which a go-plugin host re-logs.
+    if let Err(err) = rpcplugin::init_logging("kv_plugin") {
+        eprintln!("kv_plugin: {err}");
+    }
     let network = match args.transport {
         Transport::Unix => Network::Unix,
         Transport::Tcp => Network::Tcp,

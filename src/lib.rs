@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 mod handshake;
+mod log;
 mod server;
 mod tls;
 mod transport;
@@ -56,6 +57,7 @@ pub use handshake::{
     Negotiated, Protocol, TERRAFORM_PROTOCOL_VERSIONS, negotiate_version,
     negotiate_version_from_env,
 };
+pub use log::{HclogLayer, LOG_ENV, LogError, init_logging};
 pub use server::{MAX_MESSAGE_SIZE, Network, ServeConfig, ServeError};
 pub use tls::{Identity, TlsError};
 pub use transport::{

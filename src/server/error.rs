@@ -34,6 +34,12 @@ pub enum ServeError {
         /// The operating system's error.
         source: io::Error,
     },
+    /// Redirecting fds 1 and 2 to the `GRPCStdio` pipes failed.
+    #[error("cannot capture stdout and stderr: {source}")]
+    Stdio {
+        /// The operating system's error.
+        source: io::Error,
+    },
     /// The gRPC server failed.
     #[error("the gRPC server failed: {source}")]
     Server {

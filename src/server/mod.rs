@@ -5,6 +5,7 @@ mod controller;
 mod error;
 mod shutdown;
 mod signals;
+mod stdio;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,6 +22,7 @@ use crate::transport::{Incoming, TcpTransport, Transport, UnixTransport};
 
 pub use error::ServeError;
 use shutdown::Shutdown;
+use stdio::Stdio;
 
 /// The largest gRPC message either side may send: go-plugin hosts dial
 /// with send and receive limits of 2^31 − 1 bytes. tonic decodes at most 4
@@ -81,6 +83,7 @@ pub struct ServeConfig {
     versions: BTreeMap<u32, Routes>,
     network: Network,
     exit_on_cookie_mismatch: bool,
+    capture_stdio: bool,
 }
 
 impl ServeConfig {
@@ -91,6 +94,7 @@ impl ServeConfig {
             versions: BTreeMap::new(),
             network: Network::default(),
             exit_on_cookie_mismatch: true,
+            capture_stdio: true,
         }
     }
 
@@ -124,6 +128,14 @@ impl ServeConfig {
     /// Listens on a unix socket (the default) or TCP.
     pub fn network(mut self, network: Network) -> Self {
         self.network = network;
+        self
+    }
+
+    /// With `false`, fds 1 and 2 are left alone after the handshake line
+    /// and `GRPCStdio` streams nothing. By default they are captured and
+    /// streamed to the host, as go-plugin does.
+    pub fn capture_stdio(mut self, capture: bool) -> Self {
+        self.capture_stdio = capture;
         self
     }
 
@@ -180,6 +192,7 @@ impl ServeConfig {
             version,
             routes,
             tls,
+            capture_stdio: self.capture_stdio,
         };
         match self.network {
             Network::Unix => plugin.run(UnixTransport::from_env()?).await,
@@ -193,6 +206,7 @@ struct Plugin {
     version: u32,
     routes: Routes,
     tls: Option<(Identity, std::sync::Arc<rustls::ServerConfig>)>,
+    capture_stdio: bool,
 }
 
 impl Plugin {
@@ -220,14 +234,24 @@ impl Plugin {
         let controller = GrpcControllerServer::new(controller::Controller {
             shutdown: shutdown.clone(),
         });
+        let stdio = Stdio::new(shutdown.clone());
         let server = Server::builder()
             .initial_stream_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
             .add_routes(self.routes)
             .add_service(health_service)
-            .add_service(controller);
+            .add_service(controller)
+            .add_service(stdio.service());
 
         print_line(&line)?;
+        let capture = match self.capture_stdio {
+            true => Some(
+                stdio
+                    .redirect()
+                    .map_err(|source| ServeError::Stdio { source })?,
+            ),
+            false => None,
+        };
         tracing::debug!(network = endpoint.network(), address = %endpoint.address(), "plugin address");
 
         let stopping = async {
@@ -255,6 +279,9 @@ impl Plugin {
                 Ok(())
             }
         };
+        if let Some(capture) = capture {
+            capture.restore().await;
+        }
         transport.close().await?;
         result
     }

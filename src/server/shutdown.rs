@@ -19,6 +19,10 @@ impl Shutdown {
         self.0.send_replace(true);
     }
 
+    pub(crate) fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+
     pub(crate) async fn wait(&self) {
         let mut rx = self.0.subscribe();
         // The sender lives in `self`, so this only returns once triggered.

@@ -139,3 +139,107 @@ pub fn run_capture(cmd: &mut Command) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// A plugin process started the way a go-plugin host starts it, with its
+/// handshake line read. A minimal stand-in for the host side in tests of the
+/// plugin side.
+pub struct Launched {
+    pub child: std::process::Child,
+    pub line: rpcplugin::HandshakeLine,
+    pub raw_line: String,
+    /// stdout after the handshake line, drained in the background.
+    pub stdout_rest: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+/// Spawns `program` with the basic example's cookie and `env`, and reads
+/// its first stdout line (within 10 s).
+pub fn launch(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Launched {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env("BASIC_PLUGIN", "hello")
+        .env("PLUGIN_PROTOCOL_VERSIONS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let rest = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rest2 = rest.clone();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            rest2.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let raw_line = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the plugin printed its handshake line within 10 s");
+    let line = rpcplugin::HandshakeLine::parse(&raw_line)
+        .unwrap_or_else(|e| panic!("bad handshake line {raw_line:?}: {e}"));
+    Launched {
+        child,
+        line,
+        raw_line,
+        stdout_rest: rest,
+    }
+}
+
+impl Launched {
+    /// A plaintext tonic channel to the plugin, through our transports.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        let endpoint = self.line.endpoint().clone();
+        tonic::transport::Endpoint::from_static("http://plugin")
+            .connect_with_connector(tower::service_fn(move |_| {
+                let endpoint = endpoint.clone();
+                async move {
+                    let conn =
+                        rpcplugin::connect(&endpoint, std::time::Duration::from_secs(5)).await?;
+                    Ok::<_, rpcplugin::TransportError>(hyper_util::rt::TokioIo::new(conn))
+                }
+            }))
+            .await
+            .unwrap()
+    }
+
+    /// Waits up to `limit` for the process to exit by itself.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// The plugin's stderr, once it has exited.
+    pub fn stderr(&mut self) -> String {
+        use std::io::Read;
+        let mut text = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = err.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

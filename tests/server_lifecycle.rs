@@ -1,0 +1,306 @@
+//! The plugin side as a go-plugin host sees it: `kv_plugin` launched as a
+//! real process, stopped by GRPCController.Shutdown or SIGTERM, refusing
+//! bad input with an error that names it, logging hclog JSON on stderr.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use rpcplugin::proto::kv::kv_client::KvClient;
+use rpcplugin::proto::kv::{GetRequest, PutRequest};
+use rpcplugin::proto::plugin::Empty;
+use rpcplugin::proto::plugin::grpc_controller_client::GrpcControllerClient;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// go-plugin's host waits this long after Shutdown before SIGKILL.
+const GO_PLUGIN_GRACE: Duration = Duration::from_secs(2);
+
+fn kv_plugin() -> std::path::PathBuf {
+    common::example("kv_plugin")
+}
+
+async fn health(channel: tonic::transport::Channel, service: &str) -> i32 {
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
+#[tokio::test]
+async fn shutdown_rpc_exits_zero_and_removes_the_socket() {
+    let mut plugin = common::launch(&kv_plugin(), &[], &[]);
+    let socket = plugin
+        .line
+        .endpoint()
+        .unix_path()
+        .expect("unix by default")
+        .to_owned();
+    assert!(socket.exists());
+    let channel = plugin.channel().await;
+    assert_eq!(
+        health(channel.clone(), "plugin").await,
+        ServingStatus::Serving as i32
+    );
+    assert_eq!(
+        health(channel.clone(), "").await,
+        ServingStatus::Serving as i32
+    );
+    let mut kv = KvClient::new(channel.clone());
+    kv.put(PutRequest {
+        key: "k".into(),
+        value: "v".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        kv.get(GetRequest { key: "k".into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .value,
+        "v"
+    );
+    assert_eq!(
+        kv.get(GetRequest { key: "x".into() })
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::NotFound
+    );
+
+    GrpcControllerClient::new(channel)
+        .shutdown(Empty {})
+        .await
+        .unwrap();
+    let status = plugin
+        .wait_exit(GO_PLUGIN_GRACE)
+        .expect("exited by itself within 2 s");
+    assert!(status.success(), "{status}");
+    assert!(!socket.exists(), "socket removed on shutdown");
+}
+
+#[tokio::test]
+async fn sigterm_is_the_same_graceful_stop() {
+    let mut plugin = common::launch(&kv_plugin(), &[], &[]);
+    let socket = plugin.line.endpoint().unix_path().unwrap().to_owned();
+    kill(Pid::from_raw(plugin.child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = plugin
+        .wait_exit(GO_PLUGIN_GRACE)
+        .expect("exited after SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(
+        !socket.exists(),
+        "socket removed after SIGTERM (go-plugin leaves it behind)"
+    );
+}
+
+#[tokio::test]
+async fn sigint_is_ignored() {
+    let mut plugin = common::launch(&kv_plugin(), &[], &[]);
+    kill(Pid::from_raw(plugin.child.id() as i32), Signal::SIGINT).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        plugin.child.try_wait().unwrap().is_none(),
+        "still running after SIGINT"
+    );
+    let mut kv = KvClient::new(plugin.channel().await);
+    kv.put(PutRequest {
+        key: "k".into(),
+        value: "v".into(),
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn health_turns_not_serving_and_a_watch_stream_does_not_hold_up_exit() {
+    let mut plugin = common::launch(&kv_plugin(), &[], &[]);
+    let channel = plugin.channel().await;
+    let mut watch = HealthClient::new(channel.clone())
+        .watch(HealthCheckRequest {
+            service: "plugin".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status,
+        ServingStatus::Serving as i32
+    );
+    GrpcControllerClient::new(channel)
+        .shutdown(Empty {})
+        .await
+        .unwrap();
+    let next = watch.message().await.unwrap().unwrap();
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    let status = plugin
+        .wait_exit(GO_PLUGIN_GRACE)
+        .expect("exited although a Watch stream was open");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn garbage_protocol_versions_are_reported_and_skipped() {
+    let mut plugin = common::launch(&kv_plugin(), &[], &[("PLUGIN_PROTOCOL_VERSIONS", "x,1, 2")]);
+    assert_eq!(plugin.line.app_version(), 1);
+    GrpcControllerClient::new(plugin.channel().await)
+        .shutdown(Empty {})
+        .await
+        .unwrap();
+    plugin.wait_exit(GO_PLUGIN_GRACE).unwrap();
+    let stderr = plugin.stderr();
+    assert!(
+        stderr.contains("server sent invalid plugin version \"x\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("server sent invalid plugin version \" 2\""),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn tcp_follows_the_port_range() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let first = taken.local_addr().unwrap().port();
+    let range = [
+        ("PLUGIN_MIN_PORT", first.to_string()),
+        ("PLUGIN_MAX_PORT", (first + 20).to_string()),
+    ];
+    let env: Vec<(&str, &str)> = range.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut plugin = common::launch(&kv_plugin(), &["--transport", "tcp"], &env);
+    let (_, port) = plugin.line.endpoint().tcp_parts().expect("tcp");
+    assert!(port > first && port <= first + 20, "{}", plugin.raw_line);
+    GrpcControllerClient::new(plugin.channel().await)
+        .shutdown(Empty {})
+        .await
+        .unwrap();
+    assert!(plugin.wait_exit(GO_PLUGIN_GRACE).unwrap().success());
+}
+
+#[tokio::test]
+async fn hclog_json_lines_on_stderr() {
+    let mut plugin = common::launch(&kv_plugin(), &[], &[("RPCPLUGIN_LOG", "debug")]);
+    GrpcControllerClient::new(plugin.channel().await)
+        .shutdown(Empty {})
+        .await
+        .unwrap();
+    plugin.wait_exit(GO_PLUGIN_GRACE).unwrap();
+    let stderr = plugin.stderr();
+    let entries: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect();
+    let address = entries
+        .iter()
+        .find(|e| e["@message"] == "plugin address")
+        .unwrap_or_else(|| panic!("no 'plugin address' entry in {stderr}"));
+    assert_eq!(address["@level"], "debug");
+    assert_eq!(address["@module"], "kv_plugin");
+    assert_eq!(address["network"], "unix");
+    assert_eq!(address["address"], plugin.line.endpoint().address());
+    let ts = address["@timestamp"].as_str().unwrap();
+    assert_eq!(ts.len(), "2026-11-22T02:29:14.127443Z".len(), "{ts}");
+}
+
+/// Runs kv_plugin to completion with `env`, expecting it to refuse to start.
+fn refused(env: &[(&str, &str)]) -> (String, String) {
+    let mut cmd = Command::new(kv_plugin());
+    cmd.env("BASIC_PLUGIN", "hello");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout {stdout:?}, stderr {stderr:?}"
+    );
+    assert_eq!(stdout, "", "no handshake line, nothing on stdout");
+    (stdout, stderr)
+}
+
+#[test]
+fn missing_or_wrong_cookie_prints_go_plugins_text() {
+    for cookie in [None, Some("nope")] {
+        let mut cmd = Command::new(kv_plugin());
+        cmd.env_remove("BASIC_PLUGIN");
+        if let Some(c) = cookie {
+            cmd.env("BASIC_PLUGIN", c);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(rpcplugin::COOKIE_MISMATCH_TEXT), "{stderr}");
+    }
+}
+
+#[test]
+fn a_client_cert_that_is_not_pem_is_refused() {
+    let (_, stderr) = refused(&[("PLUGIN_CLIENT_CERT", "not a certificate")]);
+    assert!(
+        stderr.contains("PLUGIN_CLIENT_CERT is not a usable certificate"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_socket_group_is_refused() {
+    let (_, stderr) = refused(&[("PLUGIN_UNIX_SOCKET_GROUP", "no-such-group-rpcplugin")]);
+    assert!(
+        stderr.contains("unknown group \"no-such-group-rpcplugin\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_socket_dir_too_long_for_sun_path_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir.path().join("d".repeat(100));
+    let (_, stderr) = refused(&[("PLUGIN_UNIX_SOCKET_DIR", long.to_str().unwrap())]);
+    assert!(stderr.contains(long.to_str().unwrap()), "{stderr}");
+    assert!(
+        stderr.contains(&format!("limit of {} bytes", rpcplugin::SUN_PATH_MAX)),
+        "{stderr}"
+    );
+    assert!(!long.exists());
+}
+
+#[test]
+fn an_unwritable_socket_dir_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let mut cmd = Command::new(kv_plugin());
+    cmd.env("BASIC_PLUGIN", "hello")
+        .env("PLUGIN_UNIX_SOCKET_DIR", &locked);
+    if nix::unistd::geteuid().is_root() {
+        cmd.uid(65534).gid(65534); // root ignores directory permissions
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains(locked.to_str().unwrap()) && stderr.contains("ermission denied"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,148 @@
+//! GRPCStdio: the plugin's own stdout and stderr (fds 1 and 2) reach the
+//! host's StreamStdio stream, and a host that never reads it cannot wedge
+//! the plugin's shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use rpcplugin::proto::kv::PutRequest;
+use rpcplugin::proto::kv::kv_client::KvClient;
+use rpcplugin::proto::plugin::grpc_controller_client::GrpcControllerClient;
+use rpcplugin::proto::plugin::grpc_stdio_client::GrpcStdioClient;
+use rpcplugin::proto::plugin::stdio_data::Channel;
+use rpcplugin::proto::plugin::{Empty, StdioData};
+
+fn stdio_plugin() -> std::path::PathBuf {
+    common::example("stdio_plugin")
+}
+
+async fn put(channel: &tonic::transport::Channel, key: &str, value: &str) {
+    KvClient::new(channel.clone())
+        .put(PutRequest {
+            key: key.into(),
+            value: value.to_owned().into(),
+        })
+        .await
+        .unwrap();
+}
+
+/// Reads the stream until every expected (channel, text) pair was seen.
+async fn expect_output(stream: &mut tonic::Streaming<StdioData>, expected: &[(Channel, &str)]) {
+    let mut seen: Vec<(i32, String)> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !expected.iter().all(|(ch, text)| {
+        seen.iter()
+            .any(|(c, s)| *c == *ch as i32 && s.contains(text))
+    }) {
+        let data = tokio::time::timeout_at(deadline, stream.message())
+            .await
+            .unwrap_or_else(|_| panic!("timed out; saw {seen:?}"))
+            .unwrap()
+            .expect("stream still open");
+        let text = String::from_utf8_lossy(&data.data).into_owned();
+        match seen.iter_mut().find(|(c, _)| *c == data.channel) {
+            Some((_, s)) => s.push_str(&text),
+            None => seen.push((data.channel, text)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn println_eprintln_and_child_output_reach_the_host() {
+    let mut plugin = common::launch(&stdio_plugin(), &[], &[]);
+    let channel = plugin.channel().await;
+    // Written before the host attaches: held, then delivered.
+    put(&channel, "stdout", "early bird").await;
+    let mut stream = GrpcStdioClient::new(channel.clone())
+        .stream_stdio(())
+        .await
+        .unwrap()
+        .into_inner();
+    put(&channel, "stdout", "hello from println").await;
+    put(&channel, "stderr", "hello from eprintln").await;
+    put(&channel, "child", "hello from a child process").await;
+    expect_output(
+        &mut stream,
+        &[
+            (Channel::Stdout, "early bird\n"),
+            (Channel::Stdout, "hello from println\n"),
+            (Channel::Stderr, "hello from eprintln\n"),
+            (Channel::Stdout, "hello from a child process\n"),
+        ],
+    )
+    .await;
+    GrpcControllerClient::new(channel)
+        .shutdown(Empty {})
+        .await
+        .unwrap();
+    // The stream ends when shutdown begins, so the host is not kept waiting.
+    let end = tokio::time::timeout(Duration::from_secs(2), async {
+        while stream.message().await.ok().flatten().is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "the stdio stream ended on shutdown");
+    assert!(plugin.wait_exit(Duration::from_secs(2)).unwrap().success());
+    // Nothing leaked onto the real stdout after the handshake line.
+    assert!(plugin.stdout_rest.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn without_a_stream_output_passes_through_instead_of_blocking() {
+    // go-plugin 1.0.1 and pyvider hosts never call StreamStdio: a plugin
+    // that writes more than the pipe and our buffer hold must not block.
+    let mut plugin = common::launch(&stdio_plugin(), &[], &[]);
+    let channel = plugin.channel().await;
+    let flood = 1 << 20;
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        put(&channel, "flood", &flood.to_string()),
+    )
+    .await
+    .expect("1 MiB of output with no stdio stream did not block the plugin");
+    GrpcControllerClient::new(channel)
+        .shutdown(Empty {})
+        .await
+        .unwrap();
+    assert!(plugin.wait_exit(Duration::from_secs(2)).unwrap().success());
+    std::thread::sleep(Duration::from_millis(100));
+    let passed = plugin
+        .stdout_rest
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|b| **b == b'x')
+        .count();
+    assert_eq!(passed, flood, "every byte reached the original stdout");
+}
+
+#[tokio::test]
+async fn a_host_that_never_reads_stdio_cannot_wedge_shutdown() {
+    let mut plugin = common::launch(&stdio_plugin(), &[], &[]);
+    // The host opens the stdio stream on its own connection and never reads.
+    let stdio_channel = plugin.channel().await;
+    let _unread = GrpcStdioClient::new(stdio_channel)
+        .stream_stdio(())
+        .await
+        .unwrap();
+    let channel = plugin.channel().await;
+    let flood = 4 << 20;
+    let writer = tokio::spawn({
+        let channel = channel.clone();
+        async move { put(&channel, "flood", &flood.to_string()).await }
+    });
+    // Let the plugin's writes fill the stream, the queue and the pipe.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !writer.is_finished(),
+        "writes are held back by the unread stream"
+    );
+    GrpcControllerClient::new(channel)
+        .shutdown(Empty {})
+        .await
+        .unwrap();
+    let status = plugin
+        .wait_exit(Duration::from_secs(2))
+        .expect("exited within go-plugin's 2 s");
+    assert!(status.success(), "{status}");
+}
