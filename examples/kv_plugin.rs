@@ -4,7 +4,7 @@
 //! rpcplugin's `Client`).
 //!
 //! ```text
-//! kv_plugin [--transport unix|tcp]
+//! kv_plugin [--transport unix|tcp] [--debug]
 //! ```
 
 #[path = "common/memory_kv.rs"]
@@ -26,6 +26,10 @@ struct Args {
     /// The socket to listen on.
     #[arg(long, value_enum, default_value = "unix")]
     transport: Transport,
+    /// Debug (reattach) mode: no cookie needed; prints the
+    /// TF_REATTACH_PROVIDERS configuration and serves until Ctrl-C.
+    #[arg(long)]
+    debug: bool,
 }
 
 #[tokio::main]
@@ -42,11 +46,13 @@ async fn main() {
     let kv = KvServer::new(memory_kv::MemoryKv::default())
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    let served = ServeConfig::new(HandshakeConfig::basic_example())
+    let mut config = ServeConfig::new(HandshakeConfig::basic_example())
         .service(kv)
-        .network(network)
-        .serve()
-        .await;
+        .network(network);
+    if args.debug {
+        config = config.debug("kv");
+    }
+    let served = config.serve().await;
     if let Err(err) = served {
         eprintln!("kv_plugin: {err}");
         std::process::exit(1);

@@ -51,6 +51,7 @@ mod tls;
 mod transport;
 
 pub mod proto;
+mod reattach;
 
 pub use handshake::{
     COOKIE_MISMATCH_TEXT, CORE_PROTOCOL_VERSION, HandshakeConfig, HandshakeError, HandshakeLine,
@@ -58,7 +59,8 @@ pub use handshake::{
     negotiate_version_from_env,
 };
 pub use log::{HclogLayer, LOG_ENV, LogError, init_logging};
-pub use server::{MAX_MESSAGE_SIZE, Network, ServeConfig, ServeError};
+pub use reattach::{ReattachConfig, ReattachError, ReattachProviders, TF_REATTACH_PROVIDERS};
+pub use server::{DEBUG_ENV, MAX_MESSAGE_SIZE, Network, ServeConfig, ServeError};
 pub use tls::{Identity, TlsError};
 pub use transport::{
     Connection, ConnectionInfo, DEFAULT_CONNECT_TIMEOUT, Endpoint, EndpointError, Host, Incoming,

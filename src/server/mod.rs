@@ -84,6 +84,7 @@ pub struct ServeConfig {
     network: Network,
     exit_on_cookie_mismatch: bool,
     capture_stdio: bool,
+    debug: Option<String>,
 }
 
 impl ServeConfig {
@@ -95,6 +96,7 @@ impl ServeConfig {
             network: Network::default(),
             exit_on_cookie_mismatch: true,
             capture_stdio: true,
+            debug: None,
         }
     }
 
@@ -131,6 +133,17 @@ impl ServeConfig {
         self
     }
 
+    /// Debug (reattach) mode, for running the plugin under a debugger: no
+    /// cookie check, no AutoMTLS, no stdio capture; instead of the handshake
+    /// line, prints for a person the `TF_REATTACH_PROVIDERS` configuration
+    /// under `name` (e.g. `registry.terraform.io/example/kv`), serves until
+    /// Ctrl-C, SIGTERM or `GRPCController.Shutdown`. Also turned on by the
+    /// environment variable [`DEBUG_ENV`] (its value is the name).
+    pub fn debug(mut self, name: impl Into<String>) -> Self {
+        self.debug = Some(name.into());
+        self
+    }
+
     /// With `false`, fds 1 and 2 are left alone after the handshake line
     /// and `GRPCStdio` streams nothing. By default they are captured and
     /// streamed to the host, as go-plugin does.
@@ -163,6 +176,14 @@ impl ServeConfig {
     /// no services, the host's certificate, the socket (unknown group,
     /// unwritable directory, path too long), stdout, or the server.
     pub async fn serve(mut self) -> Result<(), ServeError> {
+        if self.debug.is_none() {
+            self.debug = std::env::var(DEBUG_ENV)
+                .ok()
+                .filter(|name| !name.is_empty());
+        }
+        if self.debug.is_some() {
+            return self.serve_debug().await;
+        }
         if let Err(err) = self.handshake.check_cookie() {
             if self.exit_on_cookie_mismatch {
                 eprint!("{}", crate::COOKIE_MISMATCH_TEXT);
@@ -193,13 +214,37 @@ impl ServeConfig {
             routes,
             tls,
             capture_stdio: self.capture_stdio,
+            debug: None,
         };
-        match self.network {
-            Network::Unix => plugin.run(UnixTransport::from_env()?).await,
-            Network::Tcp => plugin.run(TcpTransport::from_env()?).await,
-        }
+        plugin.run_on(self.network).await
+    }
+
+    async fn serve_debug(mut self) -> Result<(), ServeError> {
+        let ours: Vec<u32> = self.versions.keys().copied().collect();
+        // A person, not a host, started us: serve the newest version unless
+        // PLUGIN_PROTOCOL_VERSIONS says otherwise.
+        let version = match std::env::var_os(crate::handshake::ENV_PROTOCOL_VERSIONS) {
+            Some(_) => negotiate_version_from_env(&ours).version,
+            None => *ours.last().ok_or(ServeError::NoServices)?,
+        };
+        let routes = self
+            .versions
+            .remove(&version)
+            .ok_or(ServeError::NoServices)?;
+        let plugin = Plugin {
+            version,
+            routes,
+            tls: None,
+            capture_stdio: false,
+            debug: self.debug,
+        };
+        plugin.run_on(self.network).await
     }
 }
+
+/// Environment variable that turns on debug (reattach) mode; its value is
+/// the provider name printed in the reattach configuration.
+pub const DEBUG_ENV: &str = "RPCPLUGIN_DEBUG";
 
 /// What `serve` has settled before it listens.
 struct Plugin {
@@ -207,12 +252,22 @@ struct Plugin {
     routes: Routes,
     tls: Option<(Identity, std::sync::Arc<rustls::ServerConfig>)>,
     capture_stdio: bool,
+    /// In debug mode, the name to print the reattach configuration under.
+    debug: Option<String>,
 }
 
 impl Plugin {
+    async fn run_on(self, network: Network) -> Result<(), ServeError> {
+        match network {
+            Network::Unix => self.run(UnixTransport::from_env()?).await,
+            Network::Tcp => self.run(TcpTransport::from_env()?).await,
+        }
+    }
+
     async fn run(self, transport: impl Transport) -> Result<(), ServeError> {
         let shutdown = Shutdown::new();
-        signals::install(&shutdown, false).map_err(|source| ServeError::Signals { source })?;
+        signals::install(&shutdown, self.debug.is_some())
+            .map_err(|source| ServeError::Signals { source })?;
 
         let (endpoint, incoming) = transport.listen().await?;
         let mut line = HandshakeLine::new(self.version, endpoint.clone())?;
@@ -243,7 +298,10 @@ impl Plugin {
             .add_service(controller)
             .add_service(stdio.service());
 
-        print_line(&line)?;
+        match &self.debug {
+            None => print_line(&line)?,
+            Some(name) => print_reattach(name, self.version, &endpoint)?,
+        }
         let capture = match self.capture_stdio {
             true => Some(
                 stdio
@@ -285,6 +343,22 @@ impl Plugin {
         transport.close().await?;
         result
     }
+}
+
+/// Prints, for a person, how to attach a host to this plugin.
+fn print_reattach(name: &str, version: u32, endpoint: &crate::Endpoint) -> Result<(), ServeError> {
+    let config = crate::ReattachConfig::new(version, endpoint.clone(), std::process::id(), true);
+    let providers = crate::ReattachProviders([(name.to_owned(), config)].into());
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "Plugin started in debug mode. To attach a host, set {}:\n\n\t{}='{}'\n\nStop it with Ctrl-C.",
+        crate::TF_REATTACH_PROVIDERS,
+        crate::TF_REATTACH_PROVIDERS,
+        providers.to_json()
+    )
+    .and_then(|()| stdout.flush())
+    .map_err(|source| ServeError::Stdout { source })
 }
 
 /// Prints the handshake line and flushes, so the host reads it at once.

@@ -23,18 +23,21 @@ fn target_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_owned()
 }
 
-/// The path of one of our examples, built (once) if it is not there yet.
+/// The path of one of our examples, built (once per test binary) so that
+/// it is never stale, even when only one test target was asked for.
 pub fn example(name: &str) -> PathBuf {
-    let path = target_dir().join("examples").join(name);
-    if !path.exists() {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|n| n == name) {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", name])
+            .args(["build", "--quiet", "--example", name])
             .current_dir(crate_dir())
             .status()
             .unwrap();
         assert!(status.success(), "cargo build --example {name} failed");
+        built.push(name.to_owned());
     }
-    path
+    target_dir().join("examples").join(name)
 }
 
 /// The Go peers, built once per test binary in GOPATH mode, offline.

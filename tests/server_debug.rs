@@ -1,0 +1,74 @@
+//! Debug (reattach) mode: started by a person, without the cookie, the
+//! plugin prints Terraform's TF_REATTACH_PROVIDERS configuration, serves it,
+//! and stops on Ctrl-C, removing its socket.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use rpcplugin::ReattachProviders;
+use rpcplugin::proto::kv::PutRequest;
+use rpcplugin::proto::kv::kv_client::KvClient;
+
+#[tokio::test]
+async fn debug_mode_prints_a_reattach_configuration_that_works() {
+    let mut child = Command::new(common::example("kv_plugin"))
+        .arg("--debug")
+        .env_remove("BASIC_PLUGIN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let json = loop {
+        let line = lines.next().expect("a reattach line").unwrap();
+        if let Some(rest) = line.trim().strip_prefix("TF_REATTACH_PROVIDERS='") {
+            break rest.trim_end_matches('\'').to_owned();
+        }
+    };
+    let providers = ReattachProviders::from_json(&json).unwrap();
+    let config = providers.0["kv"].clone();
+    assert_eq!(config.pid, child.id());
+    assert!(config.test);
+    assert_eq!(config.protocol_version, 1);
+    let socket = config.endpoint.unix_path().unwrap().to_owned();
+
+    let endpoint = config.endpoint.clone();
+    let channel = tonic::transport::Endpoint::from_static("http://plugin")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let endpoint = endpoint.clone();
+            async move {
+                let conn = rpcplugin::connect(&endpoint, Duration::from_secs(5)).await?;
+                Ok::<_, rpcplugin::TransportError>(hyper_util::rt::TokioIo::new(conn))
+            }
+        }))
+        .await
+        .unwrap();
+    KvClient::new(channel)
+        .put(PutRequest {
+            key: "k".into(),
+            value: "v".into(),
+        })
+        .await
+        .unwrap();
+
+    // A person stops it with Ctrl-C.
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success());
+    assert!(!socket.exists());
+}
