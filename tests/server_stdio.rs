@@ -72,17 +72,23 @@ async fn println_eprintln_and_child_output_reach_the_host() {
         ],
     )
     .await;
+    let asked = std::time::Instant::now();
     GrpcControllerClient::new(channel)
         .shutdown(Empty {})
         .await
         .unwrap();
-    // The stream ends when shutdown begins, so the host is not kept waiting.
+    // The stream ends as soon as shutdown begins, so that it does not hold
+    // up the graceful stop until the drain limit.
     let end = tokio::time::timeout(Duration::from_secs(2), async {
         while stream.message().await.ok().flatten().is_some() {}
     })
     .await;
     assert!(end.is_ok(), "the stdio stream ended on shutdown");
+    let ended = asked.elapsed();
+    drop(stream);
     assert!(plugin.wait_exit(Duration::from_secs(2)).unwrap().success());
+    let exited = asked.elapsed();
+    eprintln!("stream ended after {ended:?}, process exited after {exited:?}");
     // Nothing leaked onto the real stdout after the handshake line.
     assert!(plugin.stdout_rest.lock().unwrap().is_empty());
 }

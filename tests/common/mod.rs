@@ -29,11 +29,12 @@ pub fn example(name: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if !built.iter().any(|n| n == name) {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", name])
-            .current_dir(crate_dir())
-            .status()
-            .unwrap();
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--quiet", "--example", name]);
+        if target_dir().ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.current_dir(crate_dir()).status().unwrap();
         assert!(status.success(), "cargo build --example {name} failed");
         built.push(name.to_owned());
     }
@@ -245,4 +246,14 @@ impl Drop for Launched {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The Python of the peers' virtualenv (`.venv-peers`, made by
+/// `.ci/install-peers`), or `RPCPLUGIN_PEERS_PYTHON`.
+pub fn peers_python() -> PathBuf {
+    let python = std::env::var_os("RPCPLUGIN_PEERS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate_dir().join(".venv-peers/bin/python"));
+    assert!(python.exists(), "no {}; {INSTALL_HINT}", python.display());
+    python
 }

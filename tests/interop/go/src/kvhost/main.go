@@ -16,9 +16,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io/ioutil"
 	"os"
 	"os/exec"
 	"sort"
+	"strings"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -150,6 +152,9 @@ func launch(cmdArgs []string, mtls bool, calls int, first bool) {
 		rep.GetUs = append(rep.GetUs, us(time.Since(t)))
 	}
 
+	if rss := peakRSS(client.ReattachConfig().Pid); rss > rep.PluginPeakRss {
+		rep.PluginPeakRss = rss
+	}
 	t := time.Now()
 	client.Kill()
 	killed := time.Since(t)
@@ -171,6 +176,22 @@ func launch(cmdArgs []string, mtls bool, calls int, first bool) {
 			ok("socket %s removed", addr.String())
 		}
 	}
+}
+
+// peakRSS reads a process's peak resident set size (VmHWM) in KiB.
+func peakRSS(pid int) int64 {
+	data, err := ioutil.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			var kib int64
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:")), "%d", &kib)
+			return kib
+		}
+	}
+	return 0
 }
 
 func main() {
