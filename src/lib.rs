@@ -5,7 +5,46 @@
 //! subprocesses, and hosts that launch go-plugin plugins written in any
 //! language.
 //!
-//! This release holds the foundation the plugin and host sides stand on:
+//! ## A plugin in Rust
+//!
+//! [`ServeConfig::serve`] does what go-plugin's `plugin.Serve` does: checks
+//! the magic cookie, negotiates the app version, listens (a unix socket by
+//! default), turns on AutoMTLS when the host sends its certificate, prints
+//! the handshake line, and serves your services beside health,
+//! `GRPCController` and `GRPCStdio` until the host calls `Shutdown` or sends
+//! SIGTERM. Then it stops gracefully, removes its socket and returns.
+//!
+//! ```no_run
+//! use rpcplugin::proto::kv::kv_server::{Kv, KvServer};
+//! use rpcplugin::proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
+//! use rpcplugin::{HandshakeConfig, MAX_MESSAGE_SIZE, ServeConfig};
+//! use tonic::{Request, Response, Status};
+//!
+//! struct Kv1;
+//!
+//! #[tonic::async_trait]
+//! impl Kv for Kv1 {
+//!     async fn get(&self, r: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+//!         Err(Status::not_found(r.into_inner().key))
+//!     }
+//!     async fn put(&self, _: Request<PutRequest>) -> Result<Response<Empty>, Status> {
+//!         Ok(Response::new(Empty {}))
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     rpcplugin::init_logging("kv1")?; // hclog JSON lines on stderr
+//!     let kv = KvServer::new(Kv1).max_decoding_message_size(MAX_MESSAGE_SIZE);
+//!     ServeConfig::new(HandshakeConfig::basic_example())
+//!         .service(kv)
+//!         .serve()
+//!         .await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## The layers underneath
 //!
 //! - **Transports** ([`Transport`], [`TcpTransport`], [`UnixTransport`]):
 //!   listeners bound before their address is announced, go-plugin's
@@ -18,11 +57,17 @@
 //!   [`HandshakeLine`]): the magic cookie, app version negotiation as
 //!   go-plugin does it, and the stdout line, formatted and parsed with
 //!   go-plugin's rules and error wording.
+//! - **AutoMTLS** ([`Identity`]): per-launch P-256 certificates and
+//!   verifiers pinned to the peer's exact certificate (Go's P-521 included).
+//! - **Logs** ([`HclogLayer`], [`init_logging`]): hclog JSON lines that a
+//!   go-plugin host re-logs at their level.
+//! - **Reattach** ([`ReattachProviders`]): Terraform's
+//!   `TF_REATTACH_PROVIDERS` JSON.
 //! - **Protocol types** ([`proto`]): go-plugin's GRPCController, GRPCStdio
 //!   and GRPCBroker services, and go-plugin's KV example service, generated
 //!   without a system `protoc`.
 //!
-//! ## Example: what a plugin does before it serves
+//! ## The transport layer on its own
 //!
 //! ```no_run
 //! use rpcplugin::{HandshakeConfig, HandshakeLine, Transport, UnixTransport};
