@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// How to install the peers, for failure messages.
-pub const INSTALL_HINT: &str = "run .ci/install-peers (Debian: golang-go \
+pub const INSTALL_HINT: &str = "run .ci/install-peers (Debian: openssl golang-go \
     golang-github-hashicorp-go-plugin-dev golang-google-grpc-dev protobuf-compiler \
     golang-goprotobuf-dev; PyPI: pyvider-rpcplugin==0.5.5 id-echo in .venv-peers)";
 
