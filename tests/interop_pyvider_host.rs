@@ -4,8 +4,8 @@
 //! removes its socket.
 //!
 //! Over a plaintext unix socket grpcio sends the socket path, percent-encoded,
-//! as the HTTP/2 `:authority`, which Rust's h2 server rejects; that case is
-//! not covered yet (see the README's interop matrix).
+//! as the HTTP/2 `:authority`, which h2 alone would reject: the unix plain
+//! case proves the plugin's `:authority` normalizer against the real client.
 
 mod common;
 
@@ -56,6 +56,12 @@ fn pyvider_host_tcp_plain() {
 #[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test -- --ignored"]
 fn pyvider_host_tcp_automtls() {
     pyvider_host_drives_kv_plugin(true, "tcp");
+}
+
+#[test]
+#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test -- --ignored"]
+fn pyvider_host_unix_plain() {
+    pyvider_host_drives_kv_plugin(false, "unix");
 }
 
 #[test]

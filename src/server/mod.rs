@@ -279,6 +279,12 @@ impl Plugin {
             None => incoming,
         };
         let line = line.with_multiplex_if_requested(false);
+        // grpcio hosts dialling a unix socket send an `:authority` that h2
+        // rejects; TCP peers send `host:port`, which it accepts.
+        let incoming = match endpoint.unix_path() {
+            Some(_) => incoming.with_authority_fix(),
+            None => incoming,
+        };
 
         let (health, health_service) = tonic_health::server::health_reporter();
         for name in HEALTH_SERVICES {

@@ -13,6 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::Stream;
 
+use super::authority::AuthorityFix;
+
 /// An accepted or dialled connection over TCP or a unix socket.
 ///
 /// It reads and writes like the socket it wraps, and implements tonic's
@@ -26,6 +28,9 @@ enum Inner {
     Unix(UnixStream),
     ServerTls(Box<tokio_rustls::server::TlsStream<Connection>>),
     ClientTls(Box<tokio_rustls::client::TlsStream<Connection>>),
+    /// Server side, with grpcio's unix-socket `:authority` made acceptable
+    /// to h2 (see [`AuthorityFix`]).
+    AuthorityFixed(Box<AuthorityFix<Connection>>),
 }
 
 /// What a tonic service can learn about the peer of a [`Connection`], from
@@ -45,12 +50,24 @@ impl Connection {
             Inner::Unix(_) => None,
             Inner::ServerTls(tls) => tls.get_ref().0.peer_addr(),
             Inner::ClientTls(tls) => tls.get_ref().0.peer_addr(),
+            Inner::AuthorityFixed(fixed) => fixed.get_ref().peer_addr(),
         }
     }
 
     /// Whether TLS protects this connection.
     pub fn is_tls(&self) -> bool {
-        matches!(self.0, Inner::ServerTls(_) | Inner::ClientTls(_))
+        match &self.0 {
+            Inner::ServerTls(_) | Inner::ClientTls(_) => true,
+            Inner::AuthorityFixed(fixed) => fixed.get_ref().is_tls(),
+            Inner::Tcp(_) | Inner::Unix(_) => false,
+        }
+    }
+
+    /// Wraps a server-side connection so that HTTP/2 requests whose
+    /// `:authority` h2 would reject (grpcio's percent-encoded socket path)
+    /// reach the server with `localhost` instead.
+    pub(crate) fn with_authority_fix(self) -> Connection {
+        Connection(Inner::AuthorityFixed(Box::new(AuthorityFix::new(self))))
     }
 }
 
@@ -107,6 +124,10 @@ macro_rules! delegate {
                 let $s = Pin::new(&mut **$s);
                 $call
             }
+            Inner::AuthorityFixed($s) => {
+                let $s = Pin::new(&mut **$s);
+                $call
+            }
         }
     };
 }
@@ -144,6 +165,7 @@ impl AsyncWrite for Connection {
             Inner::Unix(s) => s.is_write_vectored(),
             Inner::ServerTls(s) => s.is_write_vectored(),
             Inner::ClientTls(s) => s.is_write_vectored(),
+            Inner::AuthorityFixed(s) => s.is_write_vectored(),
         }
     }
 
@@ -164,6 +186,7 @@ impl AsyncWrite for Connection {
 #[derive(Debug)]
 pub struct Incoming {
     rx: mpsc::Receiver<Connection>,
+    fix_authority: bool,
 }
 
 impl Incoming {
@@ -200,7 +223,18 @@ impl Incoming {
                 });
             }
         });
-        Incoming { rx }
+        Incoming {
+            rx,
+            fix_authority: self.fix_authority,
+        }
+    }
+
+    /// Passes every connection through [`AuthorityFix`] as it is handed
+    /// out, after TLS if any: the server then accepts grpcio hosts that
+    /// dial a unix socket.
+    pub(crate) fn with_authority_fix(mut self) -> Incoming {
+        self.fix_authority = true;
+        self
     }
 }
 
@@ -208,7 +242,10 @@ impl Stream for Incoming {
     type Item = io::Result<Connection>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx).map(|conn| conn.map(Ok))
+        let fix = self.fix_authority;
+        self.rx
+            .poll_recv(cx)
+            .map(|conn| conn.map(|conn| Ok(if fix { conn.with_authority_fix() } else { conn })))
     }
 }
 
@@ -282,7 +319,11 @@ impl AcceptLoop {
             stop: Some(stop),
             task,
         };
-        (accept, Incoming { rx })
+        let incoming = Incoming {
+            rx,
+            fix_authority: false,
+        };
+        (accept, incoming)
     }
 
     /// Ends the loop and waits until the listener is dropped.

@@ -5,6 +5,7 @@
 //! `serve_with_incoming` takes as it is, so one server code path serves TCP
 //! and unix sockets alike.
 
+mod authority;
 mod conn;
 mod endpoint;
 mod env;
