@@ -7,40 +7,18 @@
 //! cargo run --example transport_demo
 //! ```
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+#[path = "common/memory_kv.rs"]
+mod memory_kv;
+
 use std::time::{Duration, Instant};
 
 use hyper_util::rt::TokioIo;
+use memory_kv::MemoryKv;
 use rpcplugin::proto::kv::kv_client::KvClient;
-use rpcplugin::proto::kv::kv_server::{Kv, KvServer};
-use rpcplugin::proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
+use rpcplugin::proto::kv::kv_server::KvServer;
+use rpcplugin::proto::kv::{GetRequest, PutRequest};
 use rpcplugin::{Endpoint, HandshakeConfig, HandshakeLine, TcpTransport, Transport, UnixTransport};
 use tonic::transport::Server;
-use tonic::{Request, Response, Status};
-
-#[derive(Default)]
-struct MemoryKv(Mutex<HashMap<String, bytes::Bytes>>);
-
-#[tonic::async_trait]
-impl Kv for MemoryKv {
-    async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
-        let key = req.into_inner().key;
-        let map = self.0.lock().expect("kv lock");
-        match map.get(&key) {
-            Some(value) => Ok(Response::new(GetResponse {
-                value: value.clone(),
-            })),
-            None => Err(Status::not_found(format!("no value for key {key:?}"))),
-        }
-    }
-
-    async fn put(&self, req: Request<PutRequest>) -> Result<Response<Empty>, Status> {
-        let PutRequest { key, value } = req.into_inner();
-        self.0.lock().expect("kv lock").insert(key, value);
-        Ok(Response::new(Empty {}))
-    }
-}
 
 /// A tonic channel whose connections come from our transport layer.
 async fn channel(endpoint: Endpoint) -> Result<tonic::transport::Channel, tonic::transport::Error> {

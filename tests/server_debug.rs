@@ -37,17 +37,7 @@ async fn debug_mode_prints_a_reattach_configuration_that_works() {
     assert_eq!(config.protocol_version, 1);
     let socket = config.endpoint.unix_path().unwrap().to_owned();
 
-    let endpoint = config.endpoint.clone();
-    let channel = tonic::transport::Endpoint::from_static("http://plugin")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let endpoint = endpoint.clone();
-            async move {
-                let conn = rpcplugin::connect(&endpoint, Duration::from_secs(5)).await?;
-                Ok::<_, rpcplugin::TransportError>(hyper_util::rt::TokioIo::new(conn))
-            }
-        }))
-        .await
-        .unwrap();
+    let channel = common::channel_to(config.endpoint.clone()).await;
     KvClient::new(channel)
         .put(PutRequest {
             key: "k".into(),

@@ -2,11 +2,12 @@
 //! stream goes straight into `serve_with_incoming`, and the host side dials
 //! through the same transport layer.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use rpcplugin::proto::kv::kv_client::KvClient;
 use rpcplugin::proto::kv::kv_server::{Kv, KvServer};
 use rpcplugin::proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
@@ -44,17 +45,7 @@ impl Kv for MemoryKv {
 }
 
 async fn kv_client(endpoint: Endpoint) -> KvClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Endpoint::from_static("http://plugin")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let endpoint = endpoint.clone();
-            async move {
-                let conn = rpcplugin::connect(&endpoint, Duration::from_secs(5)).await?;
-                Ok::<_, rpcplugin::TransportError>(TokioIo::new(conn))
-            }
-        }))
-        .await
-        .unwrap();
-    KvClient::new(channel)
+    KvClient::new(common::channel_to(endpoint).await)
 }
 
 /// The one server code path: any transport, the same tonic server.

@@ -204,18 +204,7 @@ pub fn launch(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Launched {
 impl Launched {
     /// A plaintext tonic channel to the plugin, through our transports.
     pub async fn channel(&self) -> tonic::transport::Channel {
-        let endpoint = self.line.endpoint().clone();
-        tonic::transport::Endpoint::from_static("http://plugin")
-            .connect_with_connector(tower::service_fn(move |_| {
-                let endpoint = endpoint.clone();
-                async move {
-                    let conn =
-                        rpcplugin::connect(&endpoint, std::time::Duration::from_secs(5)).await?;
-                    Ok::<_, rpcplugin::TransportError>(hyper_util::rt::TokioIo::new(conn))
-                }
-            }))
-            .await
-            .unwrap()
+        channel_to(self.line.endpoint().clone()).await
     }
 
     /// Waits up to `limit` for the process to exit by itself.
@@ -256,4 +245,19 @@ pub fn peers_python() -> PathBuf {
         .unwrap_or_else(|| crate_dir().join(".venv-peers/bin/python"));
     assert!(python.exists(), "no {}; {INSTALL_HINT}", python.display());
     python
+}
+
+/// A plaintext tonic channel whose connections come from our transport
+/// layer (`rpcplugin::connect`), for any endpoint.
+pub async fn channel_to(endpoint: rpcplugin::Endpoint) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_static("http://plugin")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let endpoint = endpoint.clone();
+            async move {
+                let conn = rpcplugin::connect(&endpoint, std::time::Duration::from_secs(5)).await?;
+                Ok::<_, rpcplugin::TransportError>(hyper_util::rt::TokioIo::new(conn))
+            }
+        }))
+        .await
+        .unwrap()
 }
