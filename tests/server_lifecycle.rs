@@ -304,3 +304,35 @@ fn an_unwritable_socket_dir_is_refused() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn multi_megabyte_messages_flow_both_ways() {
+    let mut plugin = common::launch(&kv_plugin(), &[], &[]);
+    let channel = plugin.channel().await;
+    let mut kv = KvClient::new(channel.clone())
+        .max_decoding_message_size(rpcplugin::MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(rpcplugin::MAX_MESSAGE_SIZE);
+    // A large Terraform provider schema is a few MiB; well past tonic's
+    // 4 MiB default and many HTTP/2 windows.
+    let big = bytes::Bytes::from((0..24 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    kv.put(PutRequest {
+        key: "schema".into(),
+        value: big.clone(),
+    })
+    .await
+    .unwrap();
+    let back = kv
+        .get(GetRequest {
+            key: "schema".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .value;
+    assert!(back == big, "24 MiB came back changed");
+    GrpcControllerClient::new(channel)
+        .shutdown(Empty {})
+        .await
+        .unwrap();
+    assert!(plugin.wait_exit(GO_PLUGIN_GRACE).unwrap().success());
+}
