@@ -89,6 +89,7 @@
 
 #![warn(missing_docs)]
 
+mod client;
 mod handshake;
 mod log;
 mod server;
@@ -98,6 +99,10 @@ mod transport;
 pub mod proto;
 mod reattach;
 
+pub use client::{
+    Client, ClientConfig, ClientError, DEFAULT_KILL_GRACE, DEFAULT_START_TIMEOUT, StdioHandler,
+    StdioSink, cleanup_clients,
+};
 pub use handshake::{
     COOKIE_MISMATCH_TEXT, CORE_PROTOCOL_VERSION, HandshakeConfig, HandshakeError, HandshakeLine,
     Negotiated, Protocol, TERRAFORM_PROTOCOL_VERSIONS, negotiate_version,

@@ -204,9 +204,6 @@ pub(crate) fn server_config(
     Ok(Arc::new(config))
 }
 
-// The host side (next: `Client`) dials with this; until then only the
-// tests use it.
-#[cfg_attr(not(test), allow(dead_code))]
 /// The host's TLS configuration: our identity as client certificate, the
 /// server pinned to `server_cert`, ALPN `h2`. Connect with server name
 /// `localhost`.
@@ -328,7 +325,6 @@ impl ClientCertVerifier for PinnedClientVerifier {
 }
 
 #[derive(Debug)]
-#[cfg_attr(not(test), allow(dead_code))]
 struct PinnedServerVerifier(Pinned);
 
 impl ServerCertVerifier for PinnedServerVerifier {

@@ -21,6 +21,7 @@ pub use endpoint::{Endpoint, EndpointError, Host};
 pub use env::{PortRange, SocketGroup};
 pub use error::TransportError;
 pub use tcp::TcpTransport;
+pub(crate) use unix::remove_stale_socket;
 pub use unix::{SUN_PATH_MAX, UnixTransport};
 
 /// How long [`Transport::connect`] waits by default: long enough for a

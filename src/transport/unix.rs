@@ -158,7 +158,7 @@ impl UnixTransport {
                 let path = absolute(path)?;
                 check_length(&path)?;
                 create_parent(&path)?;
-                clear_stale(&path).await?;
+                clear_stale(&path)?;
                 let socket = bind_socket(&path).map_err(|source| bind_error(&path, source))?;
                 Ok((socket, path))
             }
@@ -340,9 +340,54 @@ fn kind_of(file_type: fs::FileType) -> &'static str {
     }
 }
 
+/// What a connection attempt says about a socket path.
+enum Probe {
+    /// Somebody accepts connections (or queues them: a full backlog).
+    Listening,
+    /// Connection refused: a socket nobody listens on.
+    Refused,
+    /// Nothing at the path any more.
+    Gone,
+}
+
+/// Connects once, without blocking (a blocking connect to a socket with a
+/// full backlog would wait for room).
+fn probe(path: &Path) -> io::Result<Probe> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+    let addr = UnixAddr::new(path).map_err(io::Error::from)?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    match connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr) {
+        Ok(()) | Err(Errno::EAGAIN) | Err(Errno::EINPROGRESS) => Ok(Probe::Listening),
+        Err(Errno::ECONNREFUSED) => Ok(Probe::Refused),
+        Err(Errno::ENOENT) => Ok(Probe::Gone),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+/// Removes the socket at `path` if nobody listens on it: what a host does
+/// after killing a plugin that could not remove its own. `Ok(true)` when
+/// it was removed; anything that is not a stale socket is left alone.
+///
+/// # Errors
+///
+/// [`TransportError::Inspect`] or [`TransportError::Remove`].
+pub(crate) fn remove_stale_socket(path: &Path) -> Result<bool, TransportError> {
+    match clear_stale(path) {
+        Ok(()) => Ok(true),
+        Err(TransportError::InUse { .. } | TransportError::NotASocket { .. }) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
 /// Makes way for a new socket at `path`: only a socket that refuses
 /// connections (nobody listens on it) is removed.
-async fn clear_stale(path: &Path) -> Result<(), TransportError> {
+fn clear_stale(path: &Path) -> Result<(), TransportError> {
     let inspect_err = |source| TransportError::Inspect {
         path: path.to_owned(),
         source,
@@ -358,16 +403,12 @@ async fn clear_stale(path: &Path) -> Result<(), TransportError> {
             kind: kind_of(before.file_type()),
         });
     }
-    match UnixStream::connect(path).await {
-        Ok(_) => Err(TransportError::InUse {
+    match probe(path) {
+        Ok(Probe::Listening) => Err(TransportError::InUse {
             path: path.to_owned(),
         }),
-        // A full backlog: somebody is listening.
-        Err(err) if err.kind() == io::ErrorKind::WouldBlock => Err(TransportError::InUse {
-            path: path.to_owned(),
-        }),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
+        Ok(Probe::Gone) => Ok(()),
+        Ok(Probe::Refused) => {
             // Remove it only if it is still the socket we probed: another
             // process may have replaced it in the meantime.
             let stale = BoundSocket {

@@ -1,0 +1,114 @@
+//! The error family of the host side.
+
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use crate::{Endpoint, HandshakeError, ReattachError, TlsError, TransportError};
+
+/// Why a plugin could not be started, reached or used.
+///
+/// Start failures carry what a person needs to see why: the handshake line
+/// the plugin printed, its exit status if it exited, and the last lines of
+/// its stderr. The plugin process is never left running after one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The plugin binary's SHA-256 differs from the configured checksum; it
+    /// was not run.
+    #[error("plugin {path} has SHA-256 {actual}, expected {expected}: refusing to run it")]
+    ChecksumMismatch {
+        /// The binary.
+        path: PathBuf,
+        /// The configured checksum, hex.
+        expected: String,
+        /// The binary's checksum, hex.
+        actual: String,
+    },
+    /// The binary could not be found or read for its checksum.
+    #[error("cannot read plugin binary {path} for its checksum: {source}")]
+    ChecksumRead {
+        /// The binary.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The process could not be started.
+    #[error("cannot start plugin {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// No handshake line within the start timeout.
+    #[error(
+        "plugin printed no handshake line within {timeout:?}{}",
+        stderr_tail(stderr)
+    )]
+    StartTimeout {
+        /// The start timeout.
+        timeout: Duration,
+        /// The last lines of its stderr.
+        stderr: Vec<String>,
+    },
+    /// The process exited before printing its handshake line.
+    #[error(
+        "plugin exited before we could connect ({status}){}",
+        stderr_tail(stderr)
+    )]
+    ExitedBeforeHandshake {
+        /// How it exited.
+        status: ExitStatus,
+        /// The last lines of its stderr.
+        stderr: Vec<String>,
+    },
+    /// The handshake line is not one this host accepts.
+    #[error("{source} (handshake line {line:?}){}", stderr_tail(stderr))]
+    Handshake {
+        /// The line as printed.
+        line: String,
+        /// What is wrong with it.
+        source: Box<HandshakeError>,
+        /// The last lines of its stderr.
+        stderr: Vec<String>,
+    },
+    /// AutoMTLS was asked for, but the plugin sent no certificate.
+    #[error("AutoMTLS is on but the plugin sent no certificate in its handshake line {line:?}")]
+    NoServerCertificate {
+        /// The line as printed.
+        line: String,
+    },
+    /// AutoMTLS material could not be made or used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The plugin's endpoint could not be reached.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The gRPC connection could not be set up.
+    #[error("cannot open a gRPC connection to the plugin at {endpoint}: {source}")]
+    Connect {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// tonic's error.
+        source: tonic::transport::Error,
+    },
+    /// The health check on `"plugin"` failed or did not say SERVING.
+    #[error("plugin health check failed: {status}")]
+    Unhealthy {
+        /// The gRPC status, or the serving status reported.
+        status: tonic::Status,
+    },
+    /// A reattach configuration could not be used.
+    #[error(transparent)]
+    Reattach(#[from] ReattachError),
+}
+
+fn stderr_tail(lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; its stderr ended with:\n  {}", lines.join("\n  "))
+    }
+}
