@@ -106,12 +106,14 @@ async fn launch(args: &Args, first: bool, report: &mut Report) {
         .await;
     let first_reply = started.elapsed();
     report.first_reply.push(first_reply);
+    let outcome = match &put {
+        Ok(_) => "ok".to_owned(),
+        Err(status) => status.to_string(),
+    };
+    let n = report.first_reply.len();
     report.check(
         put.is_ok(),
-        format!(
-            "launch {}: Put(hello) after {first_reply:.2?}: {put:?}",
-            report.first_reply.len()
-        ),
+        format!("launch {n}: first reply (Put) after {first_reply:.2?}: {outcome}"),
     );
     let endpoint = client.handshake().endpoint().clone();
     if first {

@@ -6,7 +6,9 @@
 //! - key `stdout`: with `println!`; key `stderr`: with `eprintln!`;
 //! - key `child`: from a child process (`sh -c printf`) that inherits fd 1;
 //! - key `flood`: the value's length in bytes is read as a number of bytes
-//!   of `x` to write to stdout (back-pressure tests).
+//!   of `x` to write to stdout (back-pressure tests);
+//! - key `exit`: the process exits at once with the value as its status, in
+//!   the middle of the call (a plugin that dies).
 
 use std::io::Write;
 
@@ -56,6 +58,7 @@ impl Kv for Printer {
                 .map_err(|e| Status::internal(e.to_string()))?
                 .map_err(|e| Status::internal(e.to_string()))?;
             }
+            "exit" => std::process::exit(text.parse().unwrap_or(1)),
             other => return Err(Status::invalid_argument(format!("unknown key {other:?}"))),
         }
         Ok(Response::new(Empty {}))

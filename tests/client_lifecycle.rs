@@ -1,0 +1,207 @@
+//! The host side with real plugin processes: start, call, kill; drop;
+//! cleanup; stdio and stderr forwarded; nothing left behind.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rpcplugin::proto::kv::kv_client::KvClient;
+use rpcplugin::proto::kv::{GetRequest, PutRequest};
+use rpcplugin::proto::plugin::stdio_data::Channel as StdioChannel;
+use rpcplugin::{ClientConfig, HandshakeConfig, StdioSink};
+
+fn kv_plugin() -> std::process::Command {
+    std::process::Command::new(common::example("kv_plugin"))
+}
+
+/// Whether a process still exists (a zombie counts as gone).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+fn wait_gone(pid: u32) -> bool {
+    (0..200).any(|_| {
+        let gone = !alive(pid);
+        if !gone {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        gone
+    })
+}
+
+#[tokio::test]
+async fn start_call_kill_with_and_without_automtls() {
+    for mtls in [true, false] {
+        let mut config = ClientConfig::new(HandshakeConfig::basic_example());
+        if !mtls {
+            config = config.danger_disable_auto_mtls();
+        }
+        let client = config.start(kv_plugin()).await.unwrap();
+        assert_eq!(client.handshake().server_cert().is_some(), mtls);
+        assert_eq!(client.version(), 1);
+        client.ping().await.unwrap();
+        let mut kv = KvClient::new(client.channel());
+        kv.put(PutRequest {
+            key: "a".into(),
+            value: "b".into(),
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            kv.get(GetRequest { key: "a".into() })
+                .await
+                .unwrap()
+                .into_inner()
+                .value,
+            "b"
+        );
+        let socket = client
+            .handshake()
+            .endpoint()
+            .unix_path()
+            .unwrap()
+            .to_owned();
+        assert!(!client.exited());
+        let status = client.kill().await.expect("an exit status");
+        assert!(status.success(), "graceful exit after Shutdown: {status}");
+        assert!(client.exited());
+        assert_eq!(client.kill().await, Some(status), "kill is idempotent");
+        assert!(!socket.exists());
+        assert!(!alive(client.pid()));
+    }
+}
+
+#[tokio::test]
+async fn drop_kills_the_plugin() {
+    let client = ClientConfig::new(HandshakeConfig::basic_example())
+        .start(kv_plugin())
+        .await
+        .unwrap();
+    let pid = client.pid();
+    assert!(alive(pid));
+    drop(client);
+    assert!(
+        wait_gone(pid),
+        "plugin {pid} still alive after the Client was dropped"
+    );
+}
+
+#[tokio::test]
+async fn plugin_stdio_reaches_the_sink() {
+    let seen: Arc<Mutex<Vec<(StdioChannel, String)>>> = Arc::default();
+    let sink = {
+        let seen = seen.clone();
+        StdioSink::Handler(Arc::new(move |channel, data| {
+            seen.lock()
+                .unwrap()
+                .push((channel, String::from_utf8_lossy(data).into_owned()));
+        }))
+    };
+    let client = ClientConfig::new(HandshakeConfig::basic_example())
+        .stdio(sink)
+        .start(std::process::Command::new(common::example("stdio_plugin")))
+        .await
+        .unwrap();
+    let mut kv = KvClient::new(client.channel());
+    kv.put(PutRequest {
+        key: "stdout".into(),
+        value: "to the host's stdout".into(),
+    })
+    .await
+    .unwrap();
+    kv.put(PutRequest {
+        key: "stderr".into(),
+        value: "to the host's stderr".into(),
+    })
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = seen.lock().unwrap().clone();
+        let has =
+            |ch: StdioChannel, text: &str| got.iter().any(|(c, s)| *c == ch && s.contains(text));
+        if has(StdioChannel::Stdout, "to the host's stdout")
+            && has(StdioChannel::Stderr, "to the host's stderr")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stdio not forwarded: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(client.kill().await.unwrap().success());
+}
+
+#[tokio::test]
+async fn a_plugin_that_dies_mid_call() {
+    let client = ClientConfig::new(HandshakeConfig::basic_example())
+        .start(std::process::Command::new(common::example("stdio_plugin")))
+        .await
+        .unwrap();
+    let mut kv = KvClient::new(client.channel());
+    let err = kv
+        .put(PutRequest {
+            key: "exit".into(),
+            value: "3".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.code(),
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+        ),
+        "{err:?}"
+    );
+    let status = client.kill().await.expect("reaped");
+    assert_eq!(status.code(), Some(3));
+    let socket = client
+        .handshake()
+        .endpoint()
+        .unix_path()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !socket.exists(),
+        "the dead plugin's socket was removed by the host"
+    );
+}
+
+#[tokio::test]
+async fn a_forked_child_holding_the_pipes_does_not_survive_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("child.pid");
+    let mut command = std::process::Command::new("sh");
+    command.arg("-c").arg(format!(
+        "sleep 1000 & echo $! > {}; exec {}",
+        pidfile.display(),
+        common::example("kv_plugin").display()
+    ));
+    let client = ClientConfig::new(HandshakeConfig::basic_example())
+        .start(command)
+        .await
+        .unwrap();
+    let child: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(child));
+    let killed = tokio::time::timeout(Duration::from_secs(5), client.kill()).await;
+    assert!(
+        killed.is_ok(),
+        "kill was not held up by the grandchild's pipes"
+    );
+    assert!(wait_gone(child), "the plugin's child {child} survived Kill");
+}
