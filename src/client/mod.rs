@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 use crate::proto::plugin::Empty;
 use crate::proto::plugin::grpc_controller_client::GrpcControllerClient;
 use crate::tls::{self, Identity};
-use crate::{HandshakeConfig, HandshakeLine, PortRange, Protocol, SocketGroup};
+use crate::{HandshakeConfig, HandshakeLine, PortRange, Protocol, ReattachConfig, SocketGroup};
 
 pub use connect::{StdioHandler, StdioSink};
 pub use error::ClientError;
@@ -240,6 +240,52 @@ impl ClientConfig {
             grace: self.kill_grace,
             child: tokio::sync::Mutex::new(Some(child)),
             status: Mutex::new(None),
+            attached: None,
+        });
+        registry()
+            .lock()
+            .expect("registry lock")
+            .push(Arc::downgrade(&inner));
+        Ok(Client { inner })
+    }
+
+    /// Attaches to a plugin that is already running (go-plugin's reattach),
+    /// from a [`ReattachConfig`] such as one read from
+    /// `TF_REATTACH_PROVIDERS`. The connection is plaintext, as in go-plugin:
+    /// a reattach configuration carries no certificate. A plugin in test
+    /// (debug) mode is never killed by [`Client::kill`]; another one is asked
+    /// to shut down, then killed after the grace period.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Handshake`] when the version is not offered or the
+    /// protocol not allowed; connection and health errors as for
+    /// [`start`](Self::start).
+    pub async fn attach(&self, config: &ReattachConfig) -> Result<Client, ClientError> {
+        let line = HandshakeLine::new(config.protocol_version, config.endpoint.clone());
+        let line = line.and_then(|line| line.check(&self.versions, &self.protocols).map(|()| line));
+        let line = line.map_err(|source| ClientError::Handshake {
+            line: format!("{config:?}"),
+            source: Box::new(source),
+            stderr: Vec::new(),
+        })?;
+        let channel = connect::open_channel(line.endpoint(), None).await?;
+        connect::ping(channel.clone()).await?;
+        let name = format!("pid {}", config.pid);
+        tokio::spawn(connect::forward_stdio(
+            name.clone(),
+            channel.clone(),
+            self.stdio.clone(),
+        ));
+        let inner = Arc::new(Inner {
+            name,
+            pid: config.pid,
+            line,
+            channel,
+            grace: self.kill_grace,
+            child: tokio::sync::Mutex::new(None),
+            status: Mutex::new(None),
+            attached: Some(config.test),
         });
         registry()
             .lock()
@@ -303,6 +349,9 @@ struct Inner {
     /// `None` once the plugin was killed and reaped.
     child: tokio::sync::Mutex<Option<tokio::process::Child>>,
     status: Mutex<Option<ExitStatus>>,
+    /// For a reattached plugin (no child of ours): whether it is in test
+    /// mode, where a host never kills it.
+    attached: Option<bool>,
 }
 
 impl Client {
@@ -338,10 +387,25 @@ impl Client {
         connect::ping(self.channel()).await
     }
 
+    /// How a host reattaches to this plugin (`TF_REATTACH_PROVIDERS`).
+    pub fn reattach_config(&self) -> ReattachConfig {
+        let line = &self.inner.line;
+        let test = self.inner.attached.unwrap_or(false);
+        ReattachConfig::new(
+            line.app_version(),
+            line.endpoint().clone(),
+            self.inner.pid,
+            test,
+        )
+    }
+
     /// Whether the plugin process has exited.
     pub fn exited(&self) -> bool {
         if self.exit_status().is_some() {
             return true;
+        }
+        if self.inner.attached.is_some() {
+            return !process::pid_alive(self.inner.pid);
         }
         match self.inner.child.try_lock() {
             Ok(mut child) => match child.as_mut().map(|c| c.try_wait()) {
@@ -374,6 +438,12 @@ impl Client {
 
 impl Inner {
     async fn kill(&self) -> Option<ExitStatus> {
+        if let Some(test) = self.attached {
+            if !test {
+                self.kill_attached().await;
+            }
+            return None;
+        }
         let mut guard = self.child.lock().await;
         let Some(child) = guard.as_mut() else {
             return *self.status.lock().expect("status lock");
@@ -409,6 +479,33 @@ impl Inner {
             remove_stale_socket(path);
         }
         status
+    }
+}
+
+impl Inner {
+    /// Shutdown, then up to the grace period for the process to go, then
+    /// SIGKILL: for a reattached plugin, which is not our child (so neither
+    /// waited for nor killed as a group).
+    async fn kill_attached(&self) {
+        let mut controller = GrpcControllerClient::new(self.channel.clone());
+        let _ = tokio::time::timeout(self.grace, controller.shutdown(Empty {})).await;
+        let deadline = tokio::time::Instant::now() + self.grace;
+        while process::pid_alive(self.pid) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if process::pid_alive(self.pid) {
+            tracing::warn!(
+                plugin = self.name,
+                "reattached plugin did not exit; killing it"
+            );
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if let Some(path) = self.line.endpoint().unix_path() {
+            remove_stale_socket(path);
+        }
     }
 }
 

@@ -123,6 +123,20 @@ pub(crate) fn kill_group(pgid: u32) -> io::Result<()> {
     }
 }
 
+/// Whether a process exists (signal 0), for a plugin that is not our child.
+/// A zombie counts as gone.
+pub(crate) fn pid_alive(pid: u32) -> bool {
+    let exists = nix::sys::signal::kill(Pid::from_raw(pid as i32), None).is_ok();
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    });
+    exists && !zombie
+}
+
 /// Kills the group and reaps the plugin.
 pub(crate) async fn kill_and_reap(child: &mut Child, pgid: u32) -> Option<ExitStatus> {
     let _ = kill_group(pgid);

@@ -326,9 +326,7 @@ impl Plugin {
                     .await;
             }
             // End the stdio stream, so that it does not hold up the drain.
-            if let Some(capture) = &capture {
-                capture.end_stream();
-            }
+            stdio.end_stream();
             // Stop accepting and remove the socket at once; in-flight calls
             // on accepted connections still finish.
             if let Err(err) = transport.close().await {

@@ -103,8 +103,8 @@ impl Stdio {
 
     /// Redirects fds 1 and 2 to pipes and starts pumping them. Call after
     /// the handshake line has been printed and flushed.
-    pub(crate) fn redirect(self) -> io::Result<Capture> {
-        let shared = self.shared;
+    pub(crate) fn redirect(&self) -> io::Result<Capture> {
+        let shared = self.shared.clone();
         std::io::stdout().flush()?;
         let saved_stdout = nix::unistd::dup(std::io::stdout())?;
         let saved_stderr = nix::unistd::dup(std::io::stderr())?;
@@ -135,18 +135,19 @@ impl Stdio {
             pumps,
         })
     }
-}
 
-impl Capture {
-    /// Ends the host's stream, so that a graceful stop is not held up by it.
+    /// Ends the host's stream, so that a graceful stop is not held up by it
+    /// (also when nothing is captured, as in debug mode).
     pub(crate) fn end_stream(&self) {
         self.shared.attached.lock().expect("stdio lock").take();
     }
+}
 
+impl Capture {
     /// Puts the original descriptors back and lets the pumps pass what is
     /// left in the pipes through to them.
     pub(crate) async fn restore(self) {
-        self.end_stream();
+        self.shared.attached.lock().expect("stdio lock").take();
         let _ = std::io::stdout().flush();
         let _ = nix::unistd::dup2_stdout(&self.saved_stdout);
         let _ = nix::unistd::dup2_stderr(&self.saved_stderr);

@@ -1,0 +1,103 @@
+//! Reattach: a host attaches to a plugin it did not start, from Terraform's
+//! TF_REATTACH_PROVIDERS JSON; a plugin in test (debug) mode is never
+//! killed by the host.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use rpcplugin::proto::kv::kv_client::KvClient;
+use rpcplugin::proto::kv::{GetRequest, PutRequest};
+use rpcplugin::{ClientConfig, HandshakeConfig, ReattachProviders};
+
+#[tokio::test]
+async fn a_debug_mode_plugin_is_attached_to_and_never_killed() {
+    let mut plugin = Command::new(common::example("kv_plugin"))
+        .arg("--debug")
+        .env_remove("BASIC_PLUGIN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(plugin.stdout.take().unwrap()).lines();
+    let json = loop {
+        let line = lines.next().expect("a reattach line").unwrap();
+        if let Some(rest) = line.trim().strip_prefix("TF_REATTACH_PROVIDERS='") {
+            break rest.trim_end_matches('\'').to_owned();
+        }
+    };
+    let config = ReattachProviders::from_json(&json)
+        .unwrap()
+        .0
+        .remove("kv")
+        .unwrap();
+    assert!(config.test);
+
+    let client = ClientConfig::new(HandshakeConfig::basic_example())
+        .attach(&config)
+        .await
+        .unwrap();
+    let mut kv = KvClient::new(client.channel());
+    kv.put(PutRequest {
+        key: "k".into(),
+        value: "v".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        kv.get(GetRequest { key: "k".into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .value,
+        "v"
+    );
+    assert_eq!(client.kill().await, None);
+    drop((kv, client));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        plugin.try_wait().unwrap().is_none(),
+        "a test-mode plugin was killed by the host"
+    );
+
+    // A person stops it with Ctrl-C.
+    kill(Pid::from_raw(plugin.id() as i32), Signal::SIGINT).unwrap();
+    assert!(plugin.wait().unwrap().success());
+}
+
+#[tokio::test]
+async fn a_plugin_reattached_through_json_is_shut_down_by_kill() {
+    let config = ClientConfig::new(HandshakeConfig::basic_example()).danger_disable_auto_mtls();
+    let first = config
+        .clone()
+        .start(Command::new(common::example("kv_plugin")))
+        .await
+        .unwrap();
+    // What a host writes for another host to reattach.
+    let providers = ReattachProviders([("kv".to_owned(), first.reattach_config())].into());
+    let json = providers.to_json();
+    assert!(json.contains(&format!("\"Pid\":{}", first.pid())), "{json}");
+    let reattach = ReattachProviders::from_json(&json)
+        .unwrap()
+        .0
+        .remove("kv")
+        .unwrap();
+    assert!(!reattach.test);
+
+    let second = config.attach(&reattach).await.unwrap();
+    second.ping().await.unwrap();
+    second.kill().await;
+    assert!(second.exited(), "the reattached plugin was shut down");
+    let status = first
+        .kill()
+        .await
+        .expect("reaped by the host that started it");
+    assert!(
+        status.success(),
+        "it exited by itself after Shutdown: {status}"
+    );
+}
