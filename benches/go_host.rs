@@ -11,10 +11,11 @@
 //! plugin's peak RSS. Configurations are interleaved round by round so that
 //! machine noise falls on all of them alike.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+mod measure;
 
 use std::process::Command;
+
+use measure::{Samples, common, quantile};
 
 /// Rounds per configuration; each round is one host run.
 const ROUNDS: usize = 4;
@@ -22,27 +23,6 @@ const ROUNDS: usize = 4;
 const LAUNCHES: usize = 5;
 /// Timed Put+Get pairs per launch: 4 × 5 × 250 = 5000 pairs in all.
 const CALLS: usize = 250;
-
-#[derive(Default)]
-struct Samples {
-    first_reply_ms: Vec<f64>,
-    put_us: Vec<f64>,
-    get_us: Vec<f64>,
-    kill_ms: Vec<f64>,
-    peak_rss_kib: i64,
-}
-
-fn quantile(xs: &[f64], q: f64) -> f64 {
-    let mut s = xs.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    s[((s.len() - 1) as f64 * q) as usize]
-}
-
-fn floats(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
-        .unwrap_or_default()
-}
 
 fn main() {
     let peers = common::go_peers();
@@ -69,22 +49,7 @@ fn main() {
                 "--",
             ])
             .arg(plugin);
-            let run = common::run_capture(&mut cmd);
-            run.assert_pass();
-            let json = run
-                .stdout
-                .lines()
-                .find_map(|l| l.strip_prefix("JSON: "))
-                .expect("the host printed its measurements");
-            let report: serde_json::Value = serde_json::from_str(json).unwrap();
-            let s = &mut samples[i];
-            s.first_reply_ms.extend(floats(&report["first_reply_ms"]));
-            s.put_us.extend(floats(&report["put_us"]));
-            s.get_us.extend(floats(&report["get_us"]));
-            s.kill_ms.extend(floats(&report["kill_ms"]));
-            s.peak_rss_kib = s
-                .peak_rss_kib
-                .max(report["plugin_peak_rss_kib"].as_i64().unwrap_or(0));
+            samples[i].run(&mut cmd);
             eprintln!("round {}/{ROUNDS}: {name}, mtls={mtls} done", round + 1);
         }
     }

@@ -3,7 +3,7 @@
 //! checks it, measures it, and kills it.
 //!
 //! ```text
-//! kv_host [--mtls on|off] [--calls N] [--launches L] [--transport unix|tcp] -- PLUGIN [ARGS...]
+//! kv_host [--mtls on|off] [--calls N] [--launches L] [--transport unix|tcp] [--json] -- PLUGIN [ARGS...]
 //! ```
 //!
 //! Per launch: health, `Put("hello","world")` then `Get`, `NOT_FOUND` for a
@@ -49,6 +49,9 @@ struct Args {
     /// The network the plugin must listen on (any when absent).
     #[arg(long, value_enum)]
     transport: Option<Transport>,
+    /// Also print the measurements as one `JSON: {...}` line.
+    #[arg(long)]
+    json: bool,
     /// The plugin and its arguments.
     #[arg(last = true, required = true)]
     plugin: Vec<String>,
@@ -222,6 +225,17 @@ async fn main() -> ExitCode {
         quantile(&report.get, 0.99),
         quantile(&report.kill, 0.5),
     );
+    if args.json {
+        let ms = |xs: &[Duration]| xs.iter().map(|d| d.as_secs_f64() * 1e3).collect::<Vec<_>>();
+        let us = |xs: &[Duration]| xs.iter().map(|d| d.as_secs_f64() * 1e6).collect::<Vec<_>>();
+        println!(
+            "JSON: {{\"first_reply_ms\":{:?},\"put_us\":{:?},\"get_us\":{:?},\"kill_ms\":{:?}}}",
+            ms(&report.first_reply),
+            us(&report.put),
+            us(&report.get),
+            ms(&report.kill)
+        );
+    }
     if report.failures.is_empty() {
         println!("RESULT: PASS");
         ExitCode::SUCCESS

@@ -63,3 +63,40 @@ fn rust_host_go_plugin_plain() {
 fn rust_host_go_plugin_automtls_p521() {
     kv_host(true, "unix", &common::go_peers().kvplugin, &[]);
 }
+
+/// pyvider-rpcplugin 0.5.5's plugin, serving the same KV service.
+fn pyvider_plugin(mtls: bool, transport: &str) {
+    let script = common::crate_dir().join("tests/interop/python/kv_plugin_pyvider.py");
+    let script = script.to_str().unwrap();
+    let args: Vec<&str> = if transport == "tcp" {
+        vec![script, "--transport", "tcp"]
+    } else {
+        vec![script]
+    };
+    let run = kv_host(mtls, transport, &common::peers_python(), &args);
+    if mtls {
+        // pyvider answers AutoMTLS with its own P-384 certificate.
+        assert!(run.stdout.contains("mtls=true"), "{}", run.stdout);
+    }
+}
+
+#[test]
+#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test -- --ignored"]
+fn rust_host_pyvider_plugin_unix_plain() {
+    pyvider_plugin(false, "unix");
+}
+
+#[test]
+#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test -- --ignored"]
+fn rust_host_pyvider_plugin_unix_automtls() {
+    pyvider_plugin(true, "unix");
+}
+
+#[test]
+#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test -- --ignored"]
+fn rust_host_pyvider_plugin_tcp_plain_then_automtls() {
+    // One after the other: pyvider probes a free port and binds it later,
+    // so two pyvider plugins started at once can pick the same port.
+    pyvider_plugin(false, "tcp");
+    pyvider_plugin(true, "tcp");
+}

@@ -87,7 +87,10 @@ pub enum ClientError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     /// The gRPC connection could not be set up.
-    #[error("cannot open a gRPC connection to the plugin at {endpoint}: {source}")]
+    #[error(
+        "cannot open a gRPC connection to the plugin at {endpoint}: {}",
+        chain(source)
+    )]
     Connect {
         /// The endpoint.
         endpoint: Endpoint,
@@ -111,4 +114,17 @@ fn stderr_tail(lines: &[String]) -> String {
     } else {
         format!("; its stderr ended with:\n  {}", lines.join("\n  "))
     }
+}
+
+/// An error and its causes, `a: b: c`, so that tonic's bare "transport
+/// error" says what went wrong underneath.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
 }

@@ -104,6 +104,9 @@ struct OpenBlock {
     end_stream: bool,
     priority: Option<[u8; PRIORITY_FIELDS_LEN]>,
     fragment: Vec<u8>,
+    /// The block's frames exactly as the client sent them, for a
+    /// connection whose first block needs no rewrite.
+    raw: Vec<u8>,
 }
 
 /// Server-side stream wrapper that rewrites an `:authority` h2 would reject
@@ -122,6 +125,9 @@ pub(crate) struct AuthorityFix<T> {
     encoder: Encoder<'static>,
     /// Whether h2 has been told our encoder's dynamic table size is 0.
     table_size_sent: bool,
+    /// Whether a block was rewritten on this connection: from then on every
+    /// block is, since h2's HPACK decoder follows our encoder.
+    rewriting: bool,
     /// Whether a rewrite was logged on this connection.
     rewrite_logged: bool,
     /// The error that ended reading, returned again on later reads.
@@ -152,6 +158,7 @@ impl<T> AuthorityFix<T> {
             decoder,
             encoder,
             table_size_sent: false,
+            rewriting: false,
             rewrite_logged: false,
             failed: None,
         }
@@ -203,11 +210,10 @@ impl<T> AuthorityFix<T> {
                     return Ok(false);
                 }
                 let frame = self.input.split_to(FRAME_HEADER_LEN + len);
-                let payload = &frame[FRAME_HEADER_LEN..];
                 if kind == TYPE_HEADERS {
-                    self.on_headers(flags, stream_id, payload)?;
+                    self.on_headers(flags, stream_id, &frame)?;
                 } else {
-                    self.on_continuation(flags, stream_id, payload)?;
+                    self.on_continuation(flags, stream_id, &frame)?;
                 }
             }
             TYPE_PUSH_PROMISE => {
@@ -231,7 +237,8 @@ impl<T> AuthorityFix<T> {
         Ok(true)
     }
 
-    fn on_headers(&mut self, flags: u8, stream_id: u32, payload: &[u8]) -> io::Result<()> {
+    fn on_headers(&mut self, flags: u8, stream_id: u32, frame: &[u8]) -> io::Result<()> {
+        let payload = &frame[FRAME_HEADER_LEN..];
         if let Some(open) = &self.open_block {
             return Err(invalid(format!(
                 "HTTP/2 HEADERS frame on stream {stream_id} inside the header block of \
@@ -271,6 +278,7 @@ impl<T> AuthorityFix<T> {
             end_stream: flags & FLAG_END_STREAM != 0,
             priority,
             fragment: rest[..rest.len() - padding].to_vec(),
+            raw: frame.to_vec(),
         };
         if flags & FLAG_END_HEADERS != 0 {
             self.rewrite(block)
@@ -280,7 +288,8 @@ impl<T> AuthorityFix<T> {
         }
     }
 
-    fn on_continuation(&mut self, flags: u8, stream_id: u32, payload: &[u8]) -> io::Result<()> {
+    fn on_continuation(&mut self, flags: u8, stream_id: u32, frame: &[u8]) -> io::Result<()> {
+        let payload = &frame[FRAME_HEADER_LEN..];
         let Some(open) = self.open_block.as_mut() else {
             return Err(invalid(format!(
                 "HTTP/2 CONTINUATION frame on stream {stream_id} without a HEADERS frame \
@@ -301,6 +310,7 @@ impl<T> AuthorityFix<T> {
             )));
         }
         open.fragment.extend_from_slice(payload);
+        open.raw.extend_from_slice(frame);
         if flags & FLAG_END_HEADERS != 0
             && let Some(block) = self.open_block.take()
         {
@@ -334,10 +344,23 @@ impl<T> AuthorityFix<T> {
             )));
         }
 
-        for (name, value) in &mut fields {
-            if name.as_slice() == b":authority"
+        let bad_authority = |(name, value): &(Vec<u8>, Vec<u8>)| {
+            name.as_slice() == b":authority"
                 && http::uri::Authority::try_from(value.as_slice()).is_err()
-            {
+        };
+        if !self.rewriting && !fields.iter().any(bad_authority) {
+            // A client sends the same authority on every request of a
+            // connection: this one needs no help. Hand h2 the block as it
+            // came (so its HPACK state stays the client's) and step aside,
+            // costing nothing more on this connection.
+            self.output.extend_from_slice(&block.raw);
+            self.phase = Phase::Raw;
+            return Ok(());
+        }
+        self.rewriting = true;
+        for field in &mut fields {
+            if bad_authority(field) {
+                let value = &mut field.1;
                 if !self.rewrite_logged {
                     self.rewrite_logged = true;
                     tracing::debug!(

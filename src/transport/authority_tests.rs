@@ -632,3 +632,20 @@ async fn authority_fix_survives_random_frames() {
         }
     }
 }
+
+#[tokio::test]
+async fn authority_fix_steps_aside_when_the_first_request_is_fine() {
+    // A go-plugin or tonic host sends `localhost`: the whole stream, every
+    // header block included, comes out byte for byte as it went in.
+    let input = after_preface(&three_requests("localhost"));
+    assert_eq!(read_all(&input).await.unwrap(), input);
+    // A grpcio host's stream is rewritten, every block of it.
+    let input = after_preface(&three_requests(BAD_AUTHORITY));
+    let output = read_all(&input).await.unwrap();
+    assert_ne!(output, input);
+    assert!(
+        !output
+            .windows(BAD_AUTHORITY.len())
+            .any(|w| w == BAD_AUTHORITY.as_bytes())
+    );
+}

@@ -231,9 +231,25 @@ impl Launched {
 }
 
 impl Drop for Launched {
+    /// Ends the plugin as a host would, so that tests leave no socket
+    /// behind: SIGTERM (a graceful stop that removes the socket), then
+    /// SIGKILL after 2 s, then the socket removed if it is stale.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if self.child.try_wait().ok().flatten().is_none() {
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            if self.wait_exit(std::time::Duration::from_secs(2)).is_none() {
+                let _ = self.child.kill();
+            }
+        }
         let _ = self.child.wait();
+        if let Some(path) = self.line.endpoint().unix_path() {
+            let refused = std::os::unix::net::UnixStream::connect(path)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+            if refused {
+                let _ = std::fs::remove_file(path);
+            }
+        }
     }
 }
 
