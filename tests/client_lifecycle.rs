@@ -205,3 +205,36 @@ async fn a_forked_child_holding_the_pipes_does_not_survive_kill() {
     );
     assert!(wait_gone(child), "the plugin's child {child} survived Kill");
 }
+
+#[tokio::test]
+async fn socket_dir_and_port_range_reach_the_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let sockets = dir.path().join("plugins");
+    let client = ClientConfig::new(HandshakeConfig::basic_example())
+        .socket_dir(&sockets)
+        .start(kv_plugin())
+        .await
+        .unwrap();
+    let path = client
+        .handshake()
+        .endpoint()
+        .unix_path()
+        .unwrap()
+        .to_owned();
+    assert_eq!(path.parent().unwrap(), sockets);
+    client.kill().await;
+    assert!(!path.exists());
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let first = taken.local_addr().unwrap().port();
+    let mut command = kv_plugin();
+    command.args(["--transport", "tcp"]);
+    let client = ClientConfig::new(HandshakeConfig::basic_example())
+        .port_range(rpcplugin::PortRange::new(first, first + 20).unwrap())
+        .start(command)
+        .await
+        .unwrap();
+    let (_, port) = client.handshake().endpoint().tcp_parts().unwrap();
+    assert!(port > first && port <= first + 20, "{port}");
+    client.kill().await;
+}
