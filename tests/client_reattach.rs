@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -16,25 +15,7 @@ use rpcplugin::{ClientConfig, HandshakeConfig, ReattachProviders};
 
 #[tokio::test]
 async fn a_debug_mode_plugin_is_attached_to_and_never_killed() {
-    let mut plugin = Command::new(common::example("kv_plugin"))
-        .arg("--debug")
-        .env_remove("BASIC_PLUGIN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(plugin.stdout.take().unwrap()).lines();
-    let json = loop {
-        let line = lines.next().expect("a reattach line").unwrap();
-        if let Some(rest) = line.trim().strip_prefix("TF_REATTACH_PROVIDERS='") {
-            break rest.trim_end_matches('\'').to_owned();
-        }
-    };
-    let config = ReattachProviders::from_json(&json)
-        .unwrap()
-        .0
-        .remove("kv")
-        .unwrap();
+    let (mut plugin, config) = common::launch_debug();
     assert!(config.test);
 
     let client = ClientConfig::new(HandshakeConfig::basic_example())

@@ -4,34 +4,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use rpcplugin::ReattachProviders;
 use rpcplugin::proto::kv::PutRequest;
 use rpcplugin::proto::kv::kv_client::KvClient;
 
 #[tokio::test]
 async fn debug_mode_prints_a_reattach_configuration_that_works() {
-    let mut child = Command::new(common::example("kv_plugin"))
-        .arg("--debug")
-        .env_remove("BASIC_PLUGIN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let json = loop {
-        let line = lines.next().expect("a reattach line").unwrap();
-        if let Some(rest) = line.trim().strip_prefix("TF_REATTACH_PROVIDERS='") {
-            break rest.trim_end_matches('\'').to_owned();
-        }
-    };
-    let providers = ReattachProviders::from_json(&json).unwrap();
-    let config = providers.0["kv"].clone();
+    let (mut child, config) = common::launch_debug();
     assert_eq!(config.pid, child.id());
     assert!(config.test);
     assert_eq!(config.protocol_version, 1);

@@ -227,26 +227,7 @@ impl ClientConfig {
                 return Err(err);
             }
         };
-        tokio::spawn(connect::forward_stdio(
-            name.clone(),
-            channel.clone(),
-            self.stdio.clone(),
-        ));
-        let inner = Arc::new(Inner {
-            name,
-            pid,
-            line,
-            channel,
-            grace: self.kill_grace,
-            child: tokio::sync::Mutex::new(Some(child)),
-            status: Mutex::new(None),
-            attached: None,
-        });
-        registry()
-            .lock()
-            .expect("registry lock")
-            .push(Arc::downgrade(&inner));
-        Ok(Client { inner })
+        Ok(self.client(name, pid, line, channel, Some(child), None))
     }
 
     /// Attaches to a plugin that is already running (go-plugin's reattach),
@@ -272,6 +253,20 @@ impl ClientConfig {
         let channel = connect::open_channel(line.endpoint(), None).await?;
         connect::ping(channel.clone()).await?;
         let name = format!("pid {}", config.pid);
+        Ok(self.client(name, config.pid, line, channel, None, Some(config.test)))
+    }
+
+    /// A connected plugin: forwards its stdio and registers it for
+    /// [`cleanup_clients`].
+    fn client(
+        &self,
+        name: String,
+        pid: u32,
+        line: HandshakeLine,
+        channel: Channel,
+        child: Option<tokio::process::Child>,
+        attached: Option<bool>,
+    ) -> Client {
         tokio::spawn(connect::forward_stdio(
             name.clone(),
             channel.clone(),
@@ -279,19 +274,19 @@ impl ClientConfig {
         ));
         let inner = Arc::new(Inner {
             name,
-            pid: config.pid,
+            pid,
             line,
             channel,
             grace: self.kill_grace,
-            child: tokio::sync::Mutex::new(None),
+            child: tokio::sync::Mutex::new(child),
             status: Mutex::new(None),
-            attached: Some(config.test),
+            attached,
         });
         registry()
             .lock()
             .expect("registry lock")
             .push(Arc::downgrade(&inner));
-        Ok(Client { inner })
+        Client { inner }
     }
 
     /// Parses and checks the line, then connects and pings.

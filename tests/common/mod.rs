@@ -277,3 +277,29 @@ pub async fn channel_to(endpoint: rpcplugin::Endpoint) -> tonic::transport::Chan
         .await
         .unwrap()
 }
+
+/// Starts `kv_plugin --debug` as a person would (no cookie) and reads the
+/// reattach configuration it prints.
+pub fn launch_debug() -> (std::process::Child, rpcplugin::ReattachConfig) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(example("kv_plugin"))
+        .arg("--debug")
+        .env_remove("BASIC_PLUGIN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let json = loop {
+        let line = lines.next().expect("a reattach line").unwrap();
+        if let Some(rest) = line.trim().strip_prefix("TF_REATTACH_PROVIDERS='") {
+            break rest.trim_end_matches('\'').to_owned();
+        }
+    };
+    let mut providers = rpcplugin::ReattachProviders::from_json(&json).unwrap();
+    (
+        child,
+        providers.0.remove("kv").expect("a provider named kv"),
+    )
+}
