@@ -90,6 +90,7 @@
 #![warn(missing_docs)]
 
 mod client;
+pub mod echo;
 mod handshake;
 mod log;
 mod server;

@@ -1,0 +1,418 @@
+//! The spec of a sample stream: the leaves of the sample's pytree, each a
+//! dtype and a shape, in the order echo's client flattens them (optree's).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The element type of a leaf.
+///
+/// | dtype | numpy | bytes |
+/// | --- | --- | --- |
+/// | `bool` | `\|b1` | 1 |
+/// | `int8`, `uint8` | `\|i1`, `\|u1` | 1 |
+/// | `int16`, `uint16`, `float16` | `<i2`, `<u2`, `<f2` | 2 |
+/// | `int32`, `uint32`, `float32` | `<i4`, `<u4`, `<f4` | 4 |
+/// | `int64`, `uint64`, `float64`, `complex64` | `<i8`, `<u8`, `<f8`, `<c8` | 8 |
+/// | `complex128` | `<c16` | 16 |
+///
+/// echo sends leaves in native byte order, which is little-endian on every
+/// machine it runs on; hence `<`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DType {
+    /// numpy `bool`.
+    Bool,
+    /// numpy `int8`.
+    Int8,
+    /// numpy `int16`.
+    Int16,
+    /// numpy `int32`.
+    Int32,
+    /// numpy `int64`.
+    Int64,
+    /// numpy `uint8`.
+    UInt8,
+    /// numpy `uint16`.
+    UInt16,
+    /// numpy `uint32`.
+    UInt32,
+    /// numpy `uint64`.
+    UInt64,
+    /// numpy `float16`.
+    Float16,
+    /// numpy `float32`.
+    Float32,
+    /// numpy `float64`.
+    Float64,
+    /// numpy `complex64`.
+    Complex64,
+    /// numpy `complex128`.
+    Complex128,
+}
+
+const DTYPES: [(DType, &str, &str, u32); 14] = [
+    (DType::Bool, "bool", "|b1", 1),
+    (DType::Int8, "int8", "|i1", 1),
+    (DType::Int16, "int16", "<i2", 2),
+    (DType::Int32, "int32", "<i4", 4),
+    (DType::Int64, "int64", "<i8", 8),
+    (DType::UInt8, "uint8", "|u1", 1),
+    (DType::UInt16, "uint16", "<u2", 2),
+    (DType::UInt32, "uint32", "<u4", 4),
+    (DType::UInt64, "uint64", "<u8", 8),
+    (DType::Float16, "float16", "<f2", 2),
+    (DType::Float32, "float32", "<f4", 4),
+    (DType::Float64, "float64", "<f8", 8),
+    (DType::Complex64, "complex64", "<c8", 8),
+    (DType::Complex128, "complex128", "<c16", 16),
+];
+
+impl DType {
+    fn entry(self) -> &'static (DType, &'static str, &'static str, u32) {
+        DTYPES
+            .iter()
+            .find(|e| e.0 == self)
+            .expect("every dtype is listed")
+    }
+
+    /// numpy's name: `float32`.
+    pub fn name(self) -> &'static str {
+        self.entry().1
+    }
+
+    /// numpy's type string: `<f4`.
+    pub fn numpy_str(self) -> &'static str {
+        self.entry().2
+    }
+
+    /// Bytes per element (what echo's TCP protocol calls `dtype_size`).
+    pub fn size(self) -> u32 {
+        self.entry().3
+    }
+
+    /// From a numpy name (`float32`) or type string (`<f4`, `|u1`, `f4`).
+    pub fn from_name(name: &str) -> Option<DType> {
+        let bare = name.trim_start_matches(['<', '|', '=']);
+        DTYPES
+            .iter()
+            .find(|(_, n, s, _)| *n == name || *s == name || s[1..] == *bare)
+            .map(|e| e.0)
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One leaf of a sample: a dtype and a shape (no dims: a scalar).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Leaf {
+    /// The element type.
+    pub dtype: DType,
+    /// The dims; empty for a scalar.
+    pub shape: Vec<u32>,
+}
+
+impl Leaf {
+    /// Elements in the leaf: the product of the dims, 1 for a scalar.
+    pub fn elements(&self) -> u64 {
+        self.shape.iter().map(|&d| u64::from(d)).product()
+    }
+
+    /// Bytes of the leaf in a sample.
+    pub fn size(&self) -> u64 {
+        self.elements() * u64::from(self.dtype.size())
+    }
+}
+
+impl fmt::Display for Leaf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dims: Vec<String> = self.shape.iter().map(u32::to_string).collect();
+        write!(f, "{}[{}]", self.dtype, dims.join(","))
+    }
+}
+
+/// A failure to parse or decode a spec, or a mismatch between two specs.
+/// Each names the leaf (by index) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// Text that is not `dtype[dims]`.
+    #[error("spec {input:?}, leaf {index}: {reason}")]
+    Syntax {
+        /// The whole spec text.
+        input: String,
+        /// The leaf's index.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The spec has no leaves.
+    #[error("a spec needs at least one leaf")]
+    Empty,
+    /// Bytes that are not echo's spec header.
+    #[error("not an echo spec header: {reason}")]
+    Wire {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Two specs differ.
+    #[error("spec mismatch at leaf {index}: expected {expected}, got {actual}")]
+    Mismatch {
+        /// The leaf's index (or the shorter spec's length when the leaf
+        /// counts differ).
+        index: usize,
+        /// What this side expected.
+        expected: String,
+        /// What the other side has.
+        actual: String,
+    },
+}
+
+/// The spec of a stream: its leaves in flattened order.
+///
+/// Written and parsed as `float32[4],float32[1],uint8[84,84,3],int64[]`.
+///
+/// ```
+/// use rpcplugin::echo::Spec;
+///
+/// let spec: Spec = "float32[4],float32[1],float64[]".parse()?;
+/// assert_eq!(spec.payload_size(), 4 * 4 + 4 + 8);
+/// assert_eq!(spec.to_string(), "float32[4],float32[1],float64[]");
+/// # Ok::<(), rpcplugin::echo::SpecError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Spec {
+    leaves: Vec<Leaf>,
+}
+
+/// echo's TCP protocol magic and version.
+const MAGIC: &[u8; 4] = b"ECHO";
+const VERSION: u8 = 1;
+
+impl Spec {
+    /// A spec of these leaves.
+    ///
+    /// # Errors
+    ///
+    /// [`SpecError::Empty`] for no leaves.
+    pub fn new(leaves: Vec<Leaf>) -> Result<Self, SpecError> {
+        if leaves.is_empty() {
+            return Err(SpecError::Empty);
+        }
+        Ok(Spec { leaves })
+    }
+
+    /// The leaves, in flattened order.
+    pub fn leaves(&self) -> &[Leaf] {
+        &self.leaves
+    }
+
+    /// Bytes of one sample: the leaves' sizes added up.
+    pub fn payload_size(&self) -> u64 {
+        self.leaves.iter().map(Leaf::size).sum()
+    }
+
+    /// echo's TCP protocol v1 spec header: `ECHO`, version 1, the number of
+    /// arrays, then per array its dtype size, number of dims and dims, all
+    /// little-endian u32.
+    pub fn to_wire(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(9 + self.leaves.len() * 12);
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        out.extend_from_slice(&(self.leaves.len() as u32).to_le_bytes());
+        for leaf in &self.leaves {
+            out.extend_from_slice(&leaf.dtype.size().to_le_bytes());
+            out.extend_from_slice(&(leaf.shape.len() as u32).to_le_bytes());
+            for dim in &leaf.shape {
+                out.extend_from_slice(&dim.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Checks that `wire` (a v1 header, which carries dtype sizes, not
+    /// names) describes this spec.
+    ///
+    /// # Errors
+    ///
+    /// [`SpecError::Wire`] for a malformed header; [`SpecError::Mismatch`]
+    /// naming the first leaf that differs.
+    pub fn check_wire(&self, wire: &WireSpec) -> Result<(), SpecError> {
+        let ours: Vec<(u32, &[u32])> = self
+            .leaves
+            .iter()
+            .map(|l| (l.dtype.size(), &l.shape[..]))
+            .collect();
+        for (index, (mine, theirs)) in ours.iter().zip(&wire.leaves).enumerate() {
+            if mine.0 != theirs.0 || mine.1 != theirs.1.as_slice() {
+                return Err(SpecError::Mismatch {
+                    index,
+                    expected: format!("{}", self.leaves[index]),
+                    actual: format!("{} bytes/element, dims {:?}", theirs.0, theirs.1),
+                });
+            }
+        }
+        if ours.len() != wire.leaves.len() {
+            return Err(SpecError::Mismatch {
+                index: ours.len().min(wire.leaves.len()),
+                expected: format!("{} leaves", ours.len()),
+                actual: format!("{} leaves", wire.leaves.len()),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A spec as echo's TCP protocol v1 carries it: dtype sizes and dims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireSpec {
+    /// Per leaf: bytes per element, dims.
+    pub leaves: Vec<(u32, Vec<u32>)>,
+}
+
+impl WireSpec {
+    /// Decodes a complete header from the start of `bytes`; returns it and
+    /// its length, or `Ok(None)` when more bytes are needed.
+    ///
+    /// # Errors
+    ///
+    /// [`SpecError::Wire`] for a wrong magic ("not an echo server"), another
+    /// version, or absurd counts.
+    pub fn decode(bytes: &[u8]) -> Result<Option<(WireSpec, usize)>, SpecError> {
+        let wire = |reason: String| SpecError::Wire { reason };
+        let n = bytes.len().min(4);
+        if bytes[..n] != MAGIC[..n] {
+            return Err(wire(format!(
+                "magic {:02x?} is not \"ECHO\": not an echo server",
+                &bytes[..n]
+            )));
+        }
+        let mut at = 4;
+        let Some(&version) = bytes.get(at) else {
+            return Ok(None);
+        };
+        if version != VERSION {
+            return Err(wire(format!(
+                "protocol version {version} is not supported (only 1)"
+            )));
+        }
+        at += 1;
+        let mut u32_at = |at: &mut usize| -> Option<u32> {
+            let v = bytes.get(*at..*at + 4)?;
+            *at += 4;
+            Some(u32::from_le_bytes(v.try_into().expect("4 bytes")))
+        };
+        let Some(count) = u32_at(&mut at) else {
+            return Ok(None);
+        };
+        if count == 0 || count > MAX_LEAVES {
+            return Err(wire(format!("{count} arrays (expected 1 to {MAX_LEAVES})")));
+        }
+        let mut leaves = Vec::with_capacity(count as usize);
+        for index in 0..count {
+            let Some(size) = u32_at(&mut at) else {
+                return Ok(None);
+            };
+            let Some(ndims) = u32_at(&mut at) else {
+                return Ok(None);
+            };
+            if size == 0 || ndims > MAX_DIMS {
+                return Err(wire(format!(
+                    "array {index}: dtype size {size}, {ndims} dims"
+                )));
+            }
+            let mut dims = Vec::with_capacity(ndims as usize);
+            for _ in 0..ndims {
+                let Some(dim) = u32_at(&mut at) else {
+                    return Ok(None);
+                };
+                dims.push(dim);
+            }
+            leaves.push((size, dims));
+        }
+        Ok(Some((WireSpec { leaves }, at)))
+    }
+}
+
+/// Most leaves a spec header may announce: far more than any pytree echo
+/// streams, few enough that a hostile header cannot make us allocate much.
+const MAX_LEAVES: u32 = 65_536;
+/// Most dims a leaf may have (numpy's own limit is 64).
+const MAX_DIMS: u32 = 64;
+
+impl fmt::Display for Spec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, leaf) in self.leaves.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{leaf}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Spec {
+    type Err = SpecError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let mut leaves = Vec::new();
+        let mut rest = input.trim();
+        let mut index = 0;
+        while !rest.is_empty() {
+            let syntax = |reason: String| SpecError::Syntax {
+                input: input.to_owned(),
+                index,
+                reason,
+            };
+            let open = rest
+                .find('[')
+                .ok_or_else(|| syntax("expected `dtype[dims]`".into()))?;
+            let close = rest.find(']').ok_or_else(|| syntax("missing `]`".into()))?;
+            if close < open {
+                return Err(syntax("`]` before `[`".into()));
+            }
+            let name = rest[..open].trim();
+            let dtype =
+                DType::from_name(name).ok_or_else(|| syntax(format!("unknown dtype {name:?}")))?;
+            let dims = rest[open + 1..close].trim();
+            let shape = if dims.is_empty() {
+                Vec::new()
+            } else {
+                dims.split(',')
+                    .map(|d| {
+                        let d = d.trim();
+                        if d.is_empty() || !d.bytes().all(|b| b.is_ascii_digit()) {
+                            return Err(syntax(format!("dim {d:?} is not a number")));
+                        }
+                        d.parse::<u32>()
+                            .map_err(|_| syntax(format!("dim {d} is too large")))
+                    })
+                    .collect::<Result<Vec<u32>, SpecError>>()?
+            };
+            leaves.push(Leaf { dtype, shape });
+            rest = rest[close + 1..].trim_start();
+            if let Some(after) = rest.strip_prefix(',') {
+                rest = after.trim_start();
+                if rest.is_empty() {
+                    return Err(SpecError::Syntax {
+                        input: input.to_owned(),
+                        index: index + 1,
+                        reason: "nothing after the last `,`".into(),
+                    });
+                }
+            } else if !rest.is_empty() {
+                return Err(syntax(format!("expected `,` before {rest:?}")));
+            }
+            index += 1;
+        }
+        Spec::new(leaves)
+    }
+}
+
+#[cfg(test)]
+#[path = "spec_tests.rs"]
+mod tests;
