@@ -300,7 +300,7 @@ impl WireSpec {
             )));
         }
         at += 1;
-        let mut u32_at = |at: &mut usize| -> Option<u32> {
+        let u32_at = |at: &mut usize| -> Option<u32> {
             let v = bytes.get(*at..*at + 4)?;
             *at += 4;
             Some(u32::from_le_bytes(v.try_into().expect("4 bytes")))
