@@ -1,9 +1,13 @@
 //! echo sample streams (instadeepai's `echo` replay buffer): fixed-shape
 //! samples of arrays, streamed by workers to a learner.
 //!
-//! This module starts with the stream's spec: the leaves of a sample, each a
-//! dtype and a shape, and echo's TCP protocol v1 spec header.
+//! So far: the stream's [`Spec`] (the leaves of a sample, each a dtype and a
+//! shape, and echo's TCP protocol v1 spec header), and the [`Sink`] that
+//! transports deliver whole samples to, with the in-process [`channel`]
+//! sink and its batches.
 
+mod sink;
 mod spec;
 
+pub use sink::{Batch, ChannelSink, Sample, SampleReceiver, Sink, SinkError, channel};
 pub use spec::{DType, Leaf, Spec, SpecError, WireSpec};

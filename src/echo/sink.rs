@@ -1,0 +1,251 @@
+//! Where transports deliver samples: a [`Sink`], async and bounded, so that
+//! a slow consumer slows producers down instead of growing memory.
+
+use std::future::Future;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+
+use super::Spec;
+
+/// One whole sample: the leaves' bytes concatenated in flattened order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// Which connection (stream) it came from, numbered by the transport.
+    pub stream: u64,
+    /// The payload, exactly the spec's payload size.
+    pub data: Bytes,
+}
+
+/// A failure to deliver a sample.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// The consumer is gone; nothing more can be delivered.
+    #[error("the sample sink is closed")]
+    Closed,
+    /// A sample whose size is not the spec's payload size.
+    #[error("sample of {actual} bytes, but the spec's payload is {expected} bytes")]
+    WrongSize {
+        /// The spec's payload size.
+        expected: u64,
+        /// The sample's size.
+        actual: u64,
+    },
+}
+
+/// Where a transport pushes whole samples. `push` completes once the sample
+/// is accepted (a transport acknowledges it only then), and waits while the
+/// sink is full.
+pub trait Sink: Send + Sync + 'static {
+    /// Delivers one sample, waiting for room.
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError::Closed`] when the consumer is gone;
+    /// [`SinkError::WrongSize`] for a sample of the wrong size.
+    fn push(&self, sample: Sample) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// The in-process sink: a bounded channel. Cheap to clone, one per
+/// connection.
+#[derive(Debug, Clone)]
+pub struct ChannelSink {
+    tx: mpsc::Sender<Sample>,
+    payload: u64,
+}
+
+/// The consumer's end of a [`ChannelSink`]: samples one by one, or batches.
+#[derive(Debug)]
+pub struct SampleReceiver {
+    rx: mpsc::Receiver<Sample>,
+    spec: Spec,
+}
+
+/// A bounded in-process sink for samples of `spec`, holding at most
+/// `capacity` samples not yet received.
+///
+/// # Panics
+///
+/// If `capacity` is 0.
+///
+/// ```
+/// use rpcplugin::echo::{Sample, Sink, channel};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (sink, mut samples) = channel("uint8[2],float32[]".parse()?, 64);
+/// sink.push(Sample { stream: 0, data: vec![1, 2, 0, 0, 128, 63].into() }).await?;
+/// let sample = samples.recv().await.expect("a sample");
+/// assert_eq!(sample.data.len(), 6);
+/// # Ok(()) }
+/// ```
+pub fn channel(spec: Spec, capacity: usize) -> (ChannelSink, SampleReceiver) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let sink = ChannelSink {
+        tx,
+        payload: spec.payload_size(),
+    };
+    (sink, SampleReceiver { rx, spec })
+}
+
+impl Sink for ChannelSink {
+    async fn push(&self, sample: Sample) -> Result<(), SinkError> {
+        let actual = sample.data.len() as u64;
+        if actual != self.payload {
+            return Err(SinkError::WrongSize {
+                expected: self.payload,
+                actual,
+            });
+        }
+        self.tx.send(sample).await.map_err(|_| SinkError::Closed)
+    }
+}
+
+/// Samples stacked leaf by leaf: for each leaf, one contiguous buffer of
+/// shape `[len, dims...]`, as a learner consumes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    len: usize,
+    leaves: Vec<Bytes>,
+}
+
+impl Batch {
+    /// How many samples.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the batch holds no sample (never, for a received batch).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Leaf `index` of every sample, contiguous: `len × leaf size` bytes.
+    pub fn leaf(&self, index: usize) -> Option<&Bytes> {
+        self.leaves.get(index)
+    }
+}
+
+impl SampleReceiver {
+    /// The next sample; `None` once every sink is dropped and all were
+    /// received.
+    pub async fn recv(&mut self) -> Option<Sample> {
+        self.rx.recv().await
+    }
+
+    /// The next `size` samples stacked into a [`Batch`]. When the senders
+    /// are gone, the last batch may be smaller; `None` when nothing is left.
+    ///
+    /// # Panics
+    ///
+    /// If `size` is 0.
+    pub async fn recv_batch(&mut self, size: usize) -> Option<Batch> {
+        assert!(size > 0, "a batch holds at least one sample");
+        let mut samples = Vec::with_capacity(size);
+        while samples.len() < size {
+            match self.rx.recv().await {
+                Some(sample) => samples.push(sample),
+                None => break,
+            }
+        }
+        if samples.is_empty() {
+            return None;
+        }
+        Some(self.stack(&samples))
+    }
+
+    fn stack(&self, samples: &[Sample]) -> Batch {
+        let mut offset = 0;
+        let leaves = self
+            .spec
+            .leaves()
+            .iter()
+            .map(|leaf| {
+                let size = leaf.size() as usize;
+                let mut stacked = BytesMut::with_capacity(size * samples.len());
+                for sample in samples {
+                    stacked.extend_from_slice(&sample.data[offset..offset + size]);
+                }
+                offset += size;
+                stacked.freeze()
+            })
+            .collect();
+        Batch {
+            len: samples.len(),
+            leaves,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(stream: u64, data: &[u8]) -> Sample {
+        Sample {
+            stream,
+            data: Bytes::copy_from_slice(data),
+        }
+    }
+
+    #[tokio::test]
+    async fn samples_in_order_and_wrong_sizes_refused() {
+        let (sink, mut rx) = channel("uint8[2],uint8[]".parse().unwrap(), 4);
+        sink.push(sample(1, &[1, 2, 3])).await.unwrap();
+        let err = sink.push(sample(1, &[1, 2])).await.unwrap_err();
+        assert_eq!(
+            err,
+            SinkError::WrongSize {
+                expected: 3,
+                actual: 2
+            }
+        );
+        sink.push(sample(2, &[4, 5, 6])).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap(), sample(1, &[1, 2, 3]));
+        assert_eq!(rx.recv().await.unwrap(), sample(2, &[4, 5, 6]));
+        drop(sink);
+        assert_eq!(rx.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_full_sink_holds_the_producer_back() {
+        let (sink, mut rx) = channel("uint8[1]".parse().unwrap(), 2);
+        sink.push(sample(0, &[1])).await.unwrap();
+        sink.push(sample(0, &[2])).await.unwrap();
+        let third = tokio::spawn({
+            let sink = sink.clone();
+            async move { sink.push(sample(0, &[3])).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!third.is_finished(), "the third push waits for room");
+        assert_eq!(rx.recv().await.unwrap().data, Bytes::from_static(&[1]));
+        third.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn batches_stack_each_leaf_contiguously() {
+        // Two leaves: uint8[2] then uint8[] (a scalar).
+        let (sink, mut rx) = channel("uint8[2],uint8[]".parse().unwrap(), 8);
+        for i in 0..5u8 {
+            sink.push(sample(0, &[10 * i, 10 * i + 1, 100 + i]))
+                .await
+                .unwrap();
+        }
+        drop(sink);
+        let batch = rx.recv_batch(3).await.unwrap();
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch.leaf(0).unwrap().as_ref(), &[0, 1, 10, 11, 20, 21]);
+        assert_eq!(batch.leaf(1).unwrap().as_ref(), &[100, 101, 102]);
+        let last = rx.recv_batch(3).await.unwrap();
+        assert_eq!(last.len(), 2, "the last batch holds what was left");
+        assert_eq!(last.leaf(1).unwrap().as_ref(), &[103, 104]);
+        assert!(rx.recv_batch(3).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_receiver_closes_the_sink() {
+        let (sink, rx) = channel("uint8[1]".parse().unwrap(), 1);
+        drop(rx);
+        assert_eq!(sink.push(sample(0, &[1])).await, Err(SinkError::Closed));
+    }
+}
