@@ -8,6 +8,8 @@
 
 mod sink;
 mod spec;
+mod tcp;
 
 pub use sink::{Batch, ChannelSink, Sample, SampleReceiver, Sink, SinkError, channel};
 pub use spec::{DType, Leaf, Spec, SpecError, WireSpec};
+pub use tcp::{EchoError, TcpTransport, Transport};

@@ -1,0 +1,70 @@
+//! echo's TCP protocol v1 on our server, from a raw socket: the spec header
+//! first, one `0x01` per sample delivered, a partial sample never delivered,
+//! over TCP and unix sockets.
+
+use std::time::Duration;
+
+use rpcplugin::echo::{self, Transport};
+use rpcplugin::{TcpTransport, UnixTransport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn exercise(listener: impl rpcplugin::Transport + 'static) {
+    let spec: echo::Spec = "uint8[3],int16[]".parse().unwrap();
+    let (sink, mut samples) = echo::channel(spec.clone(), 16);
+    let server = echo::TcpTransport::new(spec.clone(), sink, listener);
+    let endpoint = server.start().await.unwrap();
+    assert!(matches!(
+        server.start().await,
+        Err(echo::EchoError::AlreadyStarted)
+    ));
+
+    let mut conn = rpcplugin::connect(&endpoint, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let mut header = vec![0u8; spec.to_wire().len()];
+    conn.read_exact(&mut header).await.unwrap();
+    assert_eq!(
+        header,
+        spec.to_wire(),
+        "the server speaks first, with the spec"
+    );
+
+    // Three samples in one write, then half of a fourth.
+    let payload: Vec<u8> = (0..15).collect();
+    conn.write_all(&payload).await.unwrap();
+    conn.write_all(&[100, 101]).await.unwrap();
+    let mut acks = [0u8; 3];
+    conn.read_exact(&mut acks).await.unwrap();
+    assert_eq!(acks, [1, 1, 1], "one ack per delivered sample");
+    for i in 0..3u8 {
+        let sample = samples.recv().await.unwrap();
+        assert_eq!(
+            sample.data.as_ref(),
+            &[5 * i, 5 * i + 1, 5 * i + 2, 5 * i + 3, 5 * i + 4]
+        );
+    }
+    // The client goes away inside the fourth sample: it is dropped.
+    drop(conn);
+    server.shutdown().await;
+    server.shutdown().await;
+    // With the server gone, its sink is too: the receiver ends, and the
+    // partial fourth sample was never delivered.
+    drop(server);
+    assert_eq!(samples.recv().await, None, "a partial sample was delivered");
+}
+
+#[tokio::test]
+async fn protocol_v1_over_tcp() {
+    exercise(TcpTransport::localhost()).await;
+}
+
+#[tokio::test]
+async fn protocol_v1_over_unix() {
+    let dir = tempfile::tempdir().unwrap();
+    exercise(UnixTransport::in_dir(dir.path())).await;
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "socket removed on shutdown"
+    );
+}
