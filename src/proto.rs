@@ -15,3 +15,10 @@ pub mod kv {
     #![allow(missing_docs)]
     tonic::include_proto!("proto");
 }
+
+/// echo sample streams over gRPC (proto package `echo.v1`): `SampleStream`
+/// with `GetSpec` and the bidirectional `Push`.
+pub mod echo {
+    #![allow(missing_docs)]
+    tonic::include_proto!("echo.v1");
+}

@@ -6,10 +6,14 @@
 //! transports deliver whole samples to, with the in-process [`channel`]
 //! sink and its batches.
 
+mod grpc;
+mod grpc_client;
 mod sink;
 mod spec;
 mod tcp;
 
+pub use grpc::{GrpcTransport, Service as GrpcService};
+pub use grpc_client::{DEFAULT_MAX_INFLIGHT, EchoClientError, GrpcClient};
 pub use sink::{Batch, ChannelSink, Sample, SampleReceiver, Sink, SinkError, channel};
 pub use spec::{DType, Leaf, Spec, SpecError, WireSpec};
 pub use tcp::{EchoError, TcpTransport, Transport};

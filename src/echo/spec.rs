@@ -266,6 +266,74 @@ impl Spec {
     }
 }
 
+impl Spec {
+    /// Checks that `other` (the peer's spec) is this one, leaf by leaf.
+    ///
+    /// # Errors
+    ///
+    /// [`SpecError::Mismatch`] naming the first leaf that differs.
+    pub fn check(&self, other: &Spec) -> Result<(), SpecError> {
+        for (index, (mine, theirs)) in self.leaves.iter().zip(&other.leaves).enumerate() {
+            if mine != theirs {
+                return Err(SpecError::Mismatch {
+                    index,
+                    expected: mine.to_string(),
+                    actual: theirs.to_string(),
+                });
+            }
+        }
+        if self.leaves.len() != other.leaves.len() {
+            return Err(SpecError::Mismatch {
+                index: self.leaves.len().min(other.leaves.len()),
+                expected: format!("{} leaves", self.leaves.len()),
+                actual: format!("{} leaves", other.leaves.len()),
+            });
+        }
+        Ok(())
+    }
+
+    /// The spec as the gRPC transport carries it.
+    pub(crate) fn to_proto(&self) -> crate::proto::echo::Spec {
+        crate::proto::echo::Spec {
+            leaves: self
+                .leaves
+                .iter()
+                .map(|leaf| crate::proto::echo::Leaf {
+                    dtype: leaf.dtype.name().to_owned(),
+                    shape: leaf.shape.clone(),
+                    path: String::new(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A spec from the gRPC transport.
+    ///
+    /// # Errors
+    ///
+    /// [`SpecError::Syntax`] for an unknown dtype, [`SpecError::Empty`] for
+    /// no leaves.
+    pub(crate) fn from_proto(spec: &crate::proto::echo::Spec) -> Result<Spec, SpecError> {
+        let leaves = spec
+            .leaves
+            .iter()
+            .enumerate()
+            .map(|(index, leaf)| {
+                let dtype = DType::from_name(&leaf.dtype).ok_or_else(|| SpecError::Syntax {
+                    input: format!("{:?}", leaf.dtype),
+                    index,
+                    reason: format!("unknown dtype {:?}", leaf.dtype),
+                })?;
+                Ok(Leaf {
+                    dtype,
+                    shape: leaf.shape.clone(),
+                })
+            })
+            .collect::<Result<Vec<Leaf>, SpecError>>()?;
+        Spec::new(leaves)
+    }
+}
+
 /// A spec as echo's TCP protocol v1 carries it: dtype sizes and dims.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireSpec {

@@ -1,0 +1,238 @@
+//! echo sample streams over gRPC, server side: `echo.v1.SampleStream`.
+
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{EchoError, Sample, Sink, SinkError, Spec, Transport};
+use crate::proto::echo::sample_stream_server::{SampleStream, SampleStreamServer};
+use crate::proto::echo::{Ack, GetSpecRequest, PushRequest};
+use crate::{Endpoint, MAX_MESSAGE_SIZE};
+
+/// Acks queued towards a client: acks are cumulative, so a slow reader
+/// only needs the latest; a few smooth bursts.
+const ACK_QUEUE: usize = 4;
+
+/// HTTP/2 windows for bulk sample transfer: large enough that a
+/// multi-megabyte sample, or many small ones, flow without waiting for
+/// WINDOW_UPDATE frames.
+const STREAM_WINDOW: u32 = 8 << 20;
+const CONNECTION_WINDOW: u32 = 16 << 20;
+
+/// echo sample streams over gRPC, on any socket transport of this crate
+/// (TCP or unix, with TLS when served inside a plugin with AutoMTLS).
+///
+/// [`start`](Transport::start) serves it on its own listener;
+/// [`service`](Self::service) gives the tonic service to serve beside
+/// others, e.g. in a plugin's [`ServeConfig`](crate::ServeConfig).
+#[derive(Debug)]
+pub struct GrpcTransport<T, S> {
+    service: Service<S>,
+    listener: T,
+    server: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// The `SampleStream` service.
+#[derive(Debug, Clone)]
+pub struct Service<S> {
+    spec: Spec,
+    sink: S,
+    stop: watch::Sender<bool>,
+}
+
+impl<T: crate::Transport + 'static, S: Sink + Clone> GrpcTransport<T, S> {
+    /// Serves `spec` on `listener`, delivering into `sink`.
+    pub fn new(spec: Spec, sink: S, listener: T) -> Self {
+        GrpcTransport {
+            service: Service {
+                spec,
+                sink,
+                stop: watch::channel(false).0,
+            },
+            listener,
+            server: Mutex::new(None),
+        }
+    }
+}
+
+impl<S: Sink + Clone> Service<S> {
+    /// The service alone, for serving beside others.
+    pub fn new(spec: Spec, sink: S) -> Self {
+        Service {
+            spec,
+            sink,
+            stop: watch::channel(false).0,
+        }
+    }
+
+    /// The tonic server, with message limits for the largest sample.
+    pub fn into_server(self) -> SampleStreamServer<Self> {
+        SampleStreamServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE)
+    }
+
+    /// Ends every stream: samples already acknowledged have reached the
+    /// sink; clients get `UNAVAILABLE`.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
+impl<T: crate::Transport + 'static, S: Sink + Clone> GrpcTransport<T, S> {
+    /// The tonic service, to serve beside other services.
+    pub fn service(&self) -> SampleStreamServer<Service<S>> {
+        self.service.clone().into_server()
+    }
+}
+
+impl<T: crate::Transport + 'static, S: Sink + Clone> Transport for GrpcTransport<T, S> {
+    async fn start(&self) -> Result<Endpoint, EchoError> {
+        if self.server.lock().expect("server lock").is_some() {
+            return Err(EchoError::AlreadyStarted);
+        }
+        let (endpoint, incoming) = self.listener.listen().await?;
+        let mut stopped = self.service.stop.subscribe();
+        let server = tonic::transport::Server::builder()
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .add_service(self.service())
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            });
+        let task = tokio::spawn(async move {
+            if let Err(err) = server.await {
+                tracing::warn!(%err, "the sample server failed");
+            }
+        });
+        *self.server.lock().expect("server lock") = Some(task);
+        Ok(endpoint)
+    }
+
+    async fn shutdown(&self) {
+        self.service.stop();
+        let task = self.server.lock().expect("server lock").take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        if let Err(err) = self.listener.close().await {
+            tracing::warn!(%err, "closing the sample listener failed");
+        }
+    }
+}
+
+type AckStream = Pin<Box<dyn Stream<Item = Result<Ack, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<S: Sink + Clone> SampleStream for Service<S> {
+    async fn get_spec(
+        &self,
+        _: Request<GetSpecRequest>,
+    ) -> Result<Response<crate::proto::echo::Spec>, Status> {
+        Ok(Response::new(self.spec.to_proto()))
+    }
+
+    type PushStream = AckStream;
+
+    async fn push(
+        &self,
+        request: Request<Streaming<PushRequest>>,
+    ) -> Result<Response<AckStream>, Status> {
+        if *self.stop.borrow() {
+            return Err(Status::unavailable("the sample server is shutting down"));
+        }
+        let mut requests = request.into_inner();
+        let first = requests
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("the stream ended before its spec"))?;
+        let theirs = first.spec.as_ref().ok_or_else(|| {
+            Status::invalid_argument("the first message must carry the client's spec")
+        })?;
+        let theirs =
+            Spec::from_proto(theirs).map_err(|err| Status::invalid_argument(err.to_string()))?;
+        self.spec
+            .check(&theirs)
+            .map_err(|err| Status::failed_precondition(err.to_string()))?;
+
+        let (tx, rx) = mpsc::channel(ACK_QUEUE);
+        let (sink, payload, mut stop) = (
+            self.sink.clone(),
+            self.spec.payload_size(),
+            self.stop.subscribe(),
+        );
+        tokio::spawn(async move {
+            let mut delivered = 0u64;
+            let mut message = Some(first);
+            loop {
+                if let Some(request) = message.take() {
+                    if let Err(status) =
+                        deliver(&sink, &request.samples, payload, &mut delivered).await
+                    {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                    if tx.send(Ok(Ack { delivered })).await.is_err() {
+                        return;
+                    }
+                }
+                let next = tokio::select! {
+                    _ = stop.wait_for(|s| *s) => None,
+                    next = requests.next() => Some(next),
+                };
+                let Some(next) = next else {
+                    let _ = tx
+                        .send(Err(Status::unavailable(
+                            "the sample server is shutting down",
+                        )))
+                        .await;
+                    return;
+                };
+                match next {
+                    Some(Ok(request)) => message = Some(request),
+                    // The client closed its side: the stream is done.
+                    None => return,
+                    Some(Err(status)) => {
+                        tracing::debug!(%status, "sample stream failed");
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Pushes a message's samples into the sink, counting them.
+async fn deliver<S: Sink>(
+    sink: &S,
+    samples: &[bytes::Bytes],
+    payload: u64,
+    delivered: &mut u64,
+) -> Result<(), Status> {
+    for (i, data) in samples.iter().enumerate() {
+        if data.len() as u64 != payload {
+            return Err(Status::invalid_argument(format!(
+                "sample {} is {} bytes; the spec's payload is {payload} bytes",
+                *delivered + i as u64,
+                data.len()
+            )));
+        }
+    }
+    for data in samples {
+        let sample = Sample {
+            stream: 0,
+            data: data.clone(),
+        };
+        match sink.push(sample).await {
+            Ok(()) => *delivered += 1,
+            Err(SinkError::Closed) => return Err(Status::unavailable("the sample sink is closed")),
+            Err(err) => return Err(Status::invalid_argument(err.to_string())),
+        }
+    }
+    Ok(())
+}
