@@ -68,3 +68,68 @@ async fn protocol_v1_over_unix() {
         "socket removed on shutdown"
     );
 }
+
+#[tokio::test]
+async fn our_tcp_client_against_our_tcp_server() {
+    let spec: echo::Spec = "uint8[3],int16[]".parse().unwrap();
+    let (sink, mut samples) = echo::channel(spec.clone(), 8);
+    let server = echo::TcpTransport::new(spec.clone(), sink, TcpTransport::localhost());
+    let endpoint = server.start().await.unwrap();
+
+    // A client with another spec is refused, naming the leaf.
+    let other: echo::Spec = "uint8[4],int16[]".parse().unwrap();
+    let err = echo::TcpClient::connect(&endpoint, &other, 4)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("leaf 0"), "{err}");
+
+    let client = echo::TcpClient::connect(&endpoint, &spec, 4).await.unwrap();
+    let consumer = tokio::spawn(async move {
+        for i in 0..500u16 {
+            let got = samples.recv().await.unwrap();
+            assert_eq!(
+                got.data.as_ref(),
+                &[i as u8, 1, 2, (i & 0xff) as u8, (i >> 8) as u8],
+                "{i}"
+            );
+        }
+        samples
+    });
+    for i in 0..500u16 {
+        let mut data = vec![i as u8, 1, 2];
+        data.extend_from_slice(&i.to_le_bytes());
+        client.send(data.into()).await.unwrap();
+    }
+    client.wait().await.unwrap();
+    assert_eq!(client.acknowledged(), 500);
+    assert!(matches!(
+        client.send(vec![0; 2].into()).await,
+        Err(echo::EchoClientError::WrongSize {
+            expected: 5,
+            actual: 2
+        })
+    ));
+    let _samples = consumer.await.unwrap();
+
+    // The server goes away: wait() fails instead of hanging (echo 0.1.1).
+    client.send(vec![0; 5].into()).await.unwrap();
+    server.shutdown().await;
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Err(err) = client.send(vec![0; 5].into()).await {
+                return err;
+            }
+            if let Err(err) = client.wait().await {
+                return err;
+            }
+        }
+    })
+    .await
+    .expect("a closed-connection error, not a hang");
+    assert!(
+        matches!(waited, echo::EchoClientError::ConnectionClosed { .. }),
+        "{waited:?}"
+    );
+    client.close().await;
+    client.close().await;
+}

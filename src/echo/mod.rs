@@ -11,9 +11,11 @@ mod grpc_client;
 mod sink;
 mod spec;
 mod tcp;
+mod tcp_client;
 
 pub use grpc::{GrpcTransport, Service as GrpcService};
 pub use grpc_client::{DEFAULT_MAX_INFLIGHT, EchoClientError, GrpcClient};
 pub use sink::{Batch, ChannelSink, Sample, SampleReceiver, Sink, SinkError, channel};
 pub use spec::{DType, Leaf, Spec, SpecError, WireSpec};
 pub use tcp::{EchoError, TcpTransport, Transport};
+pub use tcp_client::TcpClient;

@@ -1,0 +1,206 @@
+//! echo's TCP protocol v1, client side, with the API of echo's Python
+//! `TcpClient`: the server's spec is checked on connect, `send` waits at
+//! the in-flight limit, `wait` fails (instead of hanging) when the server
+//! goes away.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::{Semaphore, watch};
+
+use super::{EchoClientError, Spec, WireSpec};
+use crate::{Connection, Endpoint};
+
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A sample stream to a server speaking echo's TCP protocol v1 (echo's own
+/// server, or [`TcpTransport`](super::TcpTransport)).
+#[derive(Debug)]
+pub struct TcpClient {
+    payload: u64,
+    credits: Arc<Semaphore>,
+    sent: std::sync::atomic::AtomicU64,
+    acked: watch::Receiver<u64>,
+    failure: Arc<Mutex<Option<String>>>,
+    writer: tokio::sync::Mutex<Option<WriteHalf<Connection>>>,
+    reader: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl TcpClient {
+    /// Connects, reads the server's spec header and checks it against
+    /// `spec`.
+    ///
+    /// # Errors
+    ///
+    /// [`EchoClientError::SpecMismatch`] naming the leaf (or "not an echo
+    /// server"); [`EchoClientError::ConnectionClosed`] when the server
+    /// cannot be reached.
+    ///
+    /// # Panics
+    ///
+    /// If `max_inflight` is 0.
+    pub async fn connect(
+        endpoint: &Endpoint,
+        spec: &Spec,
+        max_inflight: usize,
+    ) -> Result<Self, EchoClientError> {
+        assert!(
+            max_inflight > 0,
+            "at least one sample must be allowed in flight"
+        );
+        let closed = |reason: String| EchoClientError::ConnectionClosed { reason };
+        let mut conn = crate::connect(endpoint, CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| closed(e.to_string()))?;
+        let mut header = BytesMut::new();
+        let wire = loop {
+            if let Some((wire, used)) =
+                WireSpec::decode(&header).map_err(EchoClientError::SpecMismatch)?
+            {
+                let _ = header.split_to(used);
+                break wire;
+            }
+            let n = conn
+                .read_buf(&mut header)
+                .await
+                .map_err(|e| closed(e.to_string()))?;
+            if n == 0 {
+                return Err(closed(
+                    "the server closed the connection before its spec".into(),
+                ));
+            }
+        };
+        spec.check_wire(&wire)
+            .map_err(EchoClientError::SpecMismatch)?;
+        let (reader, writer) = tokio::io::split(conn);
+        let credits = Arc::new(Semaphore::new(max_inflight));
+        let (acked_tx, acked) = watch::channel(0u64);
+        let failure = Arc::new(Mutex::new(None));
+        let task = tokio::spawn(read_acks(
+            reader,
+            header.len(),
+            credits.clone(),
+            acked_tx,
+            failure.clone(),
+        ));
+        Ok(TcpClient {
+            payload: spec.payload_size(),
+            credits,
+            sent: 0.into(),
+            acked,
+            failure,
+            writer: tokio::sync::Mutex::new(Some(writer)),
+            reader: Mutex::new(Some(task)),
+        })
+    }
+
+    fn closed(&self) -> EchoClientError {
+        let reason = self.failure.lock().expect("failure lock").clone();
+        EchoClientError::ConnectionClosed {
+            reason: reason.unwrap_or_else(|| "closed by the client".to_owned()),
+        }
+    }
+
+    /// Sends one sample, waiting while `max_inflight` are unacknowledged.
+    ///
+    /// # Errors
+    ///
+    /// [`EchoClientError::WrongSize`]; [`EchoClientError::ConnectionClosed`].
+    pub async fn send(&self, sample: Bytes) -> Result<(), EchoClientError> {
+        if sample.len() as u64 != self.payload {
+            return Err(EchoClientError::WrongSize {
+                expected: self.payload,
+                actual: sample.len() as u64,
+            });
+        }
+        let permit = self.credits.acquire().await.map_err(|_| self.closed())?;
+        permit.forget();
+        let mut writer = self.writer.lock().await;
+        let writer = writer.as_mut().ok_or_else(|| self.closed())?;
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        writer.write_all(&sample).await.map_err(|e| {
+            self.failure
+                .lock()
+                .expect("failure lock")
+                .get_or_insert(e.to_string());
+            self.closed()
+        })
+    }
+
+    /// Waits until every sample sent so far is acknowledged.
+    ///
+    /// # Errors
+    ///
+    /// [`EchoClientError::ConnectionClosed`] when the server goes away
+    /// first.
+    pub async fn wait(&self) -> Result<(), EchoClientError> {
+        let sent = self.sent.load(std::sync::atomic::Ordering::SeqCst);
+        let mut acked = self.acked.clone();
+        loop {
+            if *acked.borrow_and_update() >= sent {
+                return Ok(());
+            }
+            if self.failure.lock().expect("failure lock").is_some()
+                || acked.changed().await.is_err()
+            {
+                return Err(self.closed());
+            }
+        }
+    }
+
+    /// Samples acknowledged so far.
+    pub fn acknowledged(&self) -> u64 {
+        *self.acked.borrow()
+    }
+
+    /// Closes the connection (both directions). Idempotent.
+    pub async fn close(&self) {
+        self.failure
+            .lock()
+            .expect("failure lock")
+            .get_or_insert_with(|| "closed by the client".to_owned());
+        if let Some(mut writer) = self.writer.lock().await.take() {
+            let _ = writer.shutdown().await;
+        }
+        let reader = self.reader.lock().expect("reader lock").take();
+        if let Some(reader) = reader {
+            reader.abort();
+            let _ = reader.await;
+        }
+    }
+}
+
+/// Counts `0x01` acks (any other byte is ignored, as echo's client does)
+/// and returns credits; records why the connection ended.
+async fn read_acks(
+    mut reader: ReadHalf<Connection>,
+    early: usize,
+    credits: Arc<Semaphore>,
+    acked: watch::Sender<u64>,
+    failure: Arc<Mutex<Option<String>>>,
+) {
+    if early > 0 {
+        tracing::debug!(
+            bytes = early,
+            "bytes after the spec header before any sample"
+        );
+    }
+    let mut buf = [0u8; 4096];
+    let reason = loop {
+        match reader.read(&mut buf).await {
+            Ok(0) => break "the server closed the connection".to_owned(),
+            Ok(n) => {
+                let acks = buf[..n].iter().filter(|b| **b == 0x01).count();
+                credits.add_permits(acks);
+                acked.send_modify(|count| *count += acks as u64);
+            }
+            Err(err) => break err.to_string(),
+        }
+    };
+    failure.lock().expect("failure lock").get_or_insert(reason);
+    credits.close();
+    acked.send_modify(|_| {});
+}
