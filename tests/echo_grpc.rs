@@ -181,3 +181,35 @@ async fn shutdown_mid_stream_closes_the_client_and_keeps_every_acked_sample() {
         "{acked} acknowledged but only {delivered} delivered"
     );
 }
+
+#[test]
+fn blocking_clients_over_both_transports() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (sink, mut samples) = echo::channel(spec(), 1024);
+    let tcp = echo::TcpTransport::new(spec(), sink.clone(), TcpTransport::localhost());
+    let grpc = echo::GrpcTransport::new(spec(), sink, TcpTransport::localhost());
+    let tcp_endpoint = runtime.block_on(tcp.start()).unwrap();
+    let grpc_endpoint = runtime.block_on(grpc.start()).unwrap();
+
+    let client = echo::blocking::TcpClient::connect(&tcp_endpoint, &spec(), 8).unwrap();
+    for i in 0..100 {
+        client.send(sample(i)).unwrap();
+    }
+    client.wait().unwrap();
+    client.close();
+    client.close();
+    let client = echo::blocking::GrpcClient::connect(&grpc_endpoint, &spec(), 8).unwrap();
+    for i in 100..200 {
+        client.send(sample(i)).unwrap();
+    }
+    client.wait().unwrap();
+    assert_eq!(client.acknowledged(), 100);
+    client.close();
+    for i in 0..200 {
+        assert_eq!(runtime.block_on(samples.recv()).unwrap().data, sample(i));
+    }
+    runtime.block_on(async {
+        tcp.shutdown().await;
+        grpc.shutdown().await;
+    });
+}

@@ -18,6 +18,7 @@ use crate::proto::plugin::grpc_controller_client::GrpcControllerClient;
 use crate::tls::{self, Identity};
 use crate::{HandshakeConfig, HandshakeLine, PortRange, Protocol, ReattachConfig, SocketGroup};
 
+pub(crate) use connect::open_channel;
 pub use connect::{StdioHandler, StdioSink};
 pub use error::ClientError;
 use stderr::Tail;

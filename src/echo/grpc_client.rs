@@ -157,6 +157,25 @@ impl GrpcClient {
         })
     }
 
+    /// [`connect`](Self::connect) over a plaintext connection to
+    /// `endpoint` (TCP or unix), through this crate's transports.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect).
+    pub async fn connect_endpoint(
+        endpoint: &crate::Endpoint,
+        spec: &Spec,
+        max_inflight: usize,
+    ) -> Result<Self, EchoClientError> {
+        let channel = crate::client::open_channel(endpoint, None)
+            .await
+            .map_err(|err| EchoClientError::ConnectionClosed {
+                reason: err.to_string(),
+            })?;
+        Self::connect(channel, spec, max_inflight).await
+    }
+
     fn closed(&self) -> EchoClientError {
         let reason = self.failure.lock().expect("failure lock").clone();
         EchoClientError::ConnectionClosed {

@@ -6,6 +6,7 @@
 //! transports deliver whole samples to, with the in-process [`channel`]
 //! sink and its batches.
 
+pub mod blocking;
 mod grpc;
 mod grpc_client;
 mod sink;
