@@ -23,6 +23,11 @@ const ACK_QUEUE: usize = 4;
 const STREAM_WINDOW: u32 = 8 << 20;
 const CONNECTION_WINDOW: u32 = 16 << 20;
 
+/// Largest HTTP/2 frame the server accepts (what clients may send): with
+/// h2's default of 16 KiB a 1 MiB sample travels in 64 DATA frames; 1 MiB
+/// frames cut that per-frame work for large samples.
+const MAX_FRAME: u32 = 1 << 20;
+
 /// echo sample streams over gRPC, on any socket transport of this crate
 /// (TCP or unix, with TLS when served inside a plugin with AutoMTLS).
 ///
@@ -100,6 +105,7 @@ impl<T: crate::Transport + 'static, S: Sink + Clone> Transport for GrpcTransport
         let server = tonic::transport::Server::builder()
             .initial_stream_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_frame_size(MAX_FRAME)
             .add_service(self.service())
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stopped.wait_for(|s| *s).await;
