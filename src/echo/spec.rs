@@ -320,7 +320,7 @@ impl Spec {
             .enumerate()
             .map(|(index, leaf)| {
                 let dtype = DType::from_name(&leaf.dtype).ok_or_else(|| SpecError::Syntax {
-                    input: format!("{:?}", leaf.dtype),
+                    input: leaf.dtype.clone(),
                     index,
                     reason: format!("unknown dtype {:?}", leaf.dtype),
                 })?;
