@@ -1,0 +1,225 @@
+//! The `rpcplugin` command line.
+//!
+//! ```text
+//! rpcplugin echo serve --transport tcp|grpc --listen ENDPOINT --spec SPEC [--count N]
+//! rpcplugin echo send  --transport tcp|grpc --connect ENDPOINT --spec SPEC --count N [--inflight K]
+//! ```
+//!
+//! `ENDPOINT` is anything [`rpcplugin::Endpoint`] parses: `127.0.0.1:7000`,
+//! `[::1]:7000`, `/tmp/echo.sock`, `unix:/tmp/echo.sock`.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+use rpcplugin::echo;
+use rpcplugin::{Endpoint, TcpTransport, UnixTransport};
+
+#[derive(Debug, Parser)]
+#[command(name = "rpcplugin", version, about = "go-plugin for Rust: tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// echo sample streams.
+    #[command(subcommand)]
+    Echo(EchoCommand),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Protocol {
+    /// echo's own TCP protocol v1.
+    Tcp,
+    /// The gRPC transport (echo.v1.SampleStream).
+    Grpc,
+}
+
+#[derive(Debug, Subcommand)]
+enum EchoCommand {
+    /// Receive samples and print a summary.
+    Serve {
+        #[arg(long, value_enum)]
+        transport: Protocol,
+        /// Where to listen: host:port or a unix socket path.
+        #[arg(long)]
+        listen: Endpoint,
+        /// The stream's spec, e.g. "float32[4],float32[1],float64[]".
+        #[arg(long)]
+        spec: echo::Spec,
+        /// Exit (0) after this many samples.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Send samples, wait for every acknowledgement, print the rate.
+    Send {
+        #[arg(long, value_enum)]
+        transport: Protocol,
+        /// Where the server listens.
+        #[arg(long)]
+        connect: Endpoint,
+        /// The stream's spec.
+        #[arg(long)]
+        spec: echo::Spec,
+        /// How many samples.
+        #[arg(long)]
+        count: u64,
+        /// Samples in flight (unacknowledged) at most.
+        #[arg(long, default_value_t = echo::DEFAULT_MAX_INFLIGHT)]
+        inflight: usize,
+    },
+}
+
+/// Bytes per second as a person reads it.
+fn rate(samples: u64, bytes: u64, seconds: f64) -> String {
+    let seconds = seconds.max(1e-9);
+    format!(
+        "{:.0} samples/s, {:.3} GB/s",
+        samples as f64 / seconds,
+        bytes as f64 / seconds / 1e9
+    )
+}
+
+async fn serve(
+    protocol: Protocol,
+    listen: Endpoint,
+    spec: echo::Spec,
+    count: Option<u64>,
+) -> Result<(), String> {
+    let (sink, mut samples) = echo::channel(spec.clone(), 1024);
+    macro_rules! run {
+        ($listener:expr) => {{
+            match protocol {
+                Protocol::Tcp => {
+                    receive(
+                        echo::TcpTransport::new(spec, sink, $listener),
+                        &mut samples,
+                        count,
+                    )
+                    .await
+                }
+                Protocol::Grpc => {
+                    receive(
+                        echo::GrpcTransport::new(spec, sink, $listener),
+                        &mut samples,
+                        count,
+                    )
+                    .await
+                }
+            }
+        }};
+    }
+    match listen.unix_path() {
+        Some(path) => run!(UnixTransport::new(path)),
+        None => run!(TcpTransport::new(&listen).map_err(|e| e.to_string())?),
+    }
+}
+
+async fn receive(
+    server: impl echo::Transport,
+    samples: &mut echo::SampleReceiver,
+    count: Option<u64>,
+) -> Result<(), String> {
+    let endpoint = server.start().await.map_err(|e| e.to_string())?;
+    println!("listening on {endpoint}");
+    let (mut received, mut bytes, mut first) = (0u64, 0u64, None);
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| e.to_string())?;
+    loop {
+        if count.is_some_and(|n| received >= n) {
+            break;
+        }
+        tokio::select! {
+            sample = samples.recv() => match sample {
+                Some(sample) => {
+                    first.get_or_insert_with(Instant::now);
+                    received += 1;
+                    bytes += sample.data.len() as u64;
+                }
+                None => break,
+            },
+            _ = interrupt.recv() => break,
+        }
+    }
+    let seconds = first.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
+    server.shutdown().await;
+    println!(
+        "received {received} samples, {bytes} bytes in {seconds:.3} s ({})",
+        rate(received, bytes, seconds)
+    );
+    Ok(())
+}
+
+async fn send(
+    protocol: Protocol,
+    connect: Endpoint,
+    spec: echo::Spec,
+    count: u64,
+    inflight: usize,
+) -> Result<(), String> {
+    let sample = Bytes::from(vec![0u8; spec.payload_size() as usize]);
+    macro_rules! stream {
+        ($client:expr) => {{
+            let client = $client.await.map_err(|e| e.to_string())?;
+            let start = Instant::now();
+            for _ in 0..count {
+                client
+                    .send(sample.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            client.wait().await.map_err(|e| e.to_string())?;
+            let seconds = start.elapsed().as_secs_f64();
+            client.close().await;
+            seconds
+        }};
+    }
+    let seconds = match protocol {
+        Protocol::Tcp => stream!(echo::TcpClient::connect(&connect, &spec, inflight)),
+        Protocol::Grpc => stream!(echo::GrpcClient::connect_endpoint(
+            &connect, &spec, inflight
+        )),
+    };
+    let bytes = count * spec.payload_size();
+    println!(
+        "sent {count} samples, {bytes} bytes in {seconds:.3} s ({})",
+        rate(count, bytes, seconds)
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Echo(EchoCommand::Serve {
+            transport,
+            listen,
+            spec,
+            count,
+        }) => serve(transport, listen, spec, count).await,
+        Command::Echo(EchoCommand::Send {
+            transport,
+            connect,
+            spec,
+            count,
+            inflight,
+        }) => {
+            if inflight == 0 {
+                Err("--inflight must be at least 1".to_owned())
+            } else {
+                send(transport, connect, spec, count, inflight).await
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("rpcplugin: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

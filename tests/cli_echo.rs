@@ -1,0 +1,95 @@
+//! The `rpcplugin echo serve` / `rpcplugin echo send` contract: samples
+//! flow over both protocols and both kinds of endpoint; the server exits 0
+//! after `--count` samples with a summary; a failed send exits non-zero.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rpcplugin");
+
+/// Starts `echo serve`, returns it and the endpoint it printed.
+fn serve(protocol: &str, listen: &str, spec: &str, count: u64) -> (std::process::Child, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "echo",
+            "serve",
+            "--transport",
+            protocol,
+            "--listen",
+            listen,
+            "--spec",
+            spec,
+        ])
+        .args(["--count", &count.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let endpoint = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("a listening line")
+        .to_owned();
+    (child, endpoint)
+}
+
+fn send(protocol: &str, endpoint: &str, spec: &str, count: u64) -> std::process::Output {
+    Command::new(BIN)
+        .args([
+            "echo",
+            "send",
+            "--transport",
+            protocol,
+            "--connect",
+            endpoint,
+            "--spec",
+            spec,
+        ])
+        .args(["--count", &count.to_string(), "--inflight", "8"])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn serve_and_send_over_both_protocols_and_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = "float32[4],float32[1],float64[]";
+    for protocol in ["tcp", "grpc"] {
+        let sock = dir.path().join(format!("{protocol}.sock"));
+        for listen in ["127.0.0.1:0", sock.to_str().unwrap()] {
+            let (server, endpoint) = serve(protocol, listen, spec, 3000);
+            let sent = send(protocol, &endpoint, spec, 3000);
+            let stdout = String::from_utf8_lossy(&sent.stdout);
+            assert!(
+                sent.status.success(),
+                "{protocol} {listen}: {stdout} {}",
+                String::from_utf8_lossy(&sent.stderr)
+            );
+            assert!(
+                stdout.contains("sent 3000 samples, 84000 bytes"),
+                "{stdout}"
+            );
+            let out = server.wait_with_output().unwrap();
+            let summary = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{summary}");
+            assert!(
+                summary.contains("received 3000 samples, 84000 bytes"),
+                "{summary}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_spec_mismatch_exits_non_zero_naming_the_leaf() {
+    let (mut server, endpoint) = serve("grpc", "127.0.0.1:0", "float32[4],float64[]", 1);
+    let sent = send("grpc", &endpoint, "float32[4],float32[]", 1);
+    assert!(!sent.status.success());
+    let stderr = String::from_utf8_lossy(&sent.stderr);
+    assert!(stderr.contains("leaf 1"), "{stderr}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
