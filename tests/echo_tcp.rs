@@ -133,3 +133,54 @@ async fn our_tcp_client_against_our_tcp_server() {
     client.close().await;
     client.close().await;
 }
+
+#[tokio::test]
+async fn every_acknowledged_sample_reaches_the_sink_after_a_disconnect() {
+    // echo 0.1.1 lost acknowledged samples that were still queued when
+    // their client disconnected. Here the sink holds 4 and nobody reads
+    // yet; the client sends 10, counts the acks it got, and disconnects.
+    let spec: echo::Spec = "uint8[4]".parse().unwrap();
+    let (sink, mut samples) = echo::channel(spec.clone(), 4);
+    let server = echo::TcpTransport::new(spec.clone(), sink, TcpTransport::localhost());
+    let endpoint = server.start().await.unwrap();
+    let mut conn = rpcplugin::connect(&endpoint, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let mut header = vec![0u8; spec.to_wire().len()];
+    conn.read_exact(&mut header).await.unwrap();
+    for i in 0..10u8 {
+        conn.write_all(&[i; 4]).await.unwrap();
+    }
+    let mut acks = Vec::new();
+    let mut buf = [0u8; 16];
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(Duration::from_millis(300), conn.read(&mut buf)).await
+    {
+        if n == 0 {
+            break;
+        }
+        acks.extend_from_slice(&buf[..n]);
+    }
+    assert!(acks.iter().all(|b| *b == 1));
+    let acked = acks.len();
+    assert!(acked >= 4, "the sink had room for 4: {acked} acked");
+    drop(conn);
+
+    let mut delivered = Vec::new();
+    while let Ok(Some(sample)) =
+        tokio::time::timeout(Duration::from_millis(300), samples.recv()).await
+    {
+        delivered.push(sample.data[0]);
+    }
+    assert!(
+        delivered.len() >= acked,
+        "{acked} acknowledged, {} delivered",
+        delivered.len()
+    );
+    assert_eq!(
+        delivered,
+        (0..delivered.len() as u8).collect::<Vec<_>>(),
+        "in order, none lost"
+    );
+    server.shutdown().await;
+}

@@ -1,7 +1,9 @@
 //! echo sample streams over gRPC, server side: `echo.v1.SampleStream`.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::Poll;
 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -177,7 +179,7 @@ impl<S: Sink + Clone> SampleStream for Service<S> {
             loop {
                 if let Some(request) = message.take() {
                     if let Err(status) =
-                        deliver(&sink, &request.samples, payload, &mut delivered).await
+                        deliver(&sink, &request.samples, payload, &mut delivered, &tx).await
                     {
                         let _ = tx.send(Err(status)).await;
                         return;
@@ -213,12 +215,15 @@ impl<S: Sink + Clone> SampleStream for Service<S> {
     }
 }
 
-/// Pushes a message's samples into the sink, counting them.
+/// Pushes a message's samples into the sink, counting them. When the sink
+/// is full, acknowledges what it took so far before waiting, so that the
+/// client's credits come back as soon as samples are delivered.
 async fn deliver<S: Sink>(
     sink: &S,
     samples: &[bytes::Bytes],
     payload: u64,
     delivered: &mut u64,
+    acks: &mpsc::Sender<Result<Ack, Status>>,
 ) -> Result<(), Status> {
     for (i, data) in samples.iter().enumerate() {
         if data.len() as u64 != payload {
@@ -234,7 +239,19 @@ async fn deliver<S: Sink>(
             stream: 0,
             data: data.clone(),
         };
-        match sink.push(sample).await {
+        let mut push = std::pin::pin!(sink.push(sample));
+        let pushed = match std::future::poll_fn(|cx| Poll::Ready(push.as_mut().poll(cx))).await {
+            Poll::Ready(pushed) => pushed,
+            Poll::Pending => {
+                // Acks are cumulative: a full queue only means a later one
+                // will carry this count.
+                let _ = acks.try_send(Ok(Ack {
+                    delivered: *delivered,
+                }));
+                push.await
+            }
+        };
+        match pushed {
             Ok(()) => *delivered += 1,
             Err(SinkError::Closed) => return Err(Status::unavailable("the sample sink is closed")),
             Err(err) => return Err(Status::invalid_argument(err.to_string())),

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Mutex;
+use std::task::Poll;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -149,7 +150,21 @@ async fn serve<S: Sink>(
                 stream,
                 data: buf.split_to(size).freeze(),
             };
-            match sink.push(sample).await {
+            let mut push = std::pin::pin!(sink.push(sample));
+            let pushed = match std::future::poll_fn(|cx| Poll::Ready(push.as_mut().poll(cx))).await
+            {
+                Poll::Ready(pushed) => pushed,
+                Poll::Pending => {
+                    // The sink is full: acknowledge what it took so far
+                    // before waiting, so the client does not wait on us.
+                    if acks > 0 && conn.write_all(&vec![ACK; acks]).await.is_err() {
+                        return;
+                    }
+                    acks = 0;
+                    push.await
+                }
+            };
+            match pushed {
                 Ok(()) => acks += 1,
                 Err(SinkError::Closed) => return,
                 Err(err) => {
