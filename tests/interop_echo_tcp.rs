@@ -68,3 +68,51 @@ async fn echos_own_tcp_client_streams_into_our_server() {
     server.shutdown().await;
     server.shutdown().await;
 }
+
+#[test]
+#[ignore = "needs the Python peers (id-echo): run .ci/install-peers, then cargo test -- --ignored"]
+fn our_tcp_client_streams_into_echos_own_server() {
+    use std::io::{BufRead, BufReader};
+    let script = common::crate_dir().join("tests/interop/python/echo_tcp_server.py");
+    let mut server = std::process::Command::new(common::peers_python())
+        .arg(script)
+        .arg("5000")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let port_line = lines.next().expect("a port line").unwrap();
+    let port = port_line
+        .strip_prefix("PORT ")
+        .expect("PORT <port>")
+        .trim()
+        .to_owned();
+    let sent = std::process::Command::new(env!("CARGO_BIN_EXE_rpcplugin"))
+        .args([
+            "echo",
+            "send",
+            "--transport",
+            "tcp",
+            "--connect",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args([
+            "--spec",
+            "float32[4],float32[1],float64[]",
+            "--count",
+            "5000",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&sent.stdout);
+    let received = lines.next().map(|l| l.unwrap()).unwrap_or_default();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        sent.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert!(stdout.contains("sent 5000 samples"), "{stdout}");
+    assert_eq!(received, "RECEIVED 5000");
+}
