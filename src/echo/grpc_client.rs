@@ -2,15 +2,15 @@
 //! Python `TcpClient`: connect with the stream's spec, `send` (which waits
 //! at the in-flight limit), `wait`, `close`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use bytes::Bytes;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
+use super::inflight::Inflight;
 use super::{Spec, SpecError};
 use crate::MAX_MESSAGE_SIZE;
 use crate::proto::echo::sample_stream_client::SampleStreamClient;
@@ -63,11 +63,7 @@ pub enum EchoClientError {
 /// ```
 #[derive(Debug)]
 pub struct GrpcClient {
-    payload: u64,
-    credits: Arc<Semaphore>,
-    sent: AtomicU64,
-    acked: watch::Receiver<u64>,
-    failure: Arc<Mutex<Option<String>>>,
+    inflight: Inflight,
     queue: Mutex<Option<mpsc::Sender<Bytes>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -120,38 +116,23 @@ impl GrpcClient {
             .map_err(closed)?
             .into_inner();
 
-        let credits = Arc::new(Semaphore::new(max_inflight));
-        let (acked_tx, acked) = watch::channel(0u64);
-        let failure = Arc::new(Mutex::new(None));
-        let reader = tokio::spawn({
-            let (credits, failure) = (credits.clone(), failure.clone());
-            async move {
-                let reason = loop {
-                    match acks.message().await {
-                        Ok(Some(ack)) => {
-                            let before = *acked_tx.borrow();
-                            credits.add_permits(ack.delivered.saturating_sub(before) as usize);
-                            acked_tx.send_replace(ack.delivered);
-                        }
-                        Ok(None) => break "the server ended the stream".to_owned(),
-                        Err(status) => break status.to_string(),
-                    }
-                };
-                failure.lock().expect("failure lock").get_or_insert(reason);
-                credits.close();
-                acked_tx.send_modify(|_| {});
-            }
+        let (inflight, ack_side) = Inflight::new(spec.payload_size(), max_inflight);
+        let reader = tokio::spawn(async move {
+            let reason = loop {
+                match acks.message().await {
+                    Ok(Some(ack)) => ack_side.total(ack.delivered),
+                    Ok(None) => break "the server ended the stream".to_owned(),
+                    Err(status) => break status.to_string(),
+                }
+            };
+            ack_side.ended(reason);
         });
         let (queue, queue_rx) = mpsc::channel(max_inflight);
         let per_message =
             (MESSAGE_BYTES / spec.payload_size().max(1) as usize).clamp(1, max_inflight);
         let writer = tokio::spawn(write(queue_rx, requests, per_message));
         Ok(GrpcClient {
-            payload: spec.payload_size(),
-            credits,
-            sent: AtomicU64::new(0),
-            acked,
-            failure,
+            inflight,
             queue: Mutex::new(Some(queue)),
             tasks: Mutex::new(vec![reader, writer]),
         })
@@ -176,13 +157,6 @@ impl GrpcClient {
         Self::connect(channel, spec, max_inflight).await
     }
 
-    fn closed(&self) -> EchoClientError {
-        let reason = self.failure.lock().expect("failure lock").clone();
-        EchoClientError::ConnectionClosed {
-            reason: reason.unwrap_or_else(|| "closed by the client".to_owned()),
-        }
-    }
-
     /// Sends one sample (its leaves' bytes concatenated), waiting while
     /// `max_inflight` samples are unacknowledged.
     ///
@@ -191,22 +165,10 @@ impl GrpcClient {
     /// [`EchoClientError::WrongSize`] for a sample of the wrong size;
     /// [`EchoClientError::ConnectionClosed`] once the stream is closed.
     pub async fn send(&self, sample: Bytes) -> Result<(), EchoClientError> {
-        if sample.len() as u64 != self.payload {
-            return Err(EchoClientError::WrongSize {
-                expected: self.payload,
-                actual: sample.len() as u64,
-            });
-        }
-        let queue = self
-            .queue
-            .lock()
-            .expect("queue lock")
-            .clone()
-            .ok_or_else(|| self.closed())?;
-        let permit = self.credits.acquire().await.map_err(|_| self.closed())?;
-        permit.forget();
-        self.sent.fetch_add(1, Ordering::SeqCst);
-        queue.send(sample).await.map_err(|_| self.closed())
+        let queue = self.queue.lock().expect("queue lock").clone();
+        let queue = queue.ok_or_else(|| self.inflight.closed())?;
+        self.inflight.reserve(sample.len()).await?;
+        queue.send(sample).await.map_err(|_| self.inflight.closed())
     }
 
     /// Waits until every sample sent so far is acknowledged.
@@ -216,33 +178,18 @@ impl GrpcClient {
     /// [`EchoClientError::ConnectionClosed`] when the stream ends first
     /// (echo 0.1.1's `wait` hangs forever then).
     pub async fn wait(&self) -> Result<(), EchoClientError> {
-        let sent = self.sent.load(Ordering::SeqCst);
-        let mut acked = self.acked.clone();
-        loop {
-            if *acked.borrow_and_update() >= sent {
-                return Ok(());
-            }
-            if self.failure.lock().expect("failure lock").is_some() {
-                return Err(self.closed());
-            }
-            if acked.changed().await.is_err() {
-                return Err(self.closed());
-            }
-        }
+        self.inflight.wait().await
     }
 
     /// Samples acknowledged so far.
     pub fn acknowledged(&self) -> u64 {
-        *self.acked.borrow()
+        self.inflight.acknowledged()
     }
 
     /// Ends the stream after the samples already sent, and waits for the
     /// server to finish it. Idempotent.
     pub async fn close(&self) {
-        self.failure
-            .lock()
-            .expect("failure lock")
-            .get_or_insert_with(|| "closed by the client".to_owned());
+        self.inflight.fail("closed by the client");
         drop(self.queue.lock().expect("queue lock").take());
         let tasks: Vec<JoinHandle<()>> = self.tasks.lock().expect("tasks lock").drain(..).collect();
         for task in tasks {

@@ -9,6 +9,7 @@
 pub mod blocking;
 mod grpc;
 mod grpc_client;
+mod inflight;
 mod sink;
 mod spec;
 mod tcp;

@@ -3,13 +3,13 @@
 //! the in-flight limit, `wait` fails (instead of hanging) when the server
 //! goes away.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::{Semaphore, watch};
 
+use super::inflight::{Acks, Inflight};
 use super::{EchoClientError, Spec, WireSpec};
 use crate::{Connection, Endpoint};
 
@@ -20,11 +20,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// server, or [`TcpTransport`](super::TcpTransport)).
 #[derive(Debug)]
 pub struct TcpClient {
-    payload: u64,
-    credits: Arc<Semaphore>,
-    sent: std::sync::atomic::AtomicU64,
-    acked: watch::Receiver<u64>,
-    failure: Arc<Mutex<Option<String>>>,
+    inflight: Inflight,
     writer: tokio::sync::Mutex<Option<WriteHalf<Connection>>>,
     reader: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -76,32 +72,13 @@ impl TcpClient {
         spec.check_wire(&wire)
             .map_err(EchoClientError::SpecMismatch)?;
         let (reader, writer) = tokio::io::split(conn);
-        let credits = Arc::new(Semaphore::new(max_inflight));
-        let (acked_tx, acked) = watch::channel(0u64);
-        let failure = Arc::new(Mutex::new(None));
-        let task = tokio::spawn(read_acks(
-            reader,
-            header.len(),
-            credits.clone(),
-            acked_tx,
-            failure.clone(),
-        ));
+        let (inflight, acks) = Inflight::new(spec.payload_size(), max_inflight);
+        let task = tokio::spawn(read_acks(reader, header.len(), acks));
         Ok(TcpClient {
-            payload: spec.payload_size(),
-            credits,
-            sent: 0.into(),
-            acked,
-            failure,
+            inflight,
             writer: tokio::sync::Mutex::new(Some(writer)),
             reader: Mutex::new(Some(task)),
         })
-    }
-
-    fn closed(&self) -> EchoClientError {
-        let reason = self.failure.lock().expect("failure lock").clone();
-        EchoClientError::ConnectionClosed {
-            reason: reason.unwrap_or_else(|| "closed by the client".to_owned()),
-        }
     }
 
     /// Sends one sample, waiting while `max_inflight` are unacknowledged.
@@ -110,23 +87,12 @@ impl TcpClient {
     ///
     /// [`EchoClientError::WrongSize`]; [`EchoClientError::ConnectionClosed`].
     pub async fn send(&self, sample: Bytes) -> Result<(), EchoClientError> {
-        if sample.len() as u64 != self.payload {
-            return Err(EchoClientError::WrongSize {
-                expected: self.payload,
-                actual: sample.len() as u64,
-            });
-        }
-        let permit = self.credits.acquire().await.map_err(|_| self.closed())?;
-        permit.forget();
+        self.inflight.reserve(sample.len()).await?;
         let mut writer = self.writer.lock().await;
-        let writer = writer.as_mut().ok_or_else(|| self.closed())?;
-        self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let writer = writer.as_mut().ok_or_else(|| self.inflight.closed())?;
         writer.write_all(&sample).await.map_err(|e| {
-            self.failure
-                .lock()
-                .expect("failure lock")
-                .get_or_insert(e.to_string());
-            self.closed()
+            self.inflight.fail(e.to_string());
+            self.inflight.closed()
         })
     }
 
@@ -137,31 +103,17 @@ impl TcpClient {
     /// [`EchoClientError::ConnectionClosed`] when the server goes away
     /// first.
     pub async fn wait(&self) -> Result<(), EchoClientError> {
-        let sent = self.sent.load(std::sync::atomic::Ordering::SeqCst);
-        let mut acked = self.acked.clone();
-        loop {
-            if *acked.borrow_and_update() >= sent {
-                return Ok(());
-            }
-            if self.failure.lock().expect("failure lock").is_some()
-                || acked.changed().await.is_err()
-            {
-                return Err(self.closed());
-            }
-        }
+        self.inflight.wait().await
     }
 
     /// Samples acknowledged so far.
     pub fn acknowledged(&self) -> u64 {
-        *self.acked.borrow()
+        self.inflight.acknowledged()
     }
 
     /// Closes the connection (both directions). Idempotent.
     pub async fn close(&self) {
-        self.failure
-            .lock()
-            .expect("failure lock")
-            .get_or_insert_with(|| "closed by the client".to_owned());
+        self.inflight.fail("closed by the client");
         if let Some(mut writer) = self.writer.lock().await.take() {
             let _ = writer.shutdown().await;
         }
@@ -175,13 +127,7 @@ impl TcpClient {
 
 /// Counts `0x01` acks (any other byte is ignored, as echo's client does)
 /// and returns credits; records why the connection ended.
-async fn read_acks(
-    mut reader: ReadHalf<Connection>,
-    early: usize,
-    credits: Arc<Semaphore>,
-    acked: watch::Sender<u64>,
-    failure: Arc<Mutex<Option<String>>>,
-) {
+async fn read_acks(mut reader: ReadHalf<Connection>, early: usize, acks: Acks) {
     if early > 0 {
         tracing::debug!(
             bytes = early,
@@ -192,15 +138,9 @@ async fn read_acks(
     let reason = loop {
         match reader.read(&mut buf).await {
             Ok(0) => break "the server closed the connection".to_owned(),
-            Ok(n) => {
-                let acks = buf[..n].iter().filter(|b| **b == 0x01).count();
-                credits.add_permits(acks);
-                acked.send_modify(|count| *count += acks as u64);
-            }
+            Ok(n) => acks.more(buf[..n].iter().filter(|b| **b == 0x01).count() as u64),
             Err(err) => break err.to_string(),
         }
     };
-    failure.lock().expect("failure lock").get_or_insert(reason);
-    credits.close();
-    acked.send_modify(|_| {});
+    acks.ended(reason);
 }
