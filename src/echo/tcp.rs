@@ -18,9 +18,13 @@ use crate::{Connection, Endpoint, TransportError};
 /// The acknowledgement byte of protocol v1.
 const ACK: u8 = 0x01;
 
-/// Bytes read from a connection at a time, at least: small samples arrive
-/// many per read, large ones in few reads.
+/// Bytes read from a connection at a time, at least, once samples flow:
+/// small samples arrive many per read, large ones in few reads.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Buffer of a connection before its first sample bytes arrive, so that
+/// many idle connections hold little memory.
+const IDLE_READ: usize = 512;
 
 /// A failure of a sample transport.
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +145,8 @@ async fn serve<S: Sink>(
         return;
     }
     let size = spec.payload_size() as usize;
-    let mut buf = BytesMut::with_capacity(READ_CHUNK.max(size));
+    let mut buf = BytesMut::with_capacity(IDLE_READ);
+    let mut flowing = false;
     loop {
         // Deliver every whole sample buffered, then acknowledge them at once.
         let mut acks = 0usize;
@@ -176,7 +181,7 @@ async fn serve<S: Sink>(
         if acks > 0 && conn.write_all(&vec![ACK; acks]).await.is_err() {
             return;
         }
-        if buf.capacity() - buf.len() < READ_CHUNK.min(size.max(1)) {
+        if flowing && buf.capacity() - buf.len() < READ_CHUNK.min(size.max(1)) {
             buf.reserve(READ_CHUNK.max(size - buf.len()));
         }
         let read = tokio::select! {
@@ -194,7 +199,7 @@ async fn serve<S: Sink>(
                 }
                 return;
             }
-            Ok(_) => {}
+            Ok(_) => flowing = true,
             Err(err) => {
                 tracing::debug!(stream, %err, "sample connection failed");
                 return;
