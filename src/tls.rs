@@ -165,18 +165,21 @@ pub(crate) fn parse_pem_cert(
     Ok(cert)
 }
 
-/// Checks that `der` is one X.509 certificate and nothing else.
-pub(crate) fn check_der(what: &'static str, der: &[u8]) -> Result<(), TlsError> {
+/// What is wrong with `der` as one X.509 certificate and nothing else;
+/// `None` when nothing is.
+pub(crate) fn der_problem(der: &[u8]) -> Option<String> {
     match x509_parser::parse_x509_certificate(der) {
-        Ok(([], _)) => Ok(()),
-        Ok((rest, _)) => Err(TlsError::BadCertificate {
-            what,
-            reason: format!("{} bytes follow the certificate", rest.len()),
-        }),
-        Err(err) => Err(TlsError::BadCertificate {
-            what,
-            reason: format!("not a DER X.509 certificate: {err}"),
-        }),
+        Ok(([], _)) => None,
+        Ok((rest, _)) => Some(format!("{} bytes follow the certificate", rest.len())),
+        Err(err) => Some(format!("not a DER X.509 certificate: {err}")),
+    }
+}
+
+/// Checks that `der` is one X.509 certificate and nothing else.
+fn check_der(what: &'static str, der: &[u8]) -> Result<(), TlsError> {
+    match der_problem(der) {
+        None => Ok(()),
+        Some(reason) => Err(TlsError::BadCertificate { what, reason }),
     }
 }
 

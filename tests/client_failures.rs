@@ -33,21 +33,8 @@ async fn fails(config: ClientConfig, body: &str) -> ClientError {
         .await
         .expect_err("start must fail");
     if let Ok(pid) = std::fs::read_to_string(&pidfile) {
-        let pid = pid.trim();
-        let gone = (0..100).any(|_| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let gone = stat.is_empty()
-                || stat
-                    .rsplit(')')
-                    .next()
-                    .unwrap()
-                    .trim_start()
-                    .starts_with('Z');
-            if !gone {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            gone
-        });
+        let pid: u32 = pid.trim().parse().unwrap();
+        let gone = common::wait_gone(pid, Duration::from_secs(1));
         assert!(gone, "plugin process {pid} left behind after: {err}");
     }
     err

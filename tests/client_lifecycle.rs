@@ -15,27 +15,10 @@ fn kv_plugin() -> std::process::Command {
     std::process::Command::new(common::example("kv_plugin"))
 }
 
-/// Whether a process still exists (a zombie counts as gone).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
-}
+use common::alive;
 
 fn wait_gone(pid: u32) -> bool {
-    (0..200).any(|_| {
-        let gone = !alive(pid);
-        if !gone {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        gone
-    })
+    common::wait_gone(pid, Duration::from_secs(2))
 }
 
 #[tokio::test]

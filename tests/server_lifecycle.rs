@@ -213,7 +213,8 @@ async fn hclog_json_lines_on_stderr() {
 }
 
 /// Runs kv_plugin to completion with `env`, expecting it to refuse to start.
-fn refused(env: &[(&str, &str)]) -> (String, String) {
+/// Returns its stderr.
+fn refused(env: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(kv_plugin());
     cmd.env("BASIC_PLUGIN", "hello");
     for (k, v) in env {
@@ -230,7 +231,7 @@ fn refused(env: &[(&str, &str)]) -> (String, String) {
         "stdout {stdout:?}, stderr {stderr:?}"
     );
     assert_eq!(stdout, "", "no handshake line, nothing on stdout");
-    (stdout, stderr)
+    stderr
 }
 
 #[test]
@@ -251,7 +252,7 @@ fn missing_or_wrong_cookie_prints_go_plugins_text() {
 
 #[test]
 fn a_client_cert_that_is_not_pem_is_refused() {
-    let (_, stderr) = refused(&[("PLUGIN_CLIENT_CERT", "not a certificate")]);
+    let stderr = refused(&[("PLUGIN_CLIENT_CERT", "not a certificate")]);
     assert!(
         stderr.contains("PLUGIN_CLIENT_CERT is not a usable certificate"),
         "{stderr}"
@@ -260,7 +261,7 @@ fn a_client_cert_that_is_not_pem_is_refused() {
 
 #[test]
 fn an_unknown_socket_group_is_refused() {
-    let (_, stderr) = refused(&[("PLUGIN_UNIX_SOCKET_GROUP", "no-such-group-rpcplugin")]);
+    let stderr = refused(&[("PLUGIN_UNIX_SOCKET_GROUP", "no-such-group-rpcplugin")]);
     assert!(
         stderr.contains("unknown group \"no-such-group-rpcplugin\""),
         "{stderr}"
@@ -271,7 +272,7 @@ fn an_unknown_socket_group_is_refused() {
 fn a_socket_dir_too_long_for_sun_path_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let long = dir.path().join("d".repeat(100));
-    let (_, stderr) = refused(&[("PLUGIN_UNIX_SOCKET_DIR", long.to_str().unwrap())]);
+    let stderr = refused(&[("PLUGIN_UNIX_SOCKET_DIR", long.to_str().unwrap())]);
     assert!(stderr.contains(long.to_str().unwrap()), "{stderr}");
     assert!(
         stderr.contains(&format!("limit of {} bytes", rpcplugin::SUN_PATH_MAX)),

@@ -214,15 +214,21 @@ impl ClientConfig {
             };
         tokio::spawn(process::drain_stdout(name.clone(), stdout));
 
-        let connected = self
-            .connect(&name, &raw_line, identity.as_ref(), &tail)
-            .await;
-        let (line, channel) = match connected {
-            Ok(ok) => ok,
+        let line = match self.check_line(&raw_line, &tail) {
+            Ok(line) => line,
             Err(err) => {
                 process::kill_and_reap(&mut child, pid).await;
-                let line = HandshakeLine::parse(&raw_line).ok();
-                if let Some(path) = line.as_ref().and_then(|l| l.endpoint().unix_path()) {
+                return Err(err);
+            }
+        };
+        let channel = match self
+            .connect(&name, &raw_line, &line, identity.as_ref())
+            .await
+        {
+            Ok(channel) => channel,
+            Err(err) => {
+                process::kill_and_reap(&mut child, pid).await;
+                if let Some(path) = line.endpoint().unix_path() {
                     remove_stale_socket(path);
                 }
                 return Err(err);
@@ -290,14 +296,9 @@ impl ClientConfig {
         Client { inner }
     }
 
-    /// Parses and checks the line, then connects and pings.
-    async fn connect(
-        &self,
-        name: &str,
-        raw_line: &str,
-        identity: Option<&Identity>,
-        tail: &Tail,
-    ) -> Result<(HandshakeLine, Channel), ClientError> {
+    /// Parses the handshake line and checks it against what this host
+    /// offers and allows.
+    fn check_line(&self, raw_line: &str, tail: &Tail) -> Result<HandshakeLine, ClientError> {
         let handshake_err = |source| ClientError::Handshake {
             line: raw_line.trim_end().to_owned(),
             source: Box::new(source),
@@ -306,6 +307,17 @@ impl ClientConfig {
         let line = HandshakeLine::parse(raw_line).map_err(handshake_err)?;
         line.check(&self.versions, &self.protocols)
             .map_err(handshake_err)?;
+        Ok(line)
+    }
+
+    /// Connects to the endpoint of a checked line, and pings.
+    async fn connect(
+        &self,
+        name: &str,
+        raw_line: &str,
+        line: &HandshakeLine,
+        identity: Option<&Identity>,
+    ) -> Result<Channel, ClientError> {
         let tls = match identity {
             None => None,
             Some(identity) => {
@@ -321,7 +333,7 @@ impl ClientConfig {
         let channel = connect::open_channel(line.endpoint(), tls).await?;
         connect::ping(channel.clone()).await?;
         tracing::debug!(plugin = name, version = line.app_version(), endpoint = %line.endpoint(), "plugin connected");
-        Ok((line, channel))
+        Ok(channel)
     }
 }
 

@@ -97,7 +97,7 @@ pub enum HandshakeError {
         source: base64::DecodeError,
     },
     /// The certificate field is base64 but not a DER X.509 certificate.
-    #[error("error parsing server cert: not a DER X.509 certificate: {reason}")]
+    #[error("error parsing server cert: {reason}")]
     CertificateDer {
         /// What the parser said.
         reason: String,

@@ -297,14 +297,9 @@ fn decode_cert(field: &str) -> Result<Vec<u8>, HandshakeError> {
     let der = STANDARD_NO_PAD
         .decode(field)
         .map_err(|source| HandshakeError::CertificateBase64 { source })?;
-    match x509_parser::parse_x509_certificate(&der) {
-        Ok(([], _)) => Ok(der),
-        Ok((rest, _)) => Err(HandshakeError::CertificateDer {
-            reason: format!("{} bytes follow the certificate", rest.len()),
-        }),
-        Err(err) => Err(HandshakeError::CertificateDer {
-            reason: err.to_string(),
-        }),
+    match crate::tls::der_problem(&der) {
+        None => Ok(der),
+        Some(reason) => Err(HandshakeError::CertificateDer { reason }),
     }
 }
 
