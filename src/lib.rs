@@ -89,6 +89,7 @@
 
 #![warn(missing_docs)]
 
+mod broker;
 mod client;
 pub mod echo;
 mod handshake;
@@ -100,6 +101,7 @@ mod transport;
 pub mod proto;
 mod reattach;
 
+pub use broker::{Broker, BrokerError, BrokeredServer};
 pub use client::{
     Client, ClientConfig, ClientError, DEFAULT_KILL_GRACE, DEFAULT_START_TIMEOUT, StdioHandler,
     StdioSink, cleanup_clients,

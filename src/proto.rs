@@ -16,6 +16,14 @@ pub mod kv {
     tonic::include_proto!("proto");
 }
 
+/// A counter in the style of go-plugin's "bidirectional" example (proto
+/// package `counter`): the plugin's `Counter.Put` calls back into an
+/// `AddHelper` the host serves through the GRPCBroker.
+pub mod counter {
+    #![allow(missing_docs)]
+    tonic::include_proto!("counter");
+}
+
 /// echo sample streams over gRPC (proto package `echo.v1`): `SampleStream`
 /// with `GetSpec` and the bidirectional `Push`.
 pub mod echo {

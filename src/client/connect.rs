@@ -75,7 +75,7 @@ impl StdioSink {
 pub(crate) async fn open_channel(
     endpoint: &Endpoint,
     tls: Option<Arc<rustls::ClientConfig>>,
-) -> Result<Channel, ClientError> {
+) -> Result<Channel, tonic::transport::Error> {
     let target = endpoint.clone();
     let connector = tower::service_fn(move |_| {
         let (target, tls) = (target.clone(), tls.clone());
@@ -103,6 +103,15 @@ pub(crate) async fn open_channel(
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .connect_with_connector(connector)
+        .await
+}
+
+/// [`open_channel`] for the host's main connection.
+pub(crate) async fn open_plugin_channel(
+    endpoint: &Endpoint,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Channel, ClientError> {
+    open_channel(endpoint, tls)
         .await
         .map_err(|source| ClientError::Connect {
             endpoint: endpoint.clone(),

@@ -118,7 +118,7 @@ fn stderr_tail(lines: &[String]) -> String {
 
 /// An error and its causes, `a: b: c`, so that tonic's bare "transport
 /// error" says what went wrong underneath.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut cause = err.source();
     while let Some(next) = cause {

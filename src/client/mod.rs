@@ -13,14 +13,16 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 
+use crate::broker::{self, Broker};
 use crate::proto::plugin::Empty;
 use crate::proto::plugin::grpc_controller_client::GrpcControllerClient;
 use crate::tls::{self, Identity};
 use crate::{HandshakeConfig, HandshakeLine, PortRange, Protocol, ReattachConfig, SocketGroup};
 
-pub(crate) use connect::open_channel;
 pub use connect::{StdioHandler, StdioSink};
+pub(crate) use connect::{open_channel, open_plugin_channel};
 pub use error::ClientError;
+pub(crate) use error::chain;
 use stderr::Tail;
 
 /// go-plugin's start timeout: how long a plugin may take to print its line.
@@ -221,11 +223,11 @@ impl ClientConfig {
                 return Err(err);
             }
         };
-        let channel = match self
+        let (channel, broker_tls) = match self
             .connect(&name, &raw_line, &line, identity.as_ref())
             .await
         {
-            Ok(channel) => channel,
+            Ok(connected) => connected,
             Err(err) => {
                 process::kill_and_reap(&mut child, pid).await;
                 if let Some(path) = line.endpoint().unix_path() {
@@ -234,7 +236,12 @@ impl ClientConfig {
                 return Err(err);
             }
         };
-        Ok(self.client(name, pid, line, channel, Some(child), None))
+        let connection = Connection {
+            line,
+            channel,
+            tls: broker_tls,
+        };
+        Ok(self.client(name, pid, connection, Some(child), None))
     }
 
     /// Attaches to a plugin that is already running (go-plugin's reattach),
@@ -257,10 +264,15 @@ impl ClientConfig {
             source: Box::new(source),
             stderr: Vec::new(),
         })?;
-        let channel = connect::open_channel(line.endpoint(), None).await?;
+        let channel = connect::open_plugin_channel(line.endpoint(), None).await?;
         connect::ping(channel.clone()).await?;
         let name = format!("pid {}", config.pid);
-        Ok(self.client(name, config.pid, line, channel, None, Some(config.test)))
+        let connection = Connection {
+            line,
+            channel,
+            tls: None,
+        };
+        Ok(self.client(name, config.pid, connection, None, Some(config.test)))
     }
 
     /// A connected plugin: forwards its stdio and registers it for
@@ -269,21 +281,38 @@ impl ClientConfig {
         &self,
         name: String,
         pid: u32,
-        line: HandshakeLine,
-        channel: Channel,
+        connection: Connection,
         child: Option<tokio::process::Child>,
         attached: Option<bool>,
     ) -> Client {
+        let Connection { line, channel, tls } = connection;
         tokio::spawn(connect::forward_stdio(
             name.clone(),
             channel.clone(),
             self.stdio.clone(),
         ));
+        let broker = Broker::new();
+        broker.connect(broker::Context {
+            listen: match line.endpoint().unix_path() {
+                Some(_) => broker::Listen::Unix {
+                    dir: self
+                        .socket_dir
+                        .clone()
+                        .unwrap_or_else(crate::transport::socket_dir_from_env),
+                    group: self.socket_group.clone(),
+                },
+                None => broker::Listen::Tcp(self.ports),
+            },
+            server_tls: tls.as_ref().map(|(server, _)| server.clone()),
+            client_tls: tls.map(|(_, client)| client),
+        });
+        broker.open_stream(name.clone(), channel.clone());
         let inner = Arc::new(Inner {
             name,
             pid,
             line,
             channel,
+            broker,
             grace: self.kill_grace,
             child: tokio::sync::Mutex::new(child),
             status: Mutex::new(None),
@@ -310,14 +339,17 @@ impl ClientConfig {
         Ok(line)
     }
 
-    /// Connects to the endpoint of a checked line, and pings.
+    /// Connects to the endpoint of a checked line, and pings. Gives the
+    /// channel and, with AutoMTLS, the TLS configurations for the broker:
+    /// serving the plugin (our certificate, the plugin's required) and
+    /// dialling it.
     async fn connect(
         &self,
         name: &str,
         raw_line: &str,
         line: &HandshakeLine,
         identity: Option<&Identity>,
-    ) -> Result<Channel, ClientError> {
+    ) -> Result<(Channel, Option<BrokerTls>), ClientError> {
         let tls = match identity {
             None => None,
             Some(identity) => {
@@ -327,14 +359,29 @@ impl ClientConfig {
                         line: raw_line.trim_end().to_owned(),
                     })?;
                 let cert = rustls::pki_types::CertificateDer::from(der.to_vec());
-                Some(tls::client_config(identity, cert)?)
+                Some((
+                    tls::server_config(identity, cert.clone())?,
+                    tls::client_config(identity, cert)?,
+                ))
             }
         };
-        let channel = connect::open_channel(line.endpoint(), tls).await?;
+        let client_tls = tls.as_ref().map(|(_, client)| client.clone());
+        let channel = connect::open_plugin_channel(line.endpoint(), client_tls).await?;
         connect::ping(channel.clone()).await?;
         tracing::debug!(plugin = name, version = line.app_version(), endpoint = %line.endpoint(), "plugin connected");
-        Ok(channel)
+        Ok((channel, tls))
     }
+}
+
+/// The host's AutoMTLS configurations for brokered connections: serving
+/// (the plugin dials us) and dialling.
+type BrokerTls = (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>);
+
+/// What a connected plugin gave us.
+struct Connection {
+    line: HandshakeLine,
+    channel: Channel,
+    tls: Option<BrokerTls>,
 }
 
 /// A running plugin: its gRPC channel, and the means to end it.
@@ -353,6 +400,7 @@ struct Inner {
     pid: u32,
     line: HandshakeLine,
     channel: Channel,
+    broker: Broker,
     grace: Duration,
     /// `None` once the plugin was killed and reaped.
     child: tokio::sync::Mutex<Option<tokio::process::Child>>,
@@ -368,6 +416,15 @@ impl Client {
     /// hosts allow messages of up to 2^31−1 bytes).
     pub fn channel(&self) -> Channel {
         self.inner.channel.clone()
+    }
+
+    /// The host's side of go-plugin's GRPCBroker, opened on connect: serve
+    /// callbacks the plugin dials, or dial services the plugin serves.
+    /// Brokered listeners use this host's socket directory, group or port
+    /// range (as the plugin's own endpoint is unix or TCP) and AutoMTLS.
+    /// It closes, removing its sockets, when the plugin is killed.
+    pub fn broker(&self) -> Broker {
+        self.inner.broker.clone()
     }
 
     /// The plugin's handshake line: negotiated version, endpoint,
@@ -446,6 +503,8 @@ impl Client {
 
 impl Inner {
     async fn kill(&self) -> Option<ExitStatus> {
+        // As go-plugin: the broker first, then the plugin.
+        self.broker.close().await;
         if let Some(test) = self.attached {
             if !test {
                 self.kill_attached().await;
@@ -519,6 +578,8 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.broker
+            .close_in_background("the plugin's client was dropped");
         let Some(mut child) = self.child.get_mut().take() else {
             return;
         };

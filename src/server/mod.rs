@@ -15,10 +15,11 @@ use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
+use crate::broker::{self, Broker};
 use crate::handshake::{HandshakeConfig, HandshakeLine, negotiate_version_from_env};
 use crate::proto::plugin::grpc_controller_server::GrpcControllerServer;
 use crate::tls::{self, Identity};
-use crate::transport::{Incoming, TcpTransport, Transport, UnixTransport};
+use crate::transport::{Incoming, PortRange, SocketGroup, TcpTransport, Transport, UnixTransport};
 
 pub use error::ServeError;
 use shutdown::Shutdown;
@@ -85,6 +86,7 @@ pub struct ServeConfig {
     exit_on_cookie_mismatch: bool,
     capture_stdio: bool,
     debug: Option<String>,
+    broker: Broker,
 }
 
 impl ServeConfig {
@@ -97,7 +99,18 @@ impl ServeConfig {
             exit_on_cookie_mismatch: true,
             capture_stdio: true,
             debug: None,
+            broker: Broker::new(),
         }
+    }
+
+    /// The plugin's side of go-plugin's GRPCBroker, to hand to the
+    /// services that dial the host's brokered services or serve their own.
+    /// It works once [`serve`](Self::serve) is serving: brokered listeners
+    /// use the plugin's network, socket directory, group, port range and
+    /// AutoMTLS. It closes, removing its sockets, when the plugin shuts
+    /// down or the host ends the broker stream.
+    pub fn broker(&self) -> Broker {
+        self.broker.clone()
     }
 
     /// Adds a service to the handshake's own protocol version.
@@ -204,8 +217,12 @@ impl ServeConfig {
             Ok(pem) if !pem.is_empty() => {
                 let host_cert = tls::parse_pem_cert(ENV_CLIENT_CERT, &pem)?;
                 let identity = Identity::generate()?;
-                let config = tls::server_config(&identity, host_cert)?;
-                Some((identity, config))
+                Some(PluginTls {
+                    server: tls::server_config(&identity, host_cert.clone())?,
+                    // For dialling the host's brokered services.
+                    client: tls::client_config(&identity, host_cert)?,
+                    identity,
+                })
             }
             _ => None,
         };
@@ -215,6 +232,7 @@ impl ServeConfig {
             tls,
             capture_stdio: self.capture_stdio,
             debug: None,
+            broker: self.broker,
         };
         plugin.run_on(self.network).await
     }
@@ -237,6 +255,7 @@ impl ServeConfig {
             tls: None,
             capture_stdio: false,
             debug: self.debug,
+            broker: self.broker,
         };
         plugin.run_on(self.network).await
     }
@@ -250,35 +269,64 @@ pub const DEBUG_ENV: &str = "RPCPLUGIN_DEBUG";
 struct Plugin {
     version: u32,
     routes: Routes,
-    tls: Option<(Identity, std::sync::Arc<rustls::ServerConfig>)>,
+    tls: Option<PluginTls>,
     capture_stdio: bool,
     /// In debug mode, the name to print the reattach configuration under.
     debug: Option<String>,
+    broker: Broker,
+}
+
+/// AutoMTLS on the plugin side: our certificate, and configurations
+/// pinned to the host's certificate for serving and (broker) dialling.
+struct PluginTls {
+    identity: Identity,
+    server: std::sync::Arc<rustls::ServerConfig>,
+    client: std::sync::Arc<rustls::ClientConfig>,
 }
 
 impl Plugin {
     async fn run_on(self, network: Network) -> Result<(), ServeError> {
         match network {
-            Network::Unix => self.run(UnixTransport::from_env()?).await,
-            Network::Tcp => self.run(TcpTransport::from_env()?).await,
+            Network::Unix => {
+                let listen = broker::Listen::Unix {
+                    dir: crate::transport::socket_dir_from_env(),
+                    group: SocketGroup::from_env(),
+                };
+                self.run(UnixTransport::from_env()?, listen).await
+            }
+            Network::Tcp => {
+                let listen = broker::Listen::Tcp(PortRange::from_env()?);
+                self.run(TcpTransport::from_env()?, listen).await
+            }
         }
     }
 
-    async fn run(self, transport: impl Transport) -> Result<(), ServeError> {
+    async fn run(
+        self,
+        transport: impl Transport,
+        broker_listen: broker::Listen,
+    ) -> Result<(), ServeError> {
         let shutdown = Shutdown::new();
         signals::install(&shutdown, self.debug.is_some())
             .map_err(|source| ServeError::Signals { source })?;
 
         let (endpoint, incoming) = transport.listen().await?;
         let mut line = HandshakeLine::new(self.version, endpoint.clone())?;
+        self.broker.connect(broker::Context {
+            listen: broker_listen,
+            server_tls: self.tls.as_ref().map(|tls| tls.server.clone()),
+            client_tls: self.tls.as_ref().map(|tls| tls.client.clone()),
+        });
         let incoming: Incoming = match self.tls {
-            Some((identity, config)) => {
-                line = line.with_server_cert(identity.cert_der().to_vec());
-                incoming.with_tls(config)
+            Some(tls) => {
+                line = line.with_server_cert(tls.identity.cert_der().to_vec());
+                incoming.with_tls(tls.server)
             }
             None => incoming,
         };
-        let line = line.with_multiplex_if_requested(false);
+        // No seventh field, even when a go-plugin ≥ 1.6 host asks for
+        // multiplexing: without it the host uses a connection per broker
+        // id, which is what we serve.
         // grpcio hosts dialling a unix socket send an `:authority` that h2
         // rejects; TCP peers send `host:port`, which it accepts.
         let incoming = match endpoint.unix_path() {
@@ -302,7 +350,8 @@ impl Plugin {
             .add_routes(self.routes)
             .add_service(health_service)
             .add_service(controller)
-            .add_service(stdio.service());
+            .add_service(stdio.service())
+            .add_service(self.broker.service());
 
         match &self.debug {
             None => print_line(&line)?,
@@ -327,6 +376,8 @@ impl Plugin {
             }
             // End the stdio stream, so that it does not hold up the drain.
             stdio.end_stream();
+            // End the broker stream and remove brokered sockets.
+            self.broker.close().await;
             // Stop accepting and remove the socket at once; in-flight calls
             // on accepted connections still finish.
             if let Err(err) = transport.close().await {

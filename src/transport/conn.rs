@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::Stream;
 
 use super::authority::AuthorityFix;
+use super::cutoff::Cutoff;
 
 /// An accepted or dialled connection over TCP or a unix socket.
 ///
@@ -31,6 +32,8 @@ enum Inner {
     /// Server side, with grpcio's unix-socket `:authority` made acceptable
     /// to h2 (see [`AuthorityFix`]).
     AuthorityFixed(Box<AuthorityFix<Connection>>),
+    /// Fails every read and write once a signal fires (see [`Cutoff`]).
+    Cutoff(Box<Cutoff<Connection>>),
 }
 
 /// What a tonic service can learn about the peer of a [`Connection`], from
@@ -51,6 +54,7 @@ impl Connection {
             Inner::ServerTls(tls) => tls.get_ref().0.peer_addr(),
             Inner::ClientTls(tls) => tls.get_ref().0.peer_addr(),
             Inner::AuthorityFixed(fixed) => fixed.get_ref().peer_addr(),
+            Inner::Cutoff(cut) => cut.get_ref().peer_addr(),
         }
     }
 
@@ -59,6 +63,7 @@ impl Connection {
         match &self.0 {
             Inner::ServerTls(_) | Inner::ClientTls(_) => true,
             Inner::AuthorityFixed(fixed) => fixed.get_ref().is_tls(),
+            Inner::Cutoff(cut) => cut.get_ref().is_tls(),
             Inner::Tcp(_) | Inner::Unix(_) => false,
         }
     }
@@ -128,6 +133,10 @@ macro_rules! delegate {
                 let $s = Pin::new(&mut **$s);
                 $call
             }
+            Inner::Cutoff($s) => {
+                let $s = Pin::new(&mut **$s);
+                $call
+            }
         }
     };
 }
@@ -166,6 +175,7 @@ impl AsyncWrite for Connection {
             Inner::ServerTls(s) => s.is_write_vectored(),
             Inner::ClientTls(s) => s.is_write_vectored(),
             Inner::AuthorityFixed(s) => s.is_write_vectored(),
+            Inner::Cutoff(s) => s.is_write_vectored(),
         }
     }
 
@@ -187,6 +197,7 @@ impl AsyncWrite for Connection {
 pub struct Incoming {
     rx: mpsc::Receiver<Connection>,
     fix_authority: bool,
+    cutoff: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Incoming {
@@ -226,7 +237,16 @@ impl Incoming {
         Incoming {
             rx,
             fix_authority: self.fix_authority,
+            cutoff: self.cutoff,
         }
+    }
+
+    /// Makes every connection handed out fail its reads and writes once
+    /// `cut` becomes true: for ending a server's connections (and the calls
+    /// on them) when dropping the server would leave them running.
+    pub(crate) fn with_cutoff(mut self, cut: tokio::sync::watch::Receiver<bool>) -> Incoming {
+        self.cutoff = Some(cut);
+        self
     }
 
     /// Passes every connection through [`AuthorityFix`] as it is handed
@@ -243,9 +263,16 @@ impl Stream for Incoming {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let fix = self.fix_authority;
-        self.rx
-            .poll_recv(cx)
-            .map(|conn| conn.map(|conn| Ok(if fix { conn.with_authority_fix() } else { conn })))
+        let cutoff = self.cutoff.clone();
+        self.rx.poll_recv(cx).map(|conn| {
+            conn.map(|conn| {
+                let conn = if fix { conn.with_authority_fix() } else { conn };
+                Ok(match cutoff {
+                    Some(cut) => Connection(Inner::Cutoff(Box::new(Cutoff::new(conn, cut)))),
+                    None => conn,
+                })
+            })
+        })
     }
 }
 
@@ -322,6 +349,7 @@ impl AcceptLoop {
         let incoming = Incoming {
             rx,
             fix_authority: false,
+            cutoff: None,
         };
         (accept, incoming)
     }

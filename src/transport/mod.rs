@@ -7,6 +7,7 @@
 
 mod authority;
 mod conn;
+mod cutoff;
 mod endpoint;
 mod env;
 mod error;
@@ -21,8 +22,8 @@ pub use endpoint::{Endpoint, EndpointError, Host};
 pub use env::{PortRange, SocketGroup};
 pub use error::TransportError;
 pub use tcp::TcpTransport;
-pub(crate) use unix::remove_stale_socket;
 pub use unix::{SUN_PATH_MAX, UnixTransport};
+pub(crate) use unix::{remove_stale_socket, socket_dir_from_env};
 
 /// How long [`Transport::connect`] waits by default: long enough for a
 /// loaded 2-core machine to accept on loopback, short enough that a dead

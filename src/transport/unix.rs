@@ -117,11 +117,7 @@ impl UnixTransport {
     ///
     /// [`TransportError::UnknownGroup`] when the group does not exist.
     pub fn from_env() -> Result<Self, TransportError> {
-        let dir = std::env::var_os(ENV_SOCKET_DIR)
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
-        let transport = Self::in_dir(dir);
+        let transport = Self::in_dir(socket_dir_from_env());
         Ok(match SocketGroup::from_env() {
             Some(group) => {
                 group.gid()?;
@@ -242,6 +238,14 @@ impl Drop for UnixTransport {
             tracing::warn!(error = %err, "removing the plugin socket on drop failed");
         }
     }
+}
+
+/// `PLUGIN_UNIX_SOCKET_DIR`, else the temporary directory.
+pub(crate) fn socket_dir_from_env() -> PathBuf {
+    std::env::var_os(ENV_SOCKET_DIR)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// Dials a unix endpoint.

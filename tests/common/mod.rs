@@ -45,6 +45,9 @@ pub fn example(name: &str) -> PathBuf {
 pub struct GoPeers {
     pub kvhost: PathBuf,
     pub kvplugin: PathBuf,
+    /// The GRPCBroker ("bidirectional") counter example's host and plugin.
+    pub counterhost: PathBuf,
+    pub counterplugin: PathBuf,
 }
 
 pub fn go_peers() -> &'static GoPeers {
@@ -84,18 +87,21 @@ fn build_go_peers() -> GoPeers {
         &crate_dir().join("tests/interop/go/src"),
         &gopath.join("src"),
     );
-    let stubs = gopath.join("src/kvproto");
-    std::fs::create_dir_all(&stubs).unwrap();
-    run(
-        Command::new("protoc")
-            .arg("-I")
-            .arg(crate_dir().join("proto/examples"))
-            .arg(format!("--go_out=plugins=grpc:{}", stubs.display()))
-            .arg(crate_dir().join("proto/examples/kv.proto")),
-        "protoc --go_out (Go stubs for kv.proto)",
-    );
+    // Each proto's stubs go to the Go package directory its programs import.
+    for (proto, package) in [("kv.proto", "kvproto"), ("counter.proto", "counterproto")] {
+        let stubs = gopath.join("src").join(package);
+        std::fs::create_dir_all(&stubs).unwrap();
+        run(
+            Command::new("protoc")
+                .arg("-I")
+                .arg(crate_dir().join("proto/examples"))
+                .arg(format!("--go_out=plugins=grpc:{}", stubs.display()))
+                .arg(crate_dir().join("proto/examples").join(proto)),
+            &format!("protoc --go_out (Go stubs for {proto})"),
+        );
+    }
     let bin = gopath.join("bin");
-    for program in ["kvhost", "kvplugin"] {
+    for program in ["kvhost", "kvplugin", "counterhost", "counterplugin"] {
         run(
             Command::new("go")
                 .args(["build", "-o"])
@@ -111,6 +117,8 @@ fn build_go_peers() -> GoPeers {
     GoPeers {
         kvhost: bin.join("kvhost"),
         kvplugin: bin.join("kvplugin"),
+        counterhost: bin.join("counterhost"),
+        counterplugin: bin.join("counterplugin"),
     }
 }
 

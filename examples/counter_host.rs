@@ -1,0 +1,198 @@
+//! A go-plugin host for the "bidirectional" (broker) counter example, in
+//! Rust: launches any counter plugin (Go or Rust) with `BASIC_PLUGIN=hello`,
+//! and for every `Put` serves an `AddHelper` on a new broker id that the
+//! plugin dials back.
+//!
+//! ```text
+//! counter_host [--mtls on|off] [--calls N] -- PLUGIN [ARGS...]
+//! ```
+//!
+//! Checks: N Puts of 1 on "hits" through the broker (the host's AddHelper
+//! counts the calls), Get(hits) = N, Puts of 2 and 3 on "x" give 5, a key
+//! never put is 0, each brokered socket is gone once its server stopped,
+//! and Kill ends the plugin by itself leaving no socket. Prints `CHECK`
+//! lines and ends with `RESULT: PASS` (exit 0) or `RESULT: FAIL` (exit 1).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+use rpcplugin::proto::counter::add_helper_server::{AddHelper, AddHelperServer};
+use rpcplugin::proto::counter::counter_client::CounterClient;
+use rpcplugin::proto::counter::{GetRequest, PutRequest, SumRequest, SumResponse};
+use rpcplugin::{Client, ClientConfig, HandshakeConfig};
+use tonic::service::Routes;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "A Rust go-plugin host for the broker (bidirectional) counter example")]
+struct Args {
+    /// go-plugin's AutoMTLS.
+    #[arg(long, value_enum, default_value = "on")]
+    mtls: OnOff,
+    /// How many Puts of 1 on "hits".
+    #[arg(long, default_value_t = 5)]
+    calls: i64,
+    /// The plugin and its arguments.
+    #[arg(last = true, required = true)]
+    plugin: Vec<String>,
+}
+
+/// The host's AddHelper: sums, counting the calls.
+#[derive(Clone, Default)]
+struct Adder {
+    calls: Arc<AtomicU64>,
+}
+
+#[tonic::async_trait]
+impl AddHelper for Adder {
+    async fn sum(&self, request: Request<SumRequest>) -> Result<Response<SumResponse>, Status> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let SumRequest { a, b } = request.into_inner();
+        Ok(Response::new(SumResponse { r: a + b }))
+    }
+}
+
+#[derive(Default)]
+struct Checks {
+    failed: bool,
+}
+
+impl Checks {
+    fn check(&mut self, ok: bool, what: impl AsRef<str>) {
+        if ok {
+            println!("CHECK ok: {}", what.as_ref());
+        } else {
+            println!("CHECK FAIL: {}", what.as_ref());
+            self.failed = true;
+        }
+    }
+}
+
+/// Put through the broker: serve AddHelper on a fresh id, call, stop it.
+/// Gives the brokered socket path, if it was a unix socket.
+async fn put(
+    client: &Client,
+    counter: &mut CounterClient<Channel>,
+    adder: &Adder,
+    key: &str,
+    value: i64,
+) -> Result<Option<std::path::PathBuf>, String> {
+    let broker = client.broker();
+    let id = broker.next_id();
+    let server = broker
+        .accept_and_serve(id, Routes::new(AddHelperServer::new(adder.clone())))
+        .await
+        .map_err(|err| err.to_string())?;
+    let socket = server.endpoint().unix_path().map(|p| p.to_path_buf());
+    let request = PutRequest {
+        add_server: id,
+        key: key.into(),
+        value,
+    };
+    let result = counter.put(request).await;
+    server.stop().await;
+    result.map_err(|status| status.to_string())?;
+    Ok(socket)
+}
+
+async fn get(counter: &mut CounterClient<Channel>, key: &str) -> Result<i64, Status> {
+    let request = GetRequest { key: key.into() };
+    Ok(counter.get(request).await?.into_inner().value)
+}
+
+async fn exercise(client: &Client, calls: i64, checks: &mut Checks) {
+    let mut counter = CounterClient::new(client.channel());
+    let adder = Adder::default();
+    let mut sockets = Vec::new();
+    for i in 1..=calls {
+        match put(client, &mut counter, &adder, "hits", 1).await {
+            Ok(socket) => sockets.extend(socket),
+            Err(err) => return checks.check(false, format!("Put(hits, 1) #{i}: {err}")),
+        }
+    }
+    let n = adder.calls.load(Ordering::Relaxed);
+    checks.check(
+        n == calls as u64,
+        format!("Put x{calls} through the broker (AddHelper.Sum called {n} times)"),
+    );
+    let hits = get(&mut counter, "hits").await;
+    checks.check(
+        hits.as_ref().ok() == Some(&calls),
+        format!("Get(hits) = {hits:?}"),
+    );
+    for value in [2, 3] {
+        if let Err(err) = put(client, &mut counter, &adder, "x", value).await {
+            return checks.check(false, format!("Put(x, {value}): {err}"));
+        }
+    }
+    let x = get(&mut counter, "x").await;
+    checks.check(x.as_ref().ok() == Some(&5), format!("Get(x) = {x:?}"));
+    let never = get(&mut counter, "never").await;
+    checks.check(
+        never.as_ref().ok() == Some(&0),
+        format!("Get(never) = {never:?}"),
+    );
+    let left: Vec<_> = sockets.iter().filter(|p| p.exists()).collect();
+    checks.check(
+        left.is_empty(),
+        format!(
+            "{} brokered sockets removed after each Put ({left:?} left)",
+            sockets.len()
+        ),
+    );
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut checks = Checks::default();
+    let mut config = ClientConfig::new(HandshakeConfig::basic_example());
+    if args.mtls == OnOff::Off {
+        config = config.danger_disable_auto_mtls();
+    }
+    let mut command = std::process::Command::new(&args.plugin[0]);
+    command.args(&args.plugin[1..]);
+    match config.start(command).await {
+        Err(err) => checks.check(false, format!("start: {err}")),
+        Ok(client) => {
+            let endpoint = client.handshake().endpoint().clone();
+            checks.check(
+                true,
+                format!(
+                    "handshake: {} {}, mtls={}",
+                    endpoint.network(),
+                    endpoint.address(),
+                    client.handshake().server_cert().is_some()
+                ),
+            );
+            exercise(&client, args.calls, &mut checks).await;
+            let started = Instant::now();
+            let status = client.kill().await;
+            let killed = started.elapsed();
+            checks.check(
+                status.is_some_and(|s| s.success()) && killed.as_millis() < 1900,
+                format!("Kill: plugin exited by itself ({status:?}) in {killed:.1?}"),
+            );
+            if let Some(path) = endpoint.unix_path() {
+                checks.check(!path.exists(), format!("socket {} removed", path.display()));
+            }
+        }
+    }
+    if checks.failed {
+        println!("RESULT: FAIL");
+        ExitCode::FAILURE
+    } else {
+        println!("RESULT: PASS");
+        ExitCode::SUCCESS
+    }
+}

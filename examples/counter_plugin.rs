@@ -1,0 +1,89 @@
+//! go-plugin's "bidirectional" example as a Rust plugin: `counter.Counter`,
+//! whose `Put` dials the `AddHelper` the host serves through the
+//! GRPCBroker (on the broker id the host passes in `add_server`) and asks
+//! it for the sum. Cookie `BASIC_PLUGIN=hello`, app protocol version 1;
+//! go-plugin's Go host and rpcplugin's `counter_host` launch it.
+//!
+//! ```text
+//! counter_plugin [--transport unix|tcp]
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use clap::{Parser, ValueEnum};
+use rpcplugin::proto::counter::add_helper_client::AddHelperClient;
+use rpcplugin::proto::counter::counter_server::{Counter, CounterServer};
+use rpcplugin::proto::counter::{Empty, GetRequest, GetResponse, PutRequest, SumRequest};
+use rpcplugin::{Broker, HandshakeConfig, Network, ServeConfig};
+use tonic::{Request, Response, Status};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Transport {
+    Unix,
+    Tcp,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "go-plugin's bidirectional (broker) example plugin, in Rust")]
+struct Args {
+    /// The socket to listen on.
+    #[arg(long, value_enum, default_value = "unix")]
+    transport: Transport,
+}
+
+/// Counters by key; sums computed by the host.
+struct BrokeredCounter {
+    broker: Broker,
+    values: Mutex<HashMap<String, i64>>,
+}
+
+#[tonic::async_trait]
+impl Counter for BrokeredCounter {
+    async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        let key = request.into_inner().key;
+        let value = *self.values.lock().unwrap().get(&key).unwrap_or(&0);
+        Ok(Response::new(GetResponse { value }))
+    }
+
+    async fn put(&self, request: Request<PutRequest>) -> Result<Response<Empty>, Status> {
+        let request = request.into_inner();
+        let channel = self
+            .broker
+            .dial(request.add_server)
+            .await
+            .map_err(|err| Status::unavailable(err.to_string()))?;
+        let current = *self.values.lock().unwrap().get(&request.key).unwrap_or(&0);
+        let sum = AddHelperClient::new(channel)
+            .sum(SumRequest {
+                a: current,
+                b: request.value,
+            })
+            .await?
+            .into_inner()
+            .r;
+        self.values.lock().unwrap().insert(request.key, sum);
+        Ok(Response::new(Empty {}))
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    if let Err(err) = rpcplugin::init_logging("counter_plugin") {
+        eprintln!("counter_plugin: {err}");
+    }
+    let network = match args.transport {
+        Transport::Unix => Network::Unix,
+        Transport::Tcp => Network::Tcp,
+    };
+    let config = ServeConfig::new(HandshakeConfig::basic_example()).network(network);
+    let counter = BrokeredCounter {
+        broker: config.broker(),
+        values: Mutex::new(HashMap::new()),
+    };
+    if let Err(err) = config.service(CounterServer::new(counter)).serve().await {
+        eprintln!("counter_plugin: {err}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,64 @@
+//! Errors of the GRPCBroker.
+
+use std::time::Duration;
+
+use crate::{Endpoint, EndpointError, TransportError};
+
+/// A failure of a [`Broker`](crate::Broker) operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// The broker is not attached to a connection yet: a plugin's broker
+    /// works once [`ServeConfig::serve`](crate::ServeConfig::serve) has
+    /// started serving.
+    #[error("the broker is not connected yet (it starts working once the plugin serves)")]
+    NotConnected,
+    /// The broker is closed: the plugin was killed or shut down, or the
+    /// other side ended the broker stream (the reason says which).
+    #[error("the broker is closed: {reason}")]
+    Closed {
+        /// Why.
+        reason: String,
+    },
+    /// The other side never announced a listener for this id.
+    #[error("no connection info for broker id {id} arrived within {waited:?}")]
+    Timeout {
+        /// The id dialled.
+        id: u32,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// The other side announced an address we cannot dial.
+    #[error("broker id {id}: unusable address {network} {address:?}: {source}")]
+    BadAddress {
+        /// The id.
+        id: u32,
+        /// The announced network.
+        network: String,
+        /// The announced address.
+        address: String,
+        /// Why it cannot be used.
+        source: EndpointError,
+    },
+    /// A listener for a brokered service could not be created.
+    #[error("broker id {id}: cannot listen: {source}")]
+    Listen {
+        /// The id.
+        id: u32,
+        /// The transport's error.
+        source: TransportError,
+    },
+    /// Dialling an announced listener failed.
+    #[error(
+        "broker id {id}: cannot connect to {endpoint}: {}",
+        crate::client::chain(source)
+    )]
+    Dial {
+        /// The id.
+        id: u32,
+        /// Where the other side listens.
+        endpoint: Endpoint,
+        /// tonic's error.
+        source: tonic::transport::Error,
+    },
+}

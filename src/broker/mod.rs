@@ -1,0 +1,466 @@
+//! go-plugin's GRPCBroker: extra gRPC connections between host and plugin,
+//! so that either side can serve a service the other calls (a host-served
+//! callback, or a second service handed out by the plugin).
+//!
+//! One `plugin.GRPCBroker/StartStream` stream per plugin carries
+//! `ConnInfo{service_id, network, address}` both ways: the side that
+//! listens for id *n* announces where; the side that dials *n* waits for
+//! that announcement, then connects with the main connection's TLS.
+
+mod error;
+mod stream;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+use tonic::service::Routes;
+use tonic::transport::Channel;
+
+pub use error::BrokerError;
+
+use crate::proto::plugin::ConnInfo;
+use crate::{Endpoint, Incoming, PortRange, SocketGroup, TcpTransport, Transport, UnixTransport};
+
+/// How long [`Broker::dial`] waits for the other side's announcement, and
+/// how long an announcement nobody dials is kept: go-plugin's 5 s, so
+/// that mixed Go and Rust pairs agree.
+const ANNOUNCE_WAIT: Duration = Duration::from_secs(5);
+
+/// How long calls on a brokered server may take to finish once it stops,
+/// as for the plugin's main server.
+const DRAIN_LIMIT: Duration = Duration::from_millis(1000);
+
+/// HTTP/2 windows of brokered servers, as on the main connection.
+const STREAM_WINDOW: u32 = 4 << 20;
+const CONNECTION_WINDOW: u32 = 8 << 20;
+
+/// One side of go-plugin's GRPCBroker.
+///
+/// A plugin gets its broker from [`ServeConfig::broker`](crate::ServeConfig::broker)
+/// (before serving, to hand it to its services); a host from
+/// [`Client::broker`](crate::Client::broker). Clones share one broker.
+///
+/// ```no_run
+/// use rpcplugin::Broker;
+/// use tonic::service::Routes;
+///
+/// # async fn demo(broker: Broker, callback: Routes) -> Result<(), rpcplugin::BrokerError> {
+/// // Host: serve a callback for the plugin, and pass it the id.
+/// let id = broker.next_id();
+/// let server = broker.accept_and_serve(id, callback).await?;
+/// // ... call the plugin with `id` in the request; the plugin does
+/// // `broker.dial(id)` and calls back ...
+/// server.stop().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    next_id: AtomicU32,
+    /// How to listen and dial; set once the main connection exists.
+    context: OnceLock<Context>,
+    /// Announcements towards the other side; `None` once closed.
+    outgoing: Mutex<Option<mpsc::UnboundedSender<ConnInfo>>>,
+    /// The receiving end, until the stream takes it.
+    outgoing_rx: Mutex<Option<mpsc::UnboundedReceiver<ConnInfo>>>,
+    /// The other side's announcements nobody has dialled yet.
+    announced: Mutex<HashMap<u32, (ConnInfo, Instant)>>,
+    arrived: Notify,
+    /// `Some(reason)` once closed.
+    closed: watch::Sender<Option<String>>,
+    /// Listeners of brokered servers, closed with the broker.
+    listeners: Mutex<Vec<Arc<Listener>>>,
+}
+
+/// How a side of the broker listens and dials: the main connection's
+/// network, socket directory, group, ports and TLS.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    pub(crate) listen: Listen,
+    pub(crate) server_tls: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) client_tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// Where brokered listeners go.
+#[derive(Debug, Clone)]
+pub(crate) enum Listen {
+    /// A fresh socket in `dir`, owned by `group`.
+    Unix {
+        dir: PathBuf,
+        group: Option<SocketGroup>,
+    },
+    /// 127.0.0.1, in this port range.
+    Tcp(PortRange),
+}
+
+/// A brokered server's listener: either transport.
+#[derive(Debug)]
+enum Listener {
+    Unix(UnixTransport),
+    Tcp(TcpTransport),
+}
+
+impl Listener {
+    fn new(listen: &Listen) -> Self {
+        match listen {
+            Listen::Unix { dir, group } => {
+                let transport = UnixTransport::in_dir(dir);
+                Listener::Unix(match group {
+                    Some(group) => transport.with_group(group.clone()),
+                    None => transport,
+                })
+            }
+            Listen::Tcp(ports) => Listener::Tcp(TcpTransport::localhost().with_port_range(*ports)),
+        }
+    }
+
+    async fn listen(&self) -> Result<(Endpoint, Incoming), crate::TransportError> {
+        match self {
+            Listener::Unix(t) => t.listen().await,
+            Listener::Tcp(t) => t.listen().await,
+        }
+    }
+
+    /// Stops accepting and removes the socket.
+    async fn close(&self) {
+        let closed = match self {
+            Listener::Unix(t) => t.close().await,
+            Listener::Tcp(t) => t.close().await,
+        };
+        if let Err(err) = closed {
+            tracing::warn!(%err, "closing a brokered listener failed");
+        }
+    }
+}
+
+/// A service served through the broker, from
+/// [`Broker::accept_and_serve`]. It serves until [`stop`](Self::stop), until
+/// it is dropped, or until the broker closes; then its listener (and
+/// socket) is removed.
+#[derive(Debug)]
+pub struct BrokeredServer {
+    id: u32,
+    endpoint: Endpoint,
+    stop: watch::Sender<bool>,
+    listener: Arc<Listener>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl BrokeredServer {
+    /// The broker id it was announced under.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Where it listens.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Stops accepting, removes the socket, lets calls in flight finish
+    /// (up to 1 s), and returns when the server has stopped.
+    pub async fn stop(mut self) {
+        self.stop.send_replace(true);
+        self.listener.close().await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for BrokeredServer {
+    fn drop(&mut self) {
+        // The serving task sees this, closes the listener and stops.
+        self.stop.send_replace(true);
+    }
+}
+
+impl Broker {
+    /// A broker not yet attached to a connection.
+    pub(crate) fn new() -> Self {
+        let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
+        Broker {
+            inner: Arc::new(Inner {
+                next_id: AtomicU32::new(1),
+                context: OnceLock::new(),
+                outgoing: Mutex::new(Some(outgoing)),
+                outgoing_rx: Mutex::new(Some(outgoing_rx)),
+                announced: Mutex::new(HashMap::new()),
+                arrived: Notify::new(),
+                closed: watch::channel(None).0,
+                listeners: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Attaches the broker to its connection: how to listen and dial.
+    pub(crate) fn connect(&self, context: Context) {
+        let _ = self.inner.context.set(context);
+    }
+
+    /// A fresh id for [`accept_and_serve`](Self::accept_and_serve), unique
+    /// on this side (ids start at 1, as in go-plugin).
+    pub fn next_id(&self) -> u32 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether the broker is closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.borrow().is_some()
+    }
+
+    fn closed_error(&self) -> BrokerError {
+        BrokerError::Closed {
+            reason: self
+                .inner
+                .closed
+                .borrow()
+                .clone()
+                .unwrap_or_else(|| "closed".to_owned()),
+        }
+    }
+
+    fn context(&self) -> Result<&Context, BrokerError> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        self.inner.context.get().ok_or(BrokerError::NotConnected)
+    }
+
+    /// Listens for brokered connection `id` (a new socket with the main
+    /// connection's directory, group or port range, and TLS), announces it
+    /// to the other side, and serves `routes` there until the returned
+    /// server is stopped or dropped, or the broker closes.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError::NotConnected`] or [`BrokerError::Closed`];
+    /// [`BrokerError::Listen`] when the listener cannot be created.
+    pub async fn accept_and_serve(
+        &self,
+        id: u32,
+        routes: Routes,
+    ) -> Result<BrokeredServer, BrokerError> {
+        let context = self.context()?.clone();
+        let listener = Arc::new(Listener::new(&context.listen));
+        let (endpoint, incoming) = listener
+            .listen()
+            .await
+            .map_err(|source| BrokerError::Listen { id, source })?;
+        let incoming = match context.server_tls {
+            Some(config) => incoming.with_tls(config),
+            None => incoming,
+        };
+        let incoming = match endpoint.unix_path() {
+            Some(_) => incoming.with_authority_fix(),
+            None => incoming,
+        };
+        let announced = self
+            .inner
+            .outgoing
+            .lock()
+            .expect("outgoing lock")
+            .as_ref()
+            .map(|tx| {
+                tx.send(ConnInfo {
+                    service_id: id,
+                    network: endpoint.network().to_owned(),
+                    address: endpoint.address(),
+                    knock: None,
+                })
+            });
+        if !matches!(announced, Some(Ok(()))) {
+            listener.close().await;
+            return Err(self.closed_error());
+        }
+        {
+            let mut listeners = self.inner.listeners.lock().expect("listeners lock");
+            listeners.retain(|l| Arc::strong_count(l) > 1);
+            listeners.push(listener.clone());
+        }
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(serve(
+            routes,
+            incoming,
+            listener.clone(),
+            stopped,
+            self.inner.closed.subscribe(),
+        ));
+        tracing::debug!(id, %endpoint, "brokered server listening");
+        Ok(BrokeredServer {
+            id,
+            endpoint,
+            stop,
+            listener,
+            task: Some(task),
+        })
+    }
+
+    /// Waits (up to 5 s, as go-plugin) for the other side to announce
+    /// brokered connection `id`, then connects to it with the main
+    /// connection's TLS.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError::Timeout`] when no announcement comes;
+    /// [`BrokerError::NotConnected`] or [`BrokerError::Closed`];
+    /// [`BrokerError::BadAddress`] or [`BrokerError::Dial`] when the
+    /// announced listener cannot be reached.
+    pub async fn dial(&self, id: u32) -> Result<Channel, BrokerError> {
+        let info = self.wait_for(id).await?;
+        let endpoint = Endpoint::from_network(&info.network, &info.address).map_err(|source| {
+            BrokerError::BadAddress {
+                id,
+                network: info.network.clone(),
+                address: info.address.clone(),
+                source,
+            }
+        })?;
+        let tls = self.context()?.client_tls.clone();
+        crate::client::open_channel(&endpoint, tls)
+            .await
+            .map_err(|source| BrokerError::Dial {
+                id,
+                endpoint,
+                source,
+            })
+    }
+
+    async fn wait_for(&self, id: u32) -> Result<ConnInfo, BrokerError> {
+        let deadline = tokio::time::Instant::now() + ANNOUNCE_WAIT;
+        let mut closed = self.inner.closed.subscribe();
+        loop {
+            let arrived = self.inner.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            self.context()?;
+            if let Some(info) = self.take_announced(id) {
+                return Ok(info);
+            }
+            tokio::select! {
+                () = arrived => {}
+                _ = closed.changed() => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(BrokerError::Timeout { id, waited: ANNOUNCE_WAIT });
+                }
+            }
+        }
+    }
+
+    /// Takes the announcement for `id`, forgetting any nobody dialled
+    /// within [`ANNOUNCE_WAIT`].
+    fn take_announced(&self, id: u32) -> Option<ConnInfo> {
+        let mut announced = self.inner.announced.lock().expect("announced lock");
+        announced.retain(|_, (_, at)| at.elapsed() < ANNOUNCE_WAIT);
+        announced.remove(&id).map(|(info, _)| info)
+    }
+
+    /// Records an announcement from the other side.
+    fn announce(&self, info: ConnInfo) {
+        let mut announced = self.inner.announced.lock().expect("announced lock");
+        announced.retain(|_, (_, at)| at.elapsed() < ANNOUNCE_WAIT);
+        announced.insert(info.service_id, (info, Instant::now()));
+        drop(announced);
+        self.inner.arrived.notify_waiters();
+    }
+
+    /// Closes the broker: ends the stream, stops every brokered server and
+    /// removes its socket (calls in flight get up to 1 s), and makes
+    /// `dial`, `accept_and_serve` fail. Idempotent.
+    pub async fn close(&self) {
+        let listeners = self.close_now("closed");
+        for listener in listeners {
+            listener.close().await;
+        }
+    }
+
+    /// Marks the broker closed (first reason wins) and gives the listeners
+    /// still to close.
+    fn close_now(&self, reason: &str) -> Vec<Arc<Listener>> {
+        self.inner.closed.send_if_modified(|closed| {
+            if closed.is_none() {
+                *closed = Some(reason.to_owned());
+                true
+            } else {
+                false
+            }
+        });
+        drop(self.inner.outgoing.lock().expect("outgoing lock").take());
+        self.inner.arrived.notify_waiters();
+        std::mem::take(&mut *self.inner.listeners.lock().expect("listeners lock"))
+    }
+
+    /// [`close`](Self::close) from a destructor: the listeners are closed
+    /// on the runtime if there is one, else dropped (which removes their
+    /// sockets too).
+    pub(crate) fn close_in_background(&self, reason: &str) {
+        let listeners = self.close_now(reason);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for listener in listeners {
+                    listener.close().await;
+                }
+            });
+        }
+    }
+}
+
+/// Serves a brokered server until it is stopped or the broker closes, then
+/// removes its listener and gives calls in flight [`DRAIN_LIMIT`]; then
+/// cuts its connections, so that calls still running fail at once on the
+/// other side.
+async fn serve(
+    routes: Routes,
+    incoming: Incoming,
+    listener: Arc<Listener>,
+    mut stopped: watch::Receiver<bool>,
+    mut closed: watch::Receiver<Option<String>>,
+) {
+    let (cut, cut_rx) = watch::channel(false);
+    let incoming = incoming.with_cutoff(cut_rx);
+    let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
+    let stopping = {
+        let listener = listener.clone();
+        async move {
+            tokio::select! {
+                _ = stopped.wait_for(|s| *s) => {}
+                _ = closed.wait_for(Option::is_some) => {}
+            }
+            listener.close().await;
+            let _ = signal_tx.send(());
+        }
+    };
+    let server = tonic::transport::Server::builder()
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, stopping);
+    let drain_limit = async {
+        let _ = signal_rx.await;
+        tokio::time::sleep(DRAIN_LIMIT).await;
+    };
+    tokio::select! {
+        served = server => {
+            if let Err(err) = served {
+                tracing::warn!(%err, "a brokered server failed");
+            }
+        }
+        () = drain_limit => {
+            tracing::debug!("brokered calls still running {DRAIN_LIMIT:?} after stop; dropping them");
+        }
+    }
+    cut.send_replace(true);
+    listener.close().await;
+}
+
+#[cfg(test)]
+mod tests;

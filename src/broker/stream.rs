@@ -1,0 +1,120 @@
+//! The broker's control stream, `plugin.GRPCBroker/StartStream`: served by
+//! the plugin, opened by the host right after it connects.
+
+use std::pin::Pin;
+
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::Broker;
+use crate::proto::plugin::ConnInfo;
+use crate::proto::plugin::grpc_broker_client::GrpcBrokerClient;
+use crate::proto::plugin::grpc_broker_server::{GrpcBroker, GrpcBrokerServer};
+
+type ConnInfoStream = Pin<Box<dyn Stream<Item = Result<ConnInfo, Status>> + Send>>;
+
+/// The plugin's `GRPCBroker` service.
+#[derive(Debug, Clone)]
+pub(crate) struct Service {
+    broker: Broker,
+}
+
+impl Broker {
+    /// The plugin side: the `GRPCBroker` service to serve.
+    pub(crate) fn service(&self) -> GrpcBrokerServer<Service> {
+        GrpcBrokerServer::new(Service {
+            broker: self.clone(),
+        })
+    }
+
+    /// The host side: opens the stream on `channel` and keeps it running
+    /// until either side closes it.
+    pub(crate) fn open_stream(&self, plugin: String, channel: Channel) {
+        let broker = self.clone();
+        let Some(outgoing) = self.take_outgoing() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let opened = GrpcBrokerClient::new(channel)
+                .start_stream(UnboundedReceiverStream::new(outgoing))
+                .await;
+            match opened {
+                Ok(response) => {
+                    receive(&broker, response.into_inner()).await;
+                    broker.close_in_background("the plugin ended the broker stream");
+                }
+                Err(status) => {
+                    tracing::debug!(plugin, %status, "GRPCBroker stream not opened");
+                    broker.close_in_background(&format!(
+                        "the plugin's GRPCBroker refused the stream: {status}"
+                    ));
+                }
+            }
+        });
+    }
+
+    fn take_outgoing(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<ConnInfo>> {
+        self.inner.outgoing_rx.lock().expect("outgoing lock").take()
+    }
+}
+
+#[tonic::async_trait]
+impl GrpcBroker for Service {
+    type StartStreamStream = ConnInfoStream;
+
+    async fn start_stream(
+        &self,
+        request: Request<Streaming<ConnInfo>>,
+    ) -> Result<Response<ConnInfoStream>, Status> {
+        if self.broker.is_closed() {
+            return Err(Status::unavailable("the broker is closed"));
+        }
+        let outgoing = self
+            .broker
+            .take_outgoing()
+            .ok_or_else(|| Status::already_exists("the broker stream is already open"))?;
+        let broker = self.broker.clone();
+        tokio::spawn(async move {
+            receive(&broker, request.into_inner()).await;
+            broker.close_in_background("the host ended the broker stream");
+        });
+        Ok(Response::new(Box::pin(
+            UnboundedReceiverStream::new(outgoing).map(Ok),
+        )))
+    }
+}
+
+/// Records the other side's announcements until its half of the stream
+/// ends.
+async fn receive(broker: &Broker, mut incoming: Streaming<ConnInfo>) {
+    let mut closed = broker.inner.closed.subscribe();
+    loop {
+        let next = tokio::select! {
+            next = incoming.message() => next,
+            _ = closed.wait_for(Option::is_some) => return,
+        };
+        match next {
+            Ok(Some(info)) if info.knock.is_some() => {
+                // Multiplexed brokering (go-plugin ≥ 1.6) is not supported,
+                // and never offered, so a knock is a peer's mistake.
+                tracing::warn!(id = info.service_id, "ignoring a multiplexed broker knock");
+            }
+            Ok(Some(info)) => {
+                tracing::debug!(
+                    id = info.service_id,
+                    network = info.network,
+                    address = info.address,
+                    "broker announcement"
+                );
+                broker.announce(info);
+            }
+            Ok(None) => return,
+            Err(status) => {
+                tracing::debug!(%status, "broker stream failed");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! A host-side and a plugin-side broker joined by a real `GRPCBroker`
+//! stream over a unix socket, with and without AutoMTLS.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::service::Routes;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use super::{Broker, BrokerError, Context, Listen};
+use crate::proto::counter::add_helper_client::AddHelperClient;
+use crate::proto::counter::add_helper_server::{AddHelper, AddHelperServer};
+use crate::proto::counter::{SumRequest, SumResponse};
+use crate::tls::{self, Identity};
+use crate::{Transport, UnixTransport};
+
+/// Adds, plus `bias` (to tell services apart), after `delay`.
+#[derive(Clone, Default)]
+struct Adder {
+    bias: i64,
+    delay: Duration,
+}
+
+#[tonic::async_trait]
+impl AddHelper for Adder {
+    async fn sum(&self, request: Request<SumRequest>) -> Result<Response<SumResponse>, Status> {
+        tokio::time::sleep(self.delay).await;
+        let SumRequest { a, b } = request.into_inner();
+        Ok(Response::new(SumResponse {
+            r: a + b + self.bias,
+        }))
+    }
+}
+
+fn adder(bias: i64, delay: Duration) -> Routes {
+    Routes::new(AddHelperServer::new(Adder { bias, delay }))
+}
+
+async fn sum(channel: Channel, a: i64, b: i64) -> Result<i64, Status> {
+    let request = SumRequest { a, b };
+    Ok(AddHelperClient::new(channel)
+        .sum(request)
+        .await?
+        .into_inner()
+        .r)
+}
+
+struct Pair {
+    host: Broker,
+    plugin: Broker,
+    host_identity: Option<Identity>,
+    dir: tempfile::TempDir,
+    _main: UnixTransport,
+}
+
+/// Host and plugin brokers, the plugin's served on a unix socket, the
+/// host's stream opened to it, brokered sockets in a temporary directory.
+async fn pair(mtls: bool) -> Pair {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = Listen::Unix {
+        dir: dir.path().to_path_buf(),
+        group: None,
+    };
+    let identities = mtls.then(|| (Identity::generate().unwrap(), Identity::generate().unwrap()));
+    let config = |ours: Option<&Identity>, theirs: Option<&Identity>| match (ours, theirs) {
+        (Some(ours), Some(theirs)) => {
+            let cert = rustls::pki_types::CertificateDer::from(theirs.cert_der().to_vec());
+            Context {
+                listen: listen.clone(),
+                server_tls: Some(tls::server_config(ours, cert.clone()).unwrap()),
+                client_tls: Some(tls::client_config(ours, cert).unwrap()),
+            }
+        }
+        _ => Context {
+            listen: listen.clone(),
+            server_tls: None,
+            client_tls: None,
+        },
+    };
+    let (host_id, plugin_id) = match &identities {
+        Some((h, p)) => (Some(h), Some(p)),
+        None => (None, None),
+    };
+    let plugin = Broker::new();
+    plugin.connect(config(plugin_id, host_id));
+    let host = Broker::new();
+    host.connect(config(host_id, plugin_id));
+
+    let main = UnixTransport::in_dir(dir.path());
+    let (endpoint, incoming) = main.listen().await.unwrap();
+    let incoming = match &plugin.inner.context.get().unwrap().server_tls {
+        Some(config) => incoming.with_tls(config.clone()),
+        None => incoming,
+    };
+    let service = plugin.service();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming),
+    );
+    let client_tls = host.inner.context.get().unwrap().client_tls.clone();
+    let channel = crate::client::open_channel(&endpoint, client_tls)
+        .await
+        .unwrap();
+    host.open_stream("test".into(), channel);
+    Pair {
+        host,
+        plugin,
+        host_identity: identities.map(|(h, _)| h),
+        dir,
+        _main: main,
+    }
+}
+
+/// Socket files in the pair's directory other than the main one.
+fn sockets(pair: &Pair) -> usize {
+    std::fs::read_dir(pair.dir.path()).unwrap().count() - 1
+}
+
+async fn host_serves_plugin_dials(mtls: bool) {
+    let pair = pair(mtls).await;
+    let id = pair.host.next_id();
+    let server = pair
+        .host
+        .accept_and_serve(id, adder(0, Duration::ZERO))
+        .await
+        .unwrap();
+    let channel = pair.plugin.dial(id).await.unwrap();
+    assert_eq!(sum(channel, 2, 3).await.unwrap(), 5);
+    assert_eq!(sockets(&pair), 1);
+    server.stop().await;
+    assert_eq!(sockets(&pair), 0, "the brokered socket is removed on stop");
+}
+
+#[tokio::test]
+async fn host_serves_plugin_dials_plain() {
+    host_serves_plugin_dials(false).await;
+}
+
+#[tokio::test]
+async fn host_serves_plugin_dials_mtls() {
+    host_serves_plugin_dials(true).await;
+}
+
+#[tokio::test]
+async fn plugin_serves_host_dials_mtls() {
+    let pair = pair(true).await;
+    let id = pair.plugin.next_id();
+    let _server = pair
+        .plugin
+        .accept_and_serve(id, adder(100, Duration::ZERO))
+        .await
+        .unwrap();
+    let channel = pair.host.dial(id).await.unwrap();
+    assert_eq!(sum(channel, 2, 3).await.unwrap(), 105);
+}
+
+#[tokio::test]
+async fn an_id_never_announced_times_out_after_5_s() {
+    let pair = pair(false).await;
+    let started = std::time::Instant::now();
+    let err = pair.plugin.dial(77).await.unwrap_err();
+    assert!(
+        matches!(err, BrokerError::Timeout { id: 77, .. }),
+        "{err:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(5));
+    assert_eq!(
+        err.to_string(),
+        "no connection info for broker id 77 arrived within 5s"
+    );
+}
+
+#[tokio::test]
+async fn an_announcement_nobody_dials_is_dropped_after_5_s() {
+    let pair = pair(false).await;
+    let id = pair.host.next_id();
+    let _server = pair
+        .host
+        .accept_and_serve(id, adder(0, Duration::ZERO))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5200)).await;
+    let err = pair.plugin.dial(id).await.unwrap_err();
+    assert!(matches!(err, BrokerError::Timeout { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn fifty_concurrent_brokered_services() {
+    let pair = Arc::new(pair(true).await);
+    let mut servers = Vec::new();
+    for _ in 0..50 {
+        let id = pair.host.next_id();
+        let server = pair
+            .host
+            .accept_and_serve(id, adder(i64::from(id) * 1000, Duration::ZERO));
+        servers.push(server.await.unwrap());
+    }
+    assert_eq!(sockets(&pair), 50);
+    let mut calls = tokio::task::JoinSet::new();
+    for server in &servers {
+        let (pair, id) = (pair.clone(), server.id());
+        calls.spawn(async move {
+            let channel = pair.plugin.dial(id).await.unwrap();
+            (id, sum(channel, 1, 2).await.unwrap())
+        });
+    }
+    let mut answered = 0;
+    while let Some(result) = calls.join_next().await {
+        let (id, r) = result.unwrap();
+        assert_eq!(
+            r,
+            i64::from(id) * 1000 + 3,
+            "each id reaches its own service"
+        );
+        answered += 1;
+    }
+    assert_eq!(answered, 50);
+    pair.host.close().await;
+    assert_eq!(sockets(&pair), 0, "closing the broker removes every socket");
+}
+
+#[tokio::test]
+async fn closing_the_broker_mid_call_ends_the_call() {
+    let pair = pair(true).await;
+    let id = pair.host.next_id();
+    let _server = pair
+        .host
+        .accept_and_serve(id, adder(0, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let channel = pair.plugin.dial(id).await.unwrap();
+    let call = tokio::spawn(sum(channel, 1, 1));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    pair.host.close().await;
+    assert_eq!(sockets(&pair), 0, "the socket goes at once");
+    let ended = tokio::time::timeout(Duration::from_secs(20), call).await;
+    let status = ended.expect("the call ends").unwrap().unwrap_err();
+    assert!(
+        matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+        ),
+        "{status:?}"
+    );
+    let err = pair
+        .host
+        .accept_and_serve(9, adder(0, Duration::ZERO))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BrokerError::Closed { .. }), "{err:?}");
+    // The plugin sees the stream end, and closes its side too.
+    for _ in 0..100 {
+        if pair.plugin.is_closed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let err = pair.plugin.dial(1).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the broker is closed: the host ended the broker stream"
+    );
+}
+
+#[tokio::test]
+async fn brokered_tls_refuses_another_certificate_and_plaintext() {
+    let pair = pair(true).await;
+    let id = pair.host.next_id();
+    let server = pair
+        .host
+        .accept_and_serve(id, adder(0, Duration::ZERO))
+        .await
+        .unwrap();
+    // A client with a certificate of its own, trusting the host's.
+    let stranger = Identity::generate().unwrap();
+    let host_cert = pair.host_identity.as_ref().unwrap().cert_der().to_vec();
+    let config = tls::client_config(&stranger, host_cert.into()).unwrap();
+    let refused = match crate::client::open_channel(server.endpoint(), Some(config)).await {
+        Err(_) => true,
+        Ok(channel) => sum(channel, 1, 1).await.is_err(),
+    };
+    assert!(refused, "another client certificate is refused");
+    let refused = match crate::client::open_channel(server.endpoint(), None).await {
+        Err(_) => true,
+        Ok(channel) => sum(channel, 1, 1).await.is_err(),
+    };
+    assert!(refused, "plaintext is refused");
+    // The plugin, with the certificate the host pinned, still gets in.
+    let channel = pair.plugin.dial(id).await.unwrap();
+    assert_eq!(sum(channel, 1, 1).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_broker_before_its_connection_says_so() {
+    let broker = Broker::new();
+    let err = broker.dial(1).await.unwrap_err();
+    assert!(matches!(err, BrokerError::NotConnected), "{err:?}");
+    let err = broker
+        .accept_and_serve(1, adder(0, Duration::ZERO))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BrokerError::NotConnected), "{err:?}");
+    assert_eq!((broker.next_id(), broker.next_id()), (1, 2));
+}

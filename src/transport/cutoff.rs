@@ -1,0 +1,133 @@
+//! A connection that a signal can cut: once it fires, every read and write
+//! fails, so the HTTP/2 connection on top ends and its peer's calls fail
+//! at once instead of waiting for handlers that will never answer.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
+
+/// `inner`, until `cut` becomes true.
+pub(crate) struct Cutoff<T> {
+    inner: T,
+    cut: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
+    done: bool,
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Cutoff<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cutoff")
+            .field("inner", &self.inner)
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl<T> Cutoff<T> {
+    pub(crate) fn new(inner: T, mut cut: watch::Receiver<bool>) -> Self {
+        Cutoff {
+            inner,
+            cut: Box::pin(async move {
+                let _ = cut.wait_for(|cut| *cut).await;
+            }),
+            done: false,
+        }
+    }
+
+    pub(crate) fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// Whether the signal fired; registers for a wake-up when it has not.
+    fn is_cut(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.done && self.cut.as_mut().poll(cx).is_ready() {
+            self.done = true;
+        }
+        self.done
+    }
+}
+
+fn cut_error() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "connection cut off")
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Cutoff<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.is_cut(cx) {
+            return Poll::Ready(Err(cut_error()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Cutoff<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.is_cut(cx) {
+            return Poll::Ready(Err(cut_error()));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.is_cut(cx) {
+            return Poll::Ready(Err(cut_error()));
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.is_cut(cx) {
+            return Poll::Ready(Err(cut_error()));
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_pending_read_fails_when_cut() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let (cut, rx) = watch::channel(false);
+        let mut a = Cutoff::new(a, rx);
+        b.write_all(b"hi").await.unwrap();
+        let mut buf = [0u8; 2];
+        a.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hi");
+        let read = tokio::spawn(async move { a.read(&mut buf).await });
+        tokio::task::yield_now().await;
+        cut.send_replace(true);
+        let err = read.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted);
+    }
+}

@@ -1,0 +1,61 @@
+// counterplugin: the counter example (proto/examples/counter.proto) as a
+// go-plugin 1.0.1 plugin. Put dials the host's AddHelper through the
+// GRPCBroker on the id the host sent (add_server) and stores Sum(current,
+// value); Get returns the stored value (0 for a key never put).
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	plugin "github.com/hashicorp/go-plugin"
+
+	counterproto "counterproto"
+	"countershared"
+)
+
+type counter struct {
+	broker *plugin.GRPCBroker
+	mu     sync.Mutex
+	m      map[string]int64
+}
+
+func (c *counter) Put(ctx context.Context, req *counterproto.PutRequest) (*counterproto.Empty, error) {
+	conn, err := c.broker.Dial(req.AddServer)
+	if err != nil {
+		return nil, fmt.Errorf("dial AddHelper on broker id %d: %v", req.AddServer, err)
+	}
+	defer conn.Close()
+	helper := counterproto.NewAddHelperClient(conn)
+
+	// Held across the call so that concurrent Puts on a key add up.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	resp, err := helper.Sum(ctx, &counterproto.SumRequest{A: c.m[req.Key], B: req.Value})
+	if err != nil {
+		return nil, fmt.Errorf("AddHelper.Sum on broker id %d: %v", req.AddServer, err)
+	}
+	c.m[req.Key] = resp.R
+	return &counterproto.Empty{}, nil
+}
+
+func (c *counter) Get(ctx context.Context, req *counterproto.GetRequest) (*counterproto.GetResponse, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return &counterproto.GetResponse{Value: c.m[req.Key]}, nil
+}
+
+func main() {
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: countershared.Handshake,
+		Plugins: map[string]plugin.Plugin{
+			"counter": &countershared.CounterPlugin{
+				Impl: func(b *plugin.GRPCBroker) counterproto.CounterServer {
+					return &counter{broker: b, m: map[string]int64{}}
+				},
+			},
+		},
+		GRPCServer: plugin.DefaultGRPCServer,
+	})
+}
