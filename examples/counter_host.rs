@@ -131,8 +131,9 @@ async fn exercise(client: &Client, calls: i64, checks: &mut Checks) {
         format!("Get(hits) = {hits:?}"),
     );
     for value in [2, 3] {
-        if let Err(err) = put(client, &mut counter, &adder, "x", value).await {
-            return checks.check(false, format!("Put(x, {value}): {err}"));
+        match put(client, &mut counter, &adder, "x", value).await {
+            Ok(socket) => sockets.extend(socket),
+            Err(err) => return checks.check(false, format!("Put(x, {value}): {err}")),
         }
     }
     let x = get(&mut counter, "x").await;

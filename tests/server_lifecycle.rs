@@ -104,6 +104,27 @@ async fn sigterm_is_the_same_graceful_stop() {
 }
 
 #[tokio::test]
+async fn a_host_asking_for_multiplexing_gets_six_fields() {
+    // go-plugin ≥ 1.6 hosts set this; without a seventh field they use one
+    // connection per broker id, which is what we serve.
+    let mut plugin = common::launch(&kv_plugin(), &[], &[("PLUGIN_MULTIPLEX_GRPC", "true")]);
+    assert_eq!(
+        plugin.raw_line.trim_end().split('|').count(),
+        6,
+        "{}",
+        plugin.raw_line
+    );
+    assert_eq!(plugin.line.multiplex(), None);
+    let mut kv = KvClient::new(plugin.channel().await);
+    kv.put(PutRequest {
+        key: "k".into(),
+        value: "v".into(),
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
 async fn sigint_is_ignored() {
     let mut plugin = common::launch(&kv_plugin(), &[], &[]);
     kill(Pid::from_raw(plugin.child.id() as i32), Signal::SIGINT).unwrap();

@@ -304,3 +304,48 @@ async fn a_broker_before_its_connection_says_so() {
     assert!(matches!(err, BrokerError::NotConnected), "{err:?}");
     assert_eq!((broker.next_id(), broker.next_id()), (1, 2));
 }
+
+#[tokio::test]
+async fn the_plugins_brokered_sockets_go_when_the_host_ends_the_stream() {
+    let pair = pair(false).await;
+    let id = pair.plugin.next_id();
+    let _server = pair
+        .plugin
+        .accept_and_serve(id, adder(0, Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(sockets(&pair), 1);
+    pair.host.close().await;
+    for _ in 0..100 {
+        if sockets(&pair) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sockets(&pair), 0);
+    assert!(pair.plugin.is_closed());
+}
+
+#[tokio::test]
+async fn a_second_broker_stream_is_refused() {
+    let pair = pair(false).await;
+    // The host's stream took the plugin's outgoing side; another is refused.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let main = pair
+        .dir
+        .path()
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let endpoint = crate::Endpoint::unix(main).unwrap();
+    let channel = crate::client::open_channel(&endpoint, None).await.unwrap();
+    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let refused = crate::proto::plugin::grpc_broker_client::GrpcBrokerClient::new(channel)
+        .start_stream(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::AlreadyExists);
+}

@@ -108,6 +108,12 @@ pub enum HandshakeError {
         /// The field as written.
         value: String,
     },
+    /// The plugin says it multiplexes gRPC over one connection (go-plugin ≥
+    /// 1.6), which this host never asks for and does not speak.
+    #[error(
+        "the plugin announced multiplexed gRPC, which this host did not ask for and does not support"
+    )]
+    MultiplexUnsupported,
     /// An address that cannot be printed in a handshake line (it holds `|`
     /// or a line break).
     #[error("address {address:?} cannot go in a handshake line: it contains '|' or a line break")]

@@ -238,7 +238,8 @@ impl HandshakeLine {
     ///
     /// [`HandshakeError::IncompatibleAppVersion`] when the version is not in
     /// `offered_versions`; [`HandshakeError::UnsupportedProtocol`] when the
-    /// protocol is not in `allowed`.
+    /// protocol is not in `allowed`; [`HandshakeError::MultiplexUnsupported`]
+    /// when the seventh field says `true`.
     pub fn check(
         &self,
         offered_versions: &[u32],
@@ -255,6 +256,9 @@ impl HandshakeLine {
                 protocol: self.protocol.as_str().into(),
                 supported: allowed.to_vec(),
             });
+        }
+        if self.multiplex == Some(true) {
+            return Err(HandshakeError::MultiplexUnsupported);
         }
         Ok(())
     }

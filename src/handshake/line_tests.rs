@@ -229,3 +229,16 @@ fn format_then_parse_round_trips() {
         assert_eq!(parse(&line.to_string()).unwrap(), line);
     }
 }
+
+#[test]
+fn a_host_refuses_a_plugin_that_multiplexes() {
+    let base = "1|1|unix|/tmp/plugin1|grpc|";
+    let line = HandshakeLine::parse(&format!("{base}|true")).unwrap();
+    let err = line.check(&[1], &[Protocol::Grpc]).unwrap_err();
+    assert!(
+        matches!(err, HandshakeError::MultiplexUnsupported),
+        "{err:?}"
+    );
+    let line = HandshakeLine::parse(&format!("{base}|false")).unwrap();
+    line.check(&[1], &[Protocol::Grpc]).unwrap();
+}
