@@ -59,6 +59,10 @@
 //!   go-plugin's rules and error wording.
 //! - **AutoMTLS** ([`Identity`]): per-launch P-256 certificates and
 //!   verifiers pinned to the peer's exact certificate (Go's P-521 included).
+//! - **Broker** ([`Broker`]): go-plugin's GRPCBroker on both sides, for
+//!   services passed between host and plugin (a host-served callback, a
+//!   second plugin service), over brokered connections with the main
+//!   connection's socket settings and AutoMTLS.
 //! - **Logs** ([`HclogLayer`], [`init_logging`]): hclog JSON lines that a
 //!   go-plugin host re-logs at their level.
 //! - **Reattach** ([`ReattachProviders`]): Terraform's
