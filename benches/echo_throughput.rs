@@ -1,12 +1,15 @@
-//! Benchmark: echo sample streams, Rust client → Rust server in one
+//! Benchmark: echo sample streams, Rust clients → Rust server in one
 //! process, echo's TCP protocol v1 beside the gRPC transport, over TCP and
-//! unix sockets, for 1 KiB, 64 KiB and 1 MiB samples, 32 in flight.
+//! unix sockets, for 1 KiB, 64 KiB and 4 MiB samples, with 1 and 4
+//! concurrent clients, 32 samples in flight per client.
 //!
 //! ```text
 //! cargo bench --bench echo_throughput
+//! ECHO_BENCH_SIZES=65536 ECHO_BENCH_CLIENTS=1 cargo bench --bench echo_throughput
 //! ```
 //!
-//! Configurations are interleaved round by round; the table gives medians.
+//! Configurations are interleaved round by round; the table gives medians
+//! and, per row, gRPC's rate as a multiple of echo TCP v1's.
 
 use std::time::Instant;
 
@@ -14,10 +17,12 @@ use bytes::Bytes;
 use rpcplugin::echo::{self, Transport as _};
 use rpcplugin::{Endpoint, TcpTransport, UnixTransport};
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// Bytes streamed per run: enough for a stable rate, small enough that the
-/// whole benchmark takes a minute or two on 2 cores.
-const BYTES_PER_RUN: usize = 512 << 20;
+/// whole benchmark takes a few minutes on 2 cores.
+const BYTES_PER_RUN: usize = 256 << 20;
+/// Samples per run at most: 1 KiB runs would otherwise take seconds each.
+const MAX_SAMPLES_PER_RUN: usize = 100_000;
 const MAX_INFLIGHT: usize = 32;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -32,26 +37,42 @@ enum Socket {
     Unix,
 }
 
-async fn run(proto: Proto, socket: Socket, sample_size: usize) -> f64 {
+async fn run(proto: Proto, socket: Socket, sample_size: usize, clients: usize) -> f64 {
     let spec: echo::Spec = format!("uint8[{sample_size}]").parse().unwrap();
     let (sink, mut samples) = echo::channel(spec.clone(), 256);
     let consumer = tokio::spawn(async move { while samples.recv().await.is_some() {} });
     let dir = tempfile::tempdir().unwrap();
-    let count = (BYTES_PER_RUN / sample_size).max(1000);
+    let count = (BYTES_PER_RUN / sample_size).clamp(200, MAX_SAMPLES_PER_RUN) / clients;
     let sample = Bytes::from(vec![7u8; sample_size]);
 
     macro_rules! stream {
         ($server:expr, $connect:expr) => {{
             let server = $server;
             let endpoint: Endpoint = server.start().await.unwrap();
-            let client = $connect(&endpoint, &spec, MAX_INFLIGHT).await.unwrap();
-            let start = Instant::now();
-            for _ in 0..count {
-                client.send(sample.clone()).await.unwrap();
+            let mut connected = Vec::new();
+            for _ in 0..clients {
+                connected.push($connect(&endpoint, &spec, MAX_INFLIGHT).await.unwrap());
             }
-            client.wait().await.unwrap();
+            let start = Instant::now();
+            let mut streams = tokio::task::JoinSet::new();
+            for client in connected {
+                let sample = sample.clone();
+                streams.spawn(async move {
+                    for _ in 0..count {
+                        client.send(sample.clone()).await.unwrap();
+                    }
+                    client.wait().await.unwrap();
+                    client
+                });
+            }
+            let mut done = Vec::new();
+            while let Some(client) = streams.join_next().await {
+                done.push(client.unwrap());
+            }
             let elapsed = start.elapsed().as_secs_f64();
-            client.close().await;
+            for client in done {
+                client.close().await;
+            }
             server.shutdown().await;
             elapsed
         }};
@@ -75,7 +96,7 @@ async fn run(proto: Proto, socket: Socket, sample_size: usize) -> f64 {
         ),
     };
     consumer.abort();
-    count as f64 / elapsed
+    (count * clients) as f64 / elapsed
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -83,55 +104,70 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-#[tokio::main]
-async fn main() {
-    // ECHO_BENCH_SIZES=65536,1048576 runs only those sample sizes.
-    let sizes: Vec<usize> = match std::env::var("ECHO_BENCH_SIZES") {
+/// A comma-separated list from the environment, or the default.
+fn list(var: &str, default: &[usize]) -> Vec<usize> {
+    match std::env::var(var) {
         Ok(list) => list
             .split(',')
-            .map(|s| s.trim().parse().expect("a byte count"))
+            .map(|s| s.trim().parse().expect("a number"))
             .collect(),
-        Err(_) => vec![1 << 10, 64 << 10, 1 << 20],
-    };
+        Err(_) => default.to_vec(),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let sizes = list("ECHO_BENCH_SIZES", &[1 << 10, 64 << 10, 4 << 20]);
+    let client_counts = list("ECHO_BENCH_CLIENTS", &[1, 4]);
     let mut configs = Vec::new();
     for &size in &sizes {
-        for socket in [Socket::Tcp, Socket::Unix] {
-            for proto in [Proto::Tcp, Proto::Grpc] {
-                configs.push((proto, socket, size));
+        for &clients in &client_counts {
+            for socket in [Socket::Tcp, Socket::Unix] {
+                for proto in [Proto::Tcp, Proto::Grpc] {
+                    configs.push((proto, socket, size, clients));
+                }
             }
         }
     }
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
     for round in 0..ROUNDS {
-        for (i, &(proto, socket, size)) in configs.iter().enumerate() {
-            rates[i].push(run(proto, socket, size).await);
+        for (i, &(proto, socket, size, clients)) in configs.iter().enumerate() {
+            rates[i].push(run(proto, socket, size, clients).await);
         }
         eprintln!("round {}/{ROUNDS} done", round + 1);
     }
     println!(
-        "\n{:<10} {:<7} {:<15} {:>14} {:>10}",
-        "sample", "socket", "protocol", "samples/s", "MB/s"
+        "\n{:<9} {:>7} {:<6} {:>16} {:>10} {:>16} {:>10} {:>7}",
+        "sample",
+        "clients",
+        "socket",
+        "TCP v1 samples/s",
+        "MB/s",
+        "gRPC samples/s",
+        "MB/s",
+        "gRPC/TCP"
     );
-    for ((proto, socket, size), rates) in configs.iter().zip(rates) {
-        let rate = median(rates);
+    let medians: Vec<f64> = rates.into_iter().map(median).collect();
+    for (pair, rates) in configs.chunks(2).zip(medians.chunks(2)) {
+        let (_, socket, size, clients) = pair[0];
+        let mb = |rate: f64| rate * size as f64 / 1e6;
         println!(
-            "{:<10} {:<7} {:<15} {:>14.0} {:>10.0}",
-            format!("{} KiB", size >> 10),
-            if *socket == Socket::Tcp {
-                "tcp"
+            "{:<9} {:>7} {:<6} {:>16.0} {:>10.0} {:>16.0} {:>10.0} {:>7.2}",
+            if size >= 1 << 20 {
+                format!("{} MiB", size >> 20)
             } else {
-                "unix"
+                format!("{} KiB", size >> 10)
             },
-            if *proto == Proto::Tcp {
-                "echo TCP v1"
-            } else {
-                "gRPC"
-            },
-            rate,
-            rate * *size as f64 / 1e6,
+            clients,
+            if socket == Socket::Tcp { "tcp" } else { "unix" },
+            rates[0],
+            mb(rates[0]),
+            rates[1],
+            mb(rates[1]),
+            rates[1] / rates[0],
         );
     }
     println!(
-        "\nRust client and server in one process, {MAX_INFLIGHT} samples in flight, medians of {ROUNDS} runs."
+        "\nRust clients and server in one process, {MAX_INFLIGHT} samples in flight per client, medians of {ROUNDS} runs."
     );
 }

@@ -98,6 +98,7 @@ mod client;
 pub mod echo;
 mod handshake;
 mod log;
+mod probe;
 mod server;
 mod tls;
 mod transport;
@@ -116,6 +117,7 @@ pub use handshake::{
     negotiate_version_from_env,
 };
 pub use log::{HclogLayer, LOG_ENV, LogError, init_logging};
+pub use probe::{Outcome, Probe, ProbeCheck, ProbeReport};
 pub use reattach::{ReattachConfig, ReattachError, ReattachProviders, TF_REATTACH_PROVIDERS};
 pub use server::{DEBUG_ENV, MAX_MESSAGE_SIZE, Network, ServeConfig, ServeError};
 pub use tls::{Identity, TlsError};

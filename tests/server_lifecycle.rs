@@ -107,7 +107,7 @@ async fn sigterm_is_the_same_graceful_stop() {
 async fn a_host_asking_for_multiplexing_gets_six_fields() {
     // go-plugin ≥ 1.6 hosts set this; without a seventh field they use one
     // connection per broker id, which is what we serve.
-    let mut plugin = common::launch(&kv_plugin(), &[], &[("PLUGIN_MULTIPLEX_GRPC", "true")]);
+    let plugin = common::launch(&kv_plugin(), &[], &[("PLUGIN_MULTIPLEX_GRPC", "true")]);
     assert_eq!(
         plugin.raw_line.trim_end().split('|').count(),
         6,

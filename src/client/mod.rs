@@ -3,8 +3,8 @@
 
 mod connect;
 mod error;
-mod process;
-mod stderr;
+pub(crate) mod process;
+pub(crate) mod stderr;
 
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -20,7 +20,7 @@ use crate::tls::{self, Identity};
 use crate::{HandshakeConfig, HandshakeLine, PortRange, Protocol, ReattachConfig, SocketGroup};
 
 pub use connect::{StdioHandler, StdioSink};
-pub(crate) use connect::{open_channel, open_plugin_channel};
+pub(crate) use connect::{open_channel, open_plugin_channel, ping};
 pub use error::ClientError;
 pub(crate) use error::chain;
 use stderr::Tail;

@@ -56,6 +56,21 @@ pub(crate) fn parse_line(line: &str) -> LogLine {
     }
 }
 
+/// What kind of log line a plugin wrote on stderr: `"hclog JSON"`,
+/// `"[LEVEL]"` (a tagged plain line) or `"plain"`.
+pub(crate) fn line_kind(line: &str) -> &'static str {
+    if parse_hclog(line).is_some() {
+        return "hclog JSON";
+    }
+    let trimmed = line.trim_start();
+    let tags = ["[TRACE]", "[DEBUG]", "[INFO]", "[WARN]", "[ERROR]"];
+    if tags.iter().any(|tag| trimmed.starts_with(tag)) {
+        "[LEVEL]"
+    } else {
+        "plain"
+    }
+}
+
 /// An hclog JSON line: an object with `@level`, `@message` and an
 /// `@timestamp` in go-plugin's layout. Anything else is not one.
 fn parse_hclog(line: &str) -> Option<LogLine> {

@@ -162,7 +162,7 @@ async fn serve<S: Sink>(
                 Poll::Pending => {
                     // The sink is full: acknowledge what it took so far
                     // before waiting, so the client does not wait on us.
-                    if acks > 0 && conn.write_all(&vec![ACK; acks]).await.is_err() {
+                    if !acknowledge(&mut conn, acks, &mut stop).await {
                         return;
                     }
                     acks = 0;
@@ -178,7 +178,7 @@ async fn serve<S: Sink>(
                 }
             }
         }
-        if acks > 0 && conn.write_all(&vec![ACK; acks]).await.is_err() {
+        if !acknowledge(&mut conn, acks, &mut stop).await {
             return;
         }
         if flowing && buf.capacity() - buf.len() < READ_CHUNK.min(size.max(1)) {
@@ -205,5 +205,21 @@ async fn serve<S: Sink>(
                 return;
             }
         }
+    }
+}
+
+/// Writes `n` acks; false when the connection is done. Gives up at
+/// shutdown only while the write is blocked: a client that reads no acks
+/// blocks it once the socket buffers are full, and must not hold shutdown
+/// back; a client that reads gets its acks even during shutdown.
+async fn acknowledge(conn: &mut Connection, n: usize, stop: &mut watch::Receiver<bool>) -> bool {
+    if n == 0 {
+        return true;
+    }
+    let acks = vec![ACK; n];
+    tokio::select! {
+        biased;
+        written = conn.write_all(&acks) => written.is_ok(),
+        _ = stop.wait_for(|s| *s) => false,
     }
 }

@@ -1,77 +1,12 @@
-//! The `rpcplugin` command line.
-//!
-//! ```text
-//! rpcplugin echo serve --transport tcp|grpc --listen ENDPOINT --spec SPEC [--count N]
-//! rpcplugin echo send  --transport tcp|grpc --connect ENDPOINT --spec SPEC --count N [--inflight K]
-//! ```
-//!
-//! `ENDPOINT` is anything [`rpcplugin::Endpoint`] parses: `127.0.0.1:7000`,
-//! `[::1]:7000`, `/tmp/echo.sock`, `unix:/tmp/echo.sock`.
+//! `rpcplugin echo serve|send`: echo sample streams from the command line.
 
-use std::process::ExitCode;
 use std::time::Instant;
 
 use bytes::Bytes;
-use clap::{Parser, Subcommand, ValueEnum};
 use rpcplugin::echo;
 use rpcplugin::{Endpoint, TcpTransport, UnixTransport};
 
-#[derive(Debug, Parser)]
-#[command(name = "rpcplugin", version, about = "go-plugin for Rust: tools")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// echo sample streams.
-    #[command(subcommand)]
-    Echo(EchoCommand),
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Protocol {
-    /// echo's own TCP protocol v1.
-    Tcp,
-    /// The gRPC transport (echo.v1.SampleStream).
-    Grpc,
-}
-
-#[derive(Debug, Subcommand)]
-enum EchoCommand {
-    /// Receive samples and print a summary.
-    Serve {
-        #[arg(long, value_enum)]
-        transport: Protocol,
-        /// Where to listen: host:port or a unix socket path.
-        #[arg(long)]
-        listen: Endpoint,
-        /// The stream's spec, e.g. "float32[4],float32[1],float64[]".
-        #[arg(long)]
-        spec: echo::Spec,
-        /// Exit (0) after this many samples.
-        #[arg(long)]
-        count: Option<u64>,
-    },
-    /// Send samples, wait for every acknowledgement, print the rate.
-    Send {
-        #[arg(long, value_enum)]
-        transport: Protocol,
-        /// Where the server listens.
-        #[arg(long)]
-        connect: Endpoint,
-        /// The stream's spec.
-        #[arg(long)]
-        spec: echo::Spec,
-        /// How many samples.
-        #[arg(long)]
-        count: u64,
-        /// Samples in flight (unacknowledged) at most.
-        #[arg(long, default_value_t = echo::DEFAULT_MAX_INFLIGHT)]
-        inflight: usize,
-    },
-}
+use crate::Protocol;
 
 /// Bytes per second as a person reads it.
 fn rate(samples: u64, bytes: u64, seconds: f64) -> String {
@@ -83,7 +18,7 @@ fn rate(samples: u64, bytes: u64, seconds: f64) -> String {
     )
 }
 
-async fn serve(
+pub(crate) async fn serve(
     protocol: Protocol,
     listen: Endpoint,
     spec: echo::Spec,
@@ -153,7 +88,7 @@ async fn receive(
     Ok(())
 }
 
-async fn send(
+pub(crate) async fn send(
     protocol: Protocol,
     connect: Endpoint,
     spec: echo::Spec,
@@ -189,37 +124,4 @@ async fn send(
         rate(count, bytes, seconds)
     );
     Ok(())
-}
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Echo(EchoCommand::Serve {
-            transport,
-            listen,
-            spec,
-            count,
-        }) => serve(transport, listen, spec, count).await,
-        Command::Echo(EchoCommand::Send {
-            transport,
-            connect,
-            spec,
-            count,
-            inflight,
-        }) => {
-            if inflight == 0 {
-                Err("--inflight must be at least 1".to_owned())
-            } else {
-                send(transport, connect, spec, count, inflight).await
-            }
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("rpcplugin: {err}");
-            ExitCode::FAILURE
-        }
-    }
 }

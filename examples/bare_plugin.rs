@@ -1,0 +1,40 @@
+//! A plugin built from the transport layer and the handshake alone, without
+//! [`rpcplugin::ServeConfig`]: it checks the cookie, listens, prints its
+//! handshake line and serves KV and health — but no `GRPCController`,
+//! `GRPCStdio` or broker, as hand-rolled plugins often do. go-plugin hosts
+//! can call it, but their `Kill` waits 2 s and then SIGKILLs it.
+//! `rpcplugin probe` says so; the tests use it as a plugin that fails.
+//!
+//! ```text
+//! bare_plugin
+//! ```
+
+#[path = "common/memory_kv.rs"]
+mod memory_kv;
+
+use rpcplugin::proto::kv::kv_server::KvServer;
+use rpcplugin::{HandshakeConfig, HandshakeLine, Transport, UnixTransport};
+use tonic_health::ServingStatus;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    HandshakeConfig::basic_example().enforce_cookie();
+    let version = rpcplugin::negotiate_version_from_env(&[1]).version;
+    let transport = UnixTransport::from_env()?;
+    let (endpoint, incoming) = transport.listen().await?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("plugin", ServingStatus::Serving)
+        .await;
+    println!("{}", HandshakeLine::new(version, endpoint)?);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tonic::transport::Server::builder()
+        .add_service(KvServer::new(memory_kv::MemoryKv::default()))
+        .add_service(health_service)
+        .serve_with_incoming_shutdown(incoming, async move {
+            terminate.recv().await;
+        })
+        .await?;
+    transport.close().await?;
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! The `rpcplugin` command line.
+//!
+//! ```text
+//! rpcplugin echo serve --transport tcp|grpc --listen ENDPOINT --spec SPEC [--count N]
+//! rpcplugin echo send  --transport tcp|grpc --connect ENDPOINT --spec SPEC --count N [--inflight K]
+//! rpcplugin probe [--cookie KEY=VALUE | --terraform] [--versions 5,6] [--mtls on|off] [--json] [--launches N] -- PLUGIN [ARGS...]
+//! ```
+//!
+//! `ENDPOINT` is anything [`rpcplugin::Endpoint`] parses: `127.0.0.1:7000`,
+//! `[::1]:7000`, `/tmp/echo.sock`, `unix:/tmp/echo.sock`.
+
+mod echo;
+mod probe;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use rpcplugin::Endpoint;
+
+#[derive(Debug, Parser)]
+#[command(name = "rpcplugin", version, about = "go-plugin for Rust: tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// echo sample streams.
+    #[command(subcommand)]
+    Echo(EchoCommand),
+    /// Launch any go-plugin plugin as a host would and report, check by
+    /// check, whether go-plugin hosts can use it. Exits 0 only when every
+    /// required check passes.
+    Probe(probe::ProbeArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Protocol {
+    /// echo's own TCP protocol v1.
+    Tcp,
+    /// The gRPC transport (echo.v1.SampleStream).
+    Grpc,
+}
+
+#[derive(Debug, Subcommand)]
+enum EchoCommand {
+    /// Receive samples and print a summary.
+    Serve {
+        #[arg(long, value_enum)]
+        transport: Protocol,
+        /// Where to listen: host:port or a unix socket path.
+        #[arg(long)]
+        listen: Endpoint,
+        /// The stream's spec, e.g. "float32[4],float32[1],float64[]".
+        #[arg(long)]
+        spec: rpcplugin::echo::Spec,
+        /// Exit (0) after this many samples.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Send samples, wait for every acknowledgement, print the rate.
+    Send {
+        #[arg(long, value_enum)]
+        transport: Protocol,
+        /// Where the server listens.
+        #[arg(long)]
+        connect: Endpoint,
+        /// The stream's spec.
+        #[arg(long)]
+        spec: rpcplugin::echo::Spec,
+        /// How many samples.
+        #[arg(long)]
+        count: u64,
+        /// Samples in flight (unacknowledged) at most.
+        #[arg(long, default_value_t = rpcplugin::echo::DEFAULT_MAX_INFLIGHT)]
+        inflight: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Echo(EchoCommand::Serve {
+            transport,
+            listen,
+            spec,
+            count,
+        }) => echo::serve(transport, listen, spec, count).await,
+        Command::Echo(EchoCommand::Send {
+            transport,
+            connect,
+            spec,
+            count,
+            inflight,
+        }) => {
+            if inflight == 0 {
+                Err("--inflight must be at least 1".to_owned())
+            } else {
+                echo::send(transport, connect, spec, count, inflight).await
+            }
+        }
+        Command::Probe(args) => return probe::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("rpcplugin: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,565 @@
+//! A conformance probe for any go-plugin plugin: launch it as a go-plugin
+//! host would, and report, check by check, what a host would trip over.
+
+mod cert;
+mod report;
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Child;
+
+pub use report::{Outcome, ProbeCheck, ProbeReport};
+
+use crate::client::process::kill_group;
+use crate::client::stderr::line_kind;
+use crate::proto::plugin::grpc_broker_client::GrpcBrokerClient;
+use crate::proto::plugin::grpc_controller_client::GrpcControllerClient;
+use crate::proto::plugin::grpc_stdio_client::GrpcStdioClient;
+use crate::tls::{self, Identity};
+use crate::{HandshakeConfig, HandshakeLine, Protocol};
+
+/// How long a plugin may take to print its handshake line. go-plugin
+/// allows a minute; a probe is run by a person waiting for it.
+const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// go-plugin hosts SIGKILL a plugin this long after `Shutdown`.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// How long a plugin launched without the cookie may take to exit.
+const NO_COOKIE_LIMIT: Duration = Duration::from_secs(5);
+
+/// go-plugin's default port range, given to the plugin as a host does.
+const PORTS: (u16, u16) = (10000, 25000);
+
+/// A conformance probe for go-plugin plugins written in any language.
+///
+/// ```no_run
+/// use rpcplugin::{HandshakeConfig, Probe};
+///
+/// # #[tokio::main] async fn main() {
+/// let report = Probe::new(HandshakeConfig::basic_example())
+///     .run(std::process::Command::new("./my-plugin"))
+///     .await;
+/// println!("{report}");
+/// assert!(report.passed());
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Probe {
+    handshake: HandshakeConfig,
+    versions: Vec<u32>,
+    mtls: bool,
+    start_timeout: Duration,
+}
+
+impl Probe {
+    /// Probes with this cookie, offering the handshake's app version, with
+    /// AutoMTLS.
+    pub fn new(handshake: HandshakeConfig) -> Self {
+        Probe {
+            versions: vec![handshake.protocol_version],
+            handshake,
+            mtls: true,
+            start_timeout: DEFAULT_START_TIMEOUT,
+        }
+    }
+
+    /// The app protocol versions offered (`PLUGIN_PROTOCOL_VERSIONS`).
+    pub fn versions(mut self, versions: impl IntoIterator<Item = u32>) -> Self {
+        self.versions = versions.into_iter().collect();
+        self
+    }
+
+    /// Whether to offer AutoMTLS (`PLUGIN_CLIENT_CERT`).
+    pub fn mtls(mut self, on: bool) -> Self {
+        self.mtls = on;
+        self
+    }
+
+    /// How long to wait for the handshake line (20 s by default).
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Launches the plugin as a go-plugin host does, checks the handshake
+    /// line field by field, connects, calls health, `GRPCStdio`,
+    /// `GRPCBroker` and `GRPCController.Shutdown`, watches it exit and
+    /// remove its socket, classifies its stderr, and launches it once more
+    /// without the cookie. The plugin's process group is killed at the end,
+    /// whatever happened.
+    pub async fn run(&self, command: std::process::Command) -> ProbeReport {
+        let mut report = ProbeReport {
+            command: describe(&command),
+            checks: Vec::new(),
+        };
+        let program = command.get_program().to_owned();
+        let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+        self.main_launch(command, &mut report).await;
+        let mut again = std::process::Command::new(program);
+        again.args(args);
+        self.without_cookie(again, &mut report).await;
+        report
+    }
+
+    async fn main_launch(&self, command: std::process::Command, report: &mut ProbeReport) {
+        let identity = match self.mtls.then(Identity::generate).transpose() {
+            Ok(identity) => identity,
+            Err(err) => return report.info("AutoMTLS", format!("cannot generate ours: {err}")),
+        };
+        let mut cmd = tokio::process::Command::from(command);
+        let versions: Vec<String> = self.versions.iter().map(u32::to_string).collect();
+        cmd.env(
+            &self.handshake.magic_cookie_key,
+            &self.handshake.magic_cookie_value,
+        )
+        .env("PLUGIN_MIN_PORT", PORTS.0.to_string())
+        .env("PLUGIN_MAX_PORT", PORTS.1.to_string())
+        .env("PLUGIN_PROTOCOL_VERSIONS", versions.join(","))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+        if let Some(identity) = &identity {
+            cmd.env("PLUGIN_CLIENT_CERT", identity.cert_pem());
+        }
+        let started = Instant::now();
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(err) => {
+                report.require("launch", false, format!("cannot start: {err}"));
+                return;
+            }
+        };
+        let pid = child.id().expect("a running child has a pid");
+        let stderr = collect(child.stderr.take().expect("stderr is piped"));
+        let line = self.read_line(&mut child, started, &stderr, report).await;
+        if let Some(line) = line {
+            self.check_line(&line, identity.as_ref(), report);
+            self.exercise(&line, &mut child, identity.as_ref(), started, report)
+                .await;
+        }
+        let _ = kill_group(pid);
+        let _ = child.wait().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        summarize_stderr(&stderr.lock().expect("stderr lock"), report);
+    }
+
+    /// Reads stdout up to the handshake line: reports anything printed
+    /// before it, and the line itself.
+    async fn read_line(
+        &self,
+        child: &mut Child,
+        started: Instant,
+        stderr: &Mutex<Vec<String>>,
+        report: &mut ProbeReport,
+    ) -> Option<HandshakeLine> {
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut before = Vec::new();
+        let deadline = tokio::time::Instant::now() + self.start_timeout;
+        let (line, why) = loop {
+            let next = tokio::select! {
+                next = lines.next_line() => next,
+                () = tokio::time::sleep_until(deadline) => break (None, format!("no handshake line within {:?}", self.start_timeout)),
+            };
+            match next {
+                Ok(Some(text)) => match HandshakeLine::parse(&text) {
+                    Ok(line) => break (Some((line, text)), String::new()),
+                    Err(err) if before.is_empty() && looks_like_a_line(&text) => {
+                        break (None, format!("{text:?}: {err}"));
+                    }
+                    Err(_) => before.push(text),
+                },
+                Ok(None) | Err(_) => {
+                    let status =
+                        match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+                            Ok(Ok(status)) => status.to_string(),
+                            _ => "still running".to_owned(),
+                        };
+                    break (
+                        None,
+                        format!("stdout closed before a handshake line; {status}"),
+                    );
+                }
+            }
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let quoted: Vec<String> = before.iter().take(3).map(|l| format!("{l:?}")).collect();
+        let nothing_before = before.is_empty();
+        report.require(
+            "stdout before the handshake line",
+            nothing_before,
+            if nothing_before {
+                "nothing".to_owned()
+            } else {
+                format!(
+                    "{} line(s): {}; go-plugin hosts fail with \"Unrecognized remote plugin message: {}\"",
+                    before.len(),
+                    quoted.join(", "),
+                    before[0]
+                )
+            },
+        );
+        let Some((line, text)) = line else {
+            // Let the stderr reader catch the plugin's last words.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let said = stderr
+                .lock()
+                .expect("stderr lock")
+                .iter()
+                .rev()
+                .take(3)
+                .rev()
+                .cloned()
+                .collect::<Vec<_>>();
+            let why = match said.is_empty() {
+                true => why,
+                false => format!("{why}; stderr ends: {:?}", said.join(" / ")),
+            };
+            report.require("handshake line", false, why);
+            report.skip(
+                &["health \"plugin\"", "GRPCController.Shutdown"],
+                "no handshake line",
+            );
+            return None;
+        };
+        report.require(
+            "handshake line",
+            true,
+            format!("{} (after {:.1?})", abbreviate(&text), started.elapsed()),
+        );
+        Some(line)
+    }
+
+    fn check_line(
+        &self,
+        line: &HandshakeLine,
+        identity: Option<&Identity>,
+        report: &mut ProbeReport,
+    ) {
+        let negotiated = line.check(&self.versions, &[Protocol::Grpc]);
+        report.require(
+            "app version and protocol",
+            negotiated.is_ok(),
+            match &negotiated {
+                Ok(()) => format!(
+                    "version {} of {:?} offered, protocol grpc",
+                    line.app_version(),
+                    self.versions
+                ),
+                Err(err) => err.to_string(),
+            },
+        );
+        let endpoint = line.endpoint();
+        match endpoint.unix_path() {
+            Some(path) => {
+                use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+                let meta = std::fs::symlink_metadata(path);
+                let socket = meta.as_ref().is_ok_and(|m| m.file_type().is_socket());
+                let mode = meta.map(|m| format!("{:o}", m.permissions().mode() & 0o777));
+                let mode = mode.unwrap_or_else(|e| e.to_string());
+                let detail = format!("unix {} (socket: {socket}, mode {mode})", path.display());
+                report.require("address", socket, detail);
+            }
+            None => {
+                report.require("address", true, format!("tcp {}", endpoint.address()));
+            }
+        }
+        match (identity, line.server_cert()) {
+            (Some(_), Some(der)) => {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let summary = cert::summarize(der, now);
+                let ok = summary.problems.is_empty();
+                let detail = match ok {
+                    true => summary.text,
+                    false => format!("{}: {}", summary.text, summary.problems.join("; ")),
+                };
+                report.require("AutoMTLS certificate", ok, detail);
+                if !summary.warnings.is_empty() {
+                    report.advise("certificate shape", false, summary.warnings.join("; "));
+                }
+            }
+            (Some(_), None) => {
+                report.require(
+                    "AutoMTLS certificate",
+                    false,
+                    "PLUGIN_CLIENT_CERT was set but the line has no certificate: go-plugin hosts refuse to connect",
+                );
+            }
+            (None, Some(_)) => report.advise(
+                "AutoMTLS certificate",
+                false,
+                "a certificate without PLUGIN_CLIENT_CERT: the plugin serves TLS no host asked for",
+            ),
+            (None, None) => report.info("AutoMTLS", "off (not offered)"),
+        }
+    }
+
+    /// Connects, checks health, stdio, broker and Shutdown.
+    async fn exercise(
+        &self,
+        line: &HandshakeLine,
+        child: &mut Child,
+        identity: Option<&Identity>,
+        started: Instant,
+        report: &mut ProbeReport,
+    ) {
+        let tls = match (identity, line.server_cert()) {
+            (Some(identity), Some(der)) => {
+                match tls::client_config(identity, der.to_vec().into()) {
+                    Ok(config) => Some(config),
+                    Err(err) => {
+                        report.require("connect", false, err.to_string());
+                        return;
+                    }
+                }
+            }
+            _ => None,
+        };
+        let channel = match crate::client::open_channel(line.endpoint(), tls).await {
+            Ok(channel) => channel,
+            Err(err) => {
+                report.require("connect", false, crate::client::chain(&err));
+                report.skip(
+                    &["health \"plugin\"", "GRPCController.Shutdown"],
+                    "no connection",
+                );
+                return;
+            }
+        };
+        let health = crate::client::ping(channel.clone()).await;
+        report.require(
+            "health \"plugin\"",
+            health.is_ok(),
+            match &health {
+                Ok(()) => format!(
+                    "SERVING; first reply {:.1?} after launch",
+                    started.elapsed()
+                ),
+                Err(err) => err.to_string(),
+            },
+        );
+        let mut stdio_client = GrpcStdioClient::new(channel.clone());
+        let stdio = opened(stdio_client.stream_stdio(())).await;
+        report.advise(
+            "GRPCStdio",
+            stdio.is_ok(),
+            match &stdio {
+                Ok(how) => (*how).to_owned(),
+                Err(status) => format!(
+                    "{status} (go-plugin hosts before 1.2 do not use it; later ones log a warning)"
+                ),
+            },
+        );
+        let (_keep, outgoing) = tokio::sync::mpsc::unbounded_channel();
+        let mut broker_client = GrpcBrokerClient::new(channel.clone());
+        let broker = opened(broker_client.start_stream(
+            tokio_stream::wrappers::UnboundedReceiverStream::new(outgoing),
+        ))
+        .await;
+        report.advise(
+            "GRPCBroker stream",
+            broker.is_ok(),
+            match &broker {
+                Ok(how) => (*how).to_owned(),
+                Err(status) => format!("{status} (only plugins that pass services need it)"),
+            },
+        );
+        self.shutdown(line, channel, child, report).await;
+    }
+
+    async fn shutdown(
+        &self,
+        line: &HandshakeLine,
+        channel: tonic::transport::Channel,
+        child: &mut Child,
+        report: &mut ProbeReport,
+    ) {
+        let asked = Instant::now();
+        let mut controller = GrpcControllerClient::new(channel);
+        let call = controller.shutdown(crate::proto::plugin::Empty {});
+        let answer = tokio::time::timeout(SHUTDOWN_GRACE, call).await;
+        let left = SHUTDOWN_GRACE.saturating_sub(asked.elapsed());
+        let exited = tokio::time::timeout(left, child.wait()).await;
+        let exited_ok = matches!(exited, Ok(Ok(_)));
+        let (ok, detail) = match answer {
+            Ok(Ok(_)) => (true, "answered".to_owned()),
+            Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => (
+                false,
+                format!("{status}: go-plugin hosts wait 2 s, then SIGKILL the plugin"),
+            ),
+            // go-plugin's own plugins stop their server before the answer
+            // goes out; hosts ignore the error when the plugin exits.
+            Ok(Err(status)) if exited_ok => (
+                true,
+                format!(
+                    "served; the connection closed as the plugin exited ({})",
+                    status.message()
+                ),
+            ),
+            Ok(Err(status)) => (false, status.to_string()),
+            Err(_) => (false, format!("no answer within {SHUTDOWN_GRACE:?}")),
+        };
+        report.require("GRPCController.Shutdown", ok, detail);
+        report.require(
+            "exit after Shutdown",
+            exited_ok,
+            match exited {
+                Ok(Ok(status)) => format!("{status} after {:.1?}", asked.elapsed()),
+                _ => format!(
+                    "still running {SHUTDOWN_GRACE:?} after Shutdown: a go-plugin host SIGKILLs it"
+                ),
+            },
+        );
+        if let (true, Some(path)) = (exited_ok, line.endpoint().unix_path()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let gone = !path.exists();
+            report.require(
+                "socket removed",
+                gone,
+                match gone {
+                    true => format!("{} is gone", path.display()),
+                    false => format!("{} left behind", path.display()),
+                },
+            );
+        }
+    }
+
+    /// Launches the plugin without the cookie: it must not serve, print
+    /// nothing on stdout, and exit non-zero.
+    async fn without_cookie(&self, command: std::process::Command, report: &mut ProbeReport) {
+        let mut cmd = tokio::process::Command::from(command);
+        cmd.env_remove(&self.handshake.magic_cookie_key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let name = "launched without the cookie";
+        let child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(err) => {
+                report.require(name, false, format!("cannot start: {err}"));
+                return;
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        let output = tokio::time::timeout(NO_COOKIE_LIMIT, child.wait_with_output()).await;
+        let _ = kill_group(pid);
+        let detail;
+        let ok = match output {
+            Err(_) => {
+                detail = format!(
+                    "still running after {NO_COOKIE_LIMIT:?}: a plugin started by hand must say it is a plugin and exit"
+                );
+                false
+            }
+            Ok(Err(err)) => {
+                detail = err.to_string();
+                false
+            }
+            Ok(Ok(out)) => {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let said = stderr
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("(nothing on stderr)");
+                let stdout_empty = out.stdout.is_empty();
+                detail = format!(
+                    "{}; stdout {}; stderr: {said:?}",
+                    out.status,
+                    if stdout_empty {
+                        "empty".to_owned()
+                    } else {
+                        format!("{:?}", String::from_utf8_lossy(&out.stdout))
+                    }
+                );
+                !out.status.success() && stdout_empty
+            }
+        };
+        report.require(name, ok, detail);
+    }
+}
+
+/// How long a stream may go without response headers before we take it as
+/// open: grpc-go sends a streaming call's headers only with its first
+/// message, so a served stream with nothing to say yet is silent.
+const STREAM_OPEN_WAIT: Duration = Duration::from_millis(500);
+
+/// Opens a streaming call: `Ok` when the server answered with headers or
+/// stayed silent (served, nothing to send yet), the status when refused.
+async fn opened<T>(
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<&'static str, tonic::Status> {
+    match tokio::time::timeout(STREAM_OPEN_WAIT, call).await {
+        Ok(Ok(_)) => Ok("stream opened"),
+        Ok(Err(status)) => Err(status),
+        Err(_) => Ok("stream accepted (no headers yet, as grpc-go servers do)"),
+    }
+}
+
+/// A first line that is meant as a handshake line (it has `|`), as opposed
+/// to chatter printed before one.
+fn looks_like_a_line(text: &str) -> bool {
+    text.matches('|').count() >= 3
+}
+
+/// The line with a long certificate field shortened.
+fn abbreviate(text: &str) -> String {
+    text.split('|')
+        .map(|field| match field.len() > 40 {
+            true => format!("{}…({} chars)", &field[..16], field.len()),
+            false => field.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+fn describe(command: &std::process::Command) -> String {
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Collects stderr lines in the background.
+fn collect(stderr: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = reader.next_line().await {
+            sink.lock().expect("stderr lock").push(line);
+        }
+    });
+    lines
+}
+
+fn summarize_stderr(lines: &[String], report: &mut ProbeReport) {
+    let mut kinds: Vec<(&str, usize)> = Vec::new();
+    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+        let kind = line_kind(line);
+        match kinds.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((kind, 1)),
+        }
+    }
+    let counts: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let detail = match lines.first() {
+        None => "nothing".to_owned(),
+        Some(first) => {
+            let first: String = first.chars().take(100).collect();
+            format!(
+                "{} line(s): {}; first: {first:?}",
+                lines.len(),
+                counts.join(", ")
+            )
+        }
+    };
+    report.info("stderr", detail);
+}
