@@ -55,7 +55,6 @@ async fn grpc_server() -> (
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug in src/echo/grpc.rs: shutdown waits for a client that never reads its acks"]
 async fn grpc_shutdown_does_not_wait_for_a_client_that_never_reads() {
     let (server, endpoint) = grpc_server().await;
     let spec = proto_spec(&[("uint8", &[8]), ("float32", &[])]);
@@ -72,7 +71,6 @@ async fn grpc_shutdown_does_not_wait_for_a_client_that_never_reads() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug in src/echo/grpc.rs: shutdown waits for idle connections to close"]
 async fn grpc_shutdown_does_not_wait_for_idle_connections() {
     let (server, endpoint) = grpc_server().await;
     // One that never sends the HTTP/2 preface (a port probe, a stuck

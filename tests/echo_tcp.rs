@@ -184,3 +184,24 @@ async fn every_acknowledged_sample_reaches_the_sink_after_a_disconnect() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_spec_of_empty_samples_is_refused_at_start() {
+    let spec: echo::Spec = "uint8[0],float32[2,0]".parse().unwrap();
+    let (sink, _rx) = echo::channel(spec.clone(), 4);
+    let tcp = echo::TcpTransport::new(
+        spec.clone(),
+        sink.clone(),
+        rpcplugin::TcpTransport::localhost(),
+    );
+    let err = tcp.start().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the spec uint8[0],float32[2,0] has empty samples (0 bytes); a sample stream needs at least one byte"
+    );
+    let grpc = echo::GrpcTransport::new(spec, sink, rpcplugin::TcpTransport::localhost());
+    assert!(matches!(
+        grpc.start().await,
+        Err(echo::EchoError::EmptySamples { .. })
+    ));
+}

@@ -415,9 +415,9 @@ impl Broker {
 }
 
 /// Serves a brokered server until it is stopped or the broker closes, then
-/// removes its listener and gives calls in flight [`DRAIN_LIMIT`]; then
-/// cuts its connections, so that calls still running fail at once on the
-/// other side.
+/// removes its listener, gives calls in flight [`DRAIN_LIMIT`], and cuts
+/// its connections, so that calls still running fail at once on the other
+/// side.
 async fn serve(
     routes: Routes,
     incoming: Incoming,
@@ -425,9 +425,6 @@ async fn serve(
     mut stopped: watch::Receiver<bool>,
     mut closed: watch::Receiver<Option<String>>,
 ) {
-    let (cut, cut_rx) = watch::channel(false);
-    let incoming = incoming.with_cutoff(cut_rx);
-    let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
     let stopping = {
         let listener = listener.clone();
         async move {
@@ -436,29 +433,15 @@ async fn serve(
                 _ = closed.wait_for(Option::is_some) => {}
             }
             listener.close().await;
-            let _ = signal_tx.send(());
         }
     };
-    let server = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, stopping);
-    let drain_limit = async {
-        let _ = signal_rx.await;
-        tokio::time::sleep(DRAIN_LIMIT).await;
-    };
-    tokio::select! {
-        served = server => {
-            if let Err(err) = served {
-                tracing::warn!(%err, "a brokered server failed");
-            }
-        }
-        () = drain_limit => {
-            tracing::debug!("brokered calls still running {DRAIN_LIMIT:?} after stop; dropping them");
-        }
+        .add_routes(routes);
+    if let Err(err) = crate::server::serve_draining(router, incoming, stopping, DRAIN_LIMIT).await {
+        tracing::warn!(%err, "a brokered server failed");
     }
-    cut.send_replace(true);
     listener.close().await;
 }
 

@@ -15,6 +15,34 @@ use crate::proto::echo::sample_stream_server::{SampleStream, SampleStreamServer}
 use crate::proto::echo::{Ack, GetSpecRequest, PushRequest};
 use crate::{Endpoint, MAX_MESSAGE_SIZE};
 
+/// Most bytes of samples a client packs into one message, or one sample
+/// when that is larger (the contract of `echo.v1.PushRequest`): small
+/// samples travel many to a message (grpcio manages only a few thousand
+/// messages a second here), large ones one to a message.
+pub(crate) const MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Room in a message for the spec and protobuf framing beyond the samples.
+const MESSAGE_SLACK: usize = 64 * 1024;
+
+/// How long calls may go on once the server stops: acknowledged samples
+/// are in the sink already; this only lets the last acks out. Then the
+/// connections are cut, idle or not reading or not.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The largest message the server reads for samples of `payload` bytes:
+/// what a client may pack, plus framing. A larger one is refused from its
+/// length prefix, before it is buffered (`OUT_OF_RANGE`).
+fn message_limit(payload: u64) -> usize {
+    let payload = usize::try_from(payload).unwrap_or(usize::MAX);
+    let samples = (MESSAGE_BYTES / payload.max(1)).max(1);
+    // Each sample costs a tag and a length varint: at most 11 bytes.
+    payload
+        .max(MESSAGE_BYTES)
+        .saturating_add(samples * 11)
+        .saturating_add(MESSAGE_SLACK)
+        .min(MAX_MESSAGE_SIZE)
+}
+
 /// Acks queued towards a client: acks are cumulative, so a slow reader
 /// only needs the latest; a few smooth bursts.
 const ACK_QUEUE: usize = 4;
@@ -76,10 +104,13 @@ impl<S: Sink + Clone> Service<S> {
         }
     }
 
-    /// The tonic server, with message limits for the largest sample.
+    /// The tonic server, reading messages up to what a client may pack
+    /// for this spec (at most 256 KiB of samples, or one sample when
+    /// larger), so that a stream cannot make it buffer more.
     pub fn into_server(self) -> SampleStreamServer<Self> {
+        let limit = message_limit(self.spec.payload_size());
         SampleStreamServer::new(self)
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_decoding_message_size(limit)
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
     }
 
@@ -102,16 +133,18 @@ impl<T: crate::Transport + 'static, S: Sink + Clone> Transport for GrpcTransport
         if self.server.lock().expect("server lock").is_some() {
             return Err(EchoError::AlreadyStarted);
         }
+        super::tcp::check_not_empty(&self.service.spec)?;
         let (endpoint, incoming) = self.listener.listen().await?;
         let mut stopped = self.service.stop.subscribe();
-        let server = tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .initial_stream_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
             .max_frame_size(MAX_FRAME)
-            .add_service(self.service())
-            .serve_with_incoming_shutdown(incoming, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            });
+            .add_service(self.service());
+        let stop = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let server = crate::server::serve_draining(router, incoming, stop, STOP_GRACE);
         let task = tokio::spawn(async move {
             if let Err(err) = server.await {
                 tracing::warn!(%err, "the sample server failed");
@@ -178,13 +211,24 @@ impl<S: Sink + Clone> SampleStream for Service<S> {
             let mut message = Some(first);
             loop {
                 if let Some(request) = message.take() {
-                    if let Err(status) =
-                        deliver(&sink, &request.samples, payload, &mut delivered, &tx).await
-                    {
-                        let _ = tx.send(Err(status)).await;
-                        return;
-                    }
-                    if tx.send(Ok(Ack { delivered })).await.is_err() {
+                    let delivering = deliver(&sink, &request.samples, payload, &mut delivered, &tx);
+                    // Biased: a sample that can go in goes in, and its
+                    // ack out, even when shutdown has begun.
+                    let answer = tokio::select! {
+                        biased;
+                        delivered = delivering => delivered,
+                        // A full sink must not hold up shutdown.
+                        _ = stop.wait_for(|s| *s) => Err(shutting_down()),
+                    };
+                    let answer = answer.map(|()| Ack { delivered });
+                    let failed = answer.is_err();
+                    // A client that reads no acks must not hold it up either.
+                    let sent = tokio::select! {
+                        biased;
+                        sent = tx.send(answer) => sent.is_ok(),
+                        _ = stop.wait_for(|s| *s) => false,
+                    };
+                    if failed || !sent {
                         return;
                     }
                 }
@@ -193,11 +237,7 @@ impl<S: Sink + Clone> SampleStream for Service<S> {
                     next = requests.next() => Some(next),
                 };
                 let Some(next) = next else {
-                    let _ = tx
-                        .send(Err(Status::unavailable(
-                            "the sample server is shutting down",
-                        )))
-                        .await;
+                    let _ = tx.try_send(Err(shutting_down()));
                     return;
                 };
                 match next {
@@ -213,6 +253,10 @@ impl<S: Sink + Clone> SampleStream for Service<S> {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+fn shutting_down() -> Status {
+    Status::unavailable("the sample server is shutting down")
 }
 
 /// Pushes a message's samples into the sink, counting them. When the sink

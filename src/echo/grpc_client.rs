@@ -10,16 +10,12 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
+use super::grpc::MESSAGE_BYTES;
 use super::inflight::Inflight;
 use super::{Spec, SpecError};
 use crate::MAX_MESSAGE_SIZE;
 use crate::proto::echo::sample_stream_client::SampleStreamClient;
 use crate::proto::echo::{GetSpecRequest, PushRequest};
-
-/// Most bytes of samples packed into one message: small samples travel
-/// many to a message (grpcio manages only a few thousand messages a second
-/// here), large ones one to a message.
-const MESSAGE_BYTES: usize = 256 * 1024;
 
 /// echo's default number of unacknowledged samples.
 pub const DEFAULT_MAX_INFLIGHT: usize = 32;

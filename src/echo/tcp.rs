@@ -36,6 +36,23 @@ pub enum EchoError {
     /// `start` on a transport that was started already.
     #[error("this sample transport was already started")]
     AlreadyStarted,
+    /// The spec's samples are empty (a zero dimension), so a stream could
+    /// carry nothing but acknowledgements.
+    #[error("the spec {spec} has empty samples (0 bytes); a sample stream needs at least one byte")]
+    EmptySamples {
+        /// The spec.
+        spec: String,
+    },
+}
+
+/// Refuses a spec whose samples hold no bytes.
+pub(crate) fn check_not_empty(spec: &Spec) -> Result<(), EchoError> {
+    match spec.payload_size() {
+        0 => Err(EchoError::EmptySamples {
+            spec: spec.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A sample transport, as echo's `Transport` trait: it receives samples and
@@ -94,6 +111,7 @@ impl<T: crate::Transport + 'static, S: Sink + Clone> Transport for TcpTransport<
         if self.state.lock().expect("state lock").is_some() {
             return Err(EchoError::AlreadyStarted);
         }
+        check_not_empty(&self.spec)?;
         let (endpoint, mut incoming) = self.listener.listen().await?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();

@@ -2,6 +2,7 @@
 //! plugin does, so that any go-plugin host can launch the binary.
 
 mod controller;
+mod drain;
 mod error;
 mod shutdown;
 mod signals;
@@ -21,6 +22,7 @@ use crate::proto::plugin::grpc_controller_server::GrpcControllerServer;
 use crate::tls::{self, Identity};
 use crate::transport::{Incoming, PortRange, SocketGroup, TcpTransport, Transport, UnixTransport};
 
+pub(crate) use drain::serve_draining;
 pub use error::ServeError;
 use shutdown::Shutdown;
 use stdio::Stdio;

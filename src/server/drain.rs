@@ -1,0 +1,52 @@
+//! Serving a tonic router so that stopping it is bounded: stop accepting,
+//! give calls in flight a grace period, then cut the connections still
+//! open. tonic's graceful shutdown alone waits for every connection to
+//! close, which an idle peer, a peer that never reads, or a call that never
+//! ends can put off forever (and dropping the server future leaves its
+//! connections running).
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+use tonic::transport::server::Router;
+
+use crate::Incoming;
+
+/// Serves `router` on `incoming` until `stop` completes (it may also close
+/// the listener), then lets calls finish for up to `grace`, then cuts every
+/// connection, so that peers see their calls fail at once.
+///
+/// # Errors
+///
+/// The server's error, when it fails before it is stopped.
+pub(crate) async fn serve_draining(
+    router: Router,
+    incoming: Incoming,
+    stop: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> Result<(), tonic::transport::Error> {
+    let (cut, cut_rx) = watch::channel(false);
+    let (stopping_tx, stopping) = oneshot::channel::<()>();
+    let signal = async move {
+        stop.await;
+        let _ = stopping_tx.send(());
+    };
+    let served = router.serve_with_incoming_shutdown(incoming.with_cutoff(cut_rx), signal);
+    let grace_over = async {
+        match stopping.await {
+            Ok(()) => tokio::time::sleep(grace).await,
+            // The server ended by itself.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let result = tokio::select! {
+        served = served => served,
+        () = grace_over => {
+            tracing::debug!("calls or connections still open {grace:?} after stop; cutting them");
+            Ok(())
+        }
+    };
+    cut.send_replace(true);
+    result
+}
