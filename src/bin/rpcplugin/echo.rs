@@ -8,6 +8,43 @@ use rpcplugin::{Endpoint, TcpTransport, UnixTransport};
 
 use crate::Protocol;
 
+/// How often progress is redrawn.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A progress line on stderr, only when stderr is a terminal: piped runs
+/// print nothing but the summary.
+struct Progress {
+    total: u64,
+    on: bool,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        use std::io::IsTerminal;
+        Progress {
+            total,
+            on: std::io::stderr().is_terminal(),
+            last: None,
+        }
+    }
+
+    fn update(&mut self, sent: u64, start: Instant) {
+        if !self.on || self.last.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let rate = sent as f64 / start.elapsed().as_secs_f64().max(1e-9);
+        eprint!("\rsent {sent}/{} samples ({rate:.0}/s)   ", self.total);
+    }
+
+    fn finish(&self) {
+        if self.on && self.last.is_some() {
+            eprintln!();
+        }
+    }
+}
+
 /// Bytes per second as a person reads it.
 fn rate(samples: u64, bytes: u64, seconds: f64) -> String {
     let seconds = seconds.max(1e-9);
@@ -100,13 +137,16 @@ pub(crate) async fn send(
         ($client:expr) => {{
             let client = $client.await.map_err(|e| e.to_string())?;
             let start = Instant::now();
-            for _ in 0..count {
+            let mut progress = Progress::new(count);
+            for sent in 1..=count {
                 client
                     .send(sample.clone())
                     .await
                     .map_err(|e| e.to_string())?;
+                progress.update(sent, start);
             }
             client.wait().await.map_err(|e| e.to_string())?;
+            progress.finish();
             let seconds = start.elapsed().as_secs_f64();
             client.close().await;
             seconds
