@@ -44,6 +44,82 @@
 //! }
 //! ```
 //!
+//! ## A Terraform-style plugin
+//!
+//! Terraform speaks app protocol versions 5 and 6 with its own cookie, and
+//! starts providers under a debugger through `TF_REATTACH_PROVIDERS`. Serve
+//! one set of services per version; the one the host negotiates is served.
+//! With `--debug`, the plugin skips the cookie and prints the reattach
+//! configuration instead of the handshake line.
+//!
+//! ```no_run
+//! # use rpcplugin::proto::kv::kv_server::{Kv, KvServer};
+//! # use rpcplugin::proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
+//! # use tonic::{Request, Response, Status};
+//! # #[derive(Default)] struct V5; #[derive(Default)] struct V6;
+//! # #[tonic::async_trait] impl Kv for V5 {
+//! #   async fn get(&self, _: Request<GetRequest>) -> Result<Response<GetResponse>, Status> { todo!() }
+//! #   async fn put(&self, _: Request<PutRequest>) -> Result<Response<Empty>, Status> { todo!() } }
+//! # #[tonic::async_trait] impl Kv for V6 {
+//! #   async fn get(&self, _: Request<GetRequest>) -> Result<Response<GetResponse>, Status> { todo!() }
+//! #   async fn put(&self, _: Request<PutRequest>) -> Result<Response<Empty>, Status> { todo!() } }
+//! use rpcplugin::{HandshakeConfig, MAX_MESSAGE_SIZE, ServeConfig};
+//! use tonic::service::Routes;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     rpcplugin::init_logging("terraform-provider-example")?;
+//!     // Your generated tfplugin5 and tfplugin6 servers go here.
+//!     let v5 = KvServer::new(V5::default()).max_decoding_message_size(MAX_MESSAGE_SIZE);
+//!     let v6 = KvServer::new(V6::default()).max_decoding_message_size(MAX_MESSAGE_SIZE);
+//!     let mut config = ServeConfig::new(HandshakeConfig::terraform(6))
+//!         .version(5, Routes::new(v5))
+//!         .version(6, Routes::new(v6));
+//!     if std::env::args().any(|a| a == "--debug") {
+//!         config = config.debug("registry.terraform.io/example/example");
+//!     }
+//!     config.serve().await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! `rpcplugin probe --terraform -- ./terraform-provider-example` then says
+//! whether a Terraform-like host can use it.
+//!
+//! ## A host in Rust
+//!
+//! [`ClientConfig::start`] launches a plugin written in any language as a
+//! go-plugin host does (AutoMTLS on), and [`Client::kill`] ends it the same
+//! way: `Shutdown`, a grace period, then SIGKILL of its process group.
+//!
+//! ```no_run
+//! use rpcplugin::proto::kv::kv_client::KvClient;
+//! use rpcplugin::proto::kv::PutRequest;
+//! use rpcplugin::{ClientConfig, HandshakeConfig, MAX_MESSAGE_SIZE};
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = ClientConfig::new(HandshakeConfig::basic_example())
+//!     .start(std::process::Command::new("./kv_plugin"))
+//!     .await?; // the line checked, TLS pinned, health pinged
+//! let mut kv = KvClient::new(client.channel()).max_decoding_message_size(MAX_MESSAGE_SIZE);
+//! kv.put(PutRequest { key: "hello".into(), value: "world".into() }).await?;
+//! client.kill().await; // no process and no socket left
+//! # Ok(()) }
+//! ```
+//!
+//! ## Services both ways
+//!
+//! [`Broker`] is go-plugin's GRPCBroker: the host serves a callback on a
+//! broker id and passes the id in a call; the plugin dials it (or the other
+//! way round). `examples/counter_host.rs` and `examples/counter_plugin.rs`
+//! show both halves.
+//!
+//! ## Checking a plugin
+//!
+//! [`Probe`] (and `rpcplugin probe` on the command line) launches any
+//! plugin as a host would and reports, check by check, what a host would
+//! trip over.
+//!
 //! ## The layers underneath
 //!
 //! - **Transports** ([`Transport`], [`TcpTransport`], [`UnixTransport`]):

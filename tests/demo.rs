@@ -18,6 +18,16 @@ fn the_demo_runs() {
     ] {
         assert!(run.stdout.contains(line), "{line:?}:\n{}", run.stdout);
     }
-    assert_eq!(run.stdout.matches("AutoMTLS on").count(), 3, "{}", run.stdout);
-    assert_eq!(run.stdout.matches("socket removed").count(), 3, "{}", run.stdout);
+    assert_eq!(
+        run.stdout.matches("AutoMTLS on").count(),
+        3,
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.stdout.matches("socket removed").count(),
+        3,
+        "{}",
+        run.stdout
+    );
 }
