@@ -3,6 +3,7 @@
 
 mod controller;
 mod drain;
+mod parent;
 mod error;
 mod shutdown;
 mod signals;
@@ -89,6 +90,7 @@ pub struct ServeConfig {
     capture_stdio: bool,
     debug: Option<String>,
     broker: Broker,
+    exit_with_host: bool,
 }
 
 impl ServeConfig {
@@ -102,7 +104,18 @@ impl ServeConfig {
             capture_stdio: true,
             debug: None,
             broker: Broker::new(),
+            exit_with_host: true,
         }
+    }
+
+    /// With `true` (the default), the plugin stops, as on `Shutdown`, when
+    /// the process that launched it dies without calling `Shutdown` (a host
+    /// that was SIGKILLed or crashed): it notices within 100 ms that it was
+    /// re-parented, and removes its socket. go-plugin's plugins live on
+    /// instead. Not in debug mode, where a person started the plugin.
+    pub fn exit_with_host(mut self, exit: bool) -> Self {
+        self.exit_with_host = exit;
+        self
     }
 
     /// The plugin's side of go-plugin's GRPCBroker, to hand to the
@@ -235,6 +248,7 @@ impl ServeConfig {
             capture_stdio: self.capture_stdio,
             debug: None,
             broker: self.broker,
+            exit_with_host: self.exit_with_host,
         };
         plugin.run_on(self.network).await
     }
@@ -258,6 +272,7 @@ impl ServeConfig {
             capture_stdio: false,
             debug: self.debug,
             broker: self.broker,
+            exit_with_host: false,
         };
         plugin.run_on(self.network).await
     }
@@ -276,6 +291,8 @@ struct Plugin {
     /// In debug mode, the name to print the reattach configuration under.
     debug: Option<String>,
     broker: Broker,
+    /// Whether to stop when the host process dies.
+    exit_with_host: bool,
 }
 
 /// AutoMTLS on the plugin side: our certificate, and configurations
@@ -311,6 +328,9 @@ impl Plugin {
         let shutdown = Shutdown::new();
         signals::install(&shutdown, self.debug.is_some())
             .map_err(|source| ServeError::Signals { source })?;
+        if self.exit_with_host {
+            parent::watch(&shutdown);
+        }
 
         let (endpoint, incoming) = transport.listen().await?;
         let mut line = HandshakeLine::new(self.version, endpoint.clone())?;

@@ -1,0 +1,41 @@
+//! The host's death. A go-plugin plugin outlives a host that was SIGKILLed
+//! (go-plugin's oldest open complaint): nobody will ever call `Shutdown`.
+//! Ours notices that its parent process is gone, because it has been
+//! re-parented, and stops as on `Shutdown`, removing its socket.
+
+use std::time::Duration;
+
+use nix::unistd::getppid;
+
+use super::shutdown::Shutdown;
+
+/// How often the parent is checked: a plugin notices its host's death
+/// within this, well inside the second in which it must be gone; one
+/// `getppid` costs well under a microsecond.
+const PARENT_POLL: Duration = Duration::from_millis(100);
+
+/// Starts watching the parent. A plugin whose parent is already init (pid
+/// 1), e.g. started by a container's entry point, has no host to watch.
+pub(crate) fn watch(shutdown: &Shutdown) {
+    let parent = getppid();
+    if parent.as_raw() <= 1 {
+        tracing::debug!("the parent is init: not watching for the host's death");
+        return;
+    }
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PARENT_POLL);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if getppid() != parent {
+                        tracing::warn!(host_pid = parent.as_raw(), "the host process is gone; stopping");
+                        shutdown.trigger();
+                        return;
+                    }
+                }
+                () = shutdown.wait() => return,
+            }
+        }
+    });
+}
