@@ -37,6 +37,15 @@ fn adder(bias: i64, delay: Duration) -> Routes {
     Routes::new(AddHelperServer::new(Adder { bias, delay }))
 }
 
+/// Serves an [`Adder`] on a fresh id of `broker`.
+async fn serve_adder(broker: &Broker, bias: i64, delay: Duration) -> super::BrokeredServer {
+    let id = broker.next_id();
+    broker
+        .accept_and_serve(id, adder(bias, delay))
+        .await
+        .unwrap()
+}
+
 async fn sum(channel: Channel, a: i64, b: i64) -> Result<i64, Status> {
     let request = SumRequest { a, b };
     Ok(AddHelperClient::new(channel)
@@ -120,12 +129,8 @@ fn sockets(pair: &Pair) -> usize {
 
 async fn host_serves_plugin_dials(mtls: bool) {
     let pair = pair(mtls).await;
-    let id = pair.host.next_id();
-    let server = pair
-        .host
-        .accept_and_serve(id, adder(0, Duration::ZERO))
-        .await
-        .unwrap();
+    let server = serve_adder(&pair.host, 0, Duration::ZERO).await;
+    let id = server.id();
     let channel = pair.plugin.dial(id).await.unwrap();
     assert_eq!(sum(channel, 2, 3).await.unwrap(), 5);
     assert_eq!(sockets(&pair), 1);
@@ -146,12 +151,8 @@ async fn host_serves_plugin_dials_mtls() {
 #[tokio::test]
 async fn plugin_serves_host_dials_mtls() {
     let pair = pair(true).await;
-    let id = pair.plugin.next_id();
-    let _server = pair
-        .plugin
-        .accept_and_serve(id, adder(100, Duration::ZERO))
-        .await
-        .unwrap();
+    let server = serve_adder(&pair.plugin, 100, Duration::ZERO).await;
+    let id = server.id();
     let channel = pair.host.dial(id).await.unwrap();
     assert_eq!(sum(channel, 2, 3).await.unwrap(), 105);
 }
@@ -175,12 +176,8 @@ async fn an_id_never_announced_times_out_after_5_s() {
 #[tokio::test]
 async fn an_announcement_nobody_dials_is_dropped_after_5_s() {
     let pair = pair(false).await;
-    let id = pair.host.next_id();
-    let _server = pair
-        .host
-        .accept_and_serve(id, adder(0, Duration::ZERO))
-        .await
-        .unwrap();
+    let server = serve_adder(&pair.host, 0, Duration::ZERO).await;
+    let id = server.id();
     tokio::time::sleep(Duration::from_millis(5200)).await;
     let err = pair.plugin.dial(id).await.unwrap_err();
     assert!(matches!(err, BrokerError::Timeout { .. }), "{err:?}");
@@ -224,12 +221,8 @@ async fn fifty_concurrent_brokered_services() {
 #[tokio::test]
 async fn closing_the_broker_mid_call_ends_the_call() {
     let pair = pair(true).await;
-    let id = pair.host.next_id();
-    let _server = pair
-        .host
-        .accept_and_serve(id, adder(0, Duration::from_secs(60)))
-        .await
-        .unwrap();
+    let server = serve_adder(&pair.host, 0, Duration::from_secs(60)).await;
+    let id = server.id();
     let channel = pair.plugin.dial(id).await.unwrap();
     let call = tokio::spawn(sum(channel, 1, 1));
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -267,12 +260,8 @@ async fn closing_the_broker_mid_call_ends_the_call() {
 #[tokio::test]
 async fn brokered_tls_refuses_another_certificate_and_plaintext() {
     let pair = pair(true).await;
-    let id = pair.host.next_id();
-    let server = pair
-        .host
-        .accept_and_serve(id, adder(0, Duration::ZERO))
-        .await
-        .unwrap();
+    let server = serve_adder(&pair.host, 0, Duration::ZERO).await;
+    let id = server.id();
     // A client with a certificate of its own, trusting the host's.
     let stranger = Identity::generate().unwrap();
     let host_cert = pair.host_identity.as_ref().unwrap().cert_der().to_vec();
@@ -308,12 +297,7 @@ async fn a_broker_before_its_connection_says_so() {
 #[tokio::test]
 async fn the_plugins_brokered_sockets_go_when_the_host_ends_the_stream() {
     let pair = pair(false).await;
-    let id = pair.plugin.next_id();
-    let _server = pair
-        .plugin
-        .accept_and_serve(id, adder(0, Duration::ZERO))
-        .await
-        .unwrap();
+    let _server = serve_adder(&pair.plugin, 0, Duration::ZERO).await;
     assert_eq!(sockets(&pair), 1);
     pair.host.close().await;
     for _ in 0..100 {
