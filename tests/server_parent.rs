@@ -51,7 +51,10 @@ fn a_plugin_stops_when_its_host_is_killed() {
         common::wait_gone(plugin, Duration::from_secs(10)),
         "the plugin outlived its host"
     );
-    eprintln!("plugin gone {:.0?} after its host was killed", killed.elapsed());
+    eprintln!(
+        "plugin gone {:.0?} after its host was killed",
+        killed.elapsed()
+    );
     assert!(!socket.exists(), "the plugin removed its socket");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

@@ -3,8 +3,8 @@
 
 mod controller;
 mod drain;
-mod parent;
 mod error;
+mod parent;
 mod shutdown;
 mod signals;
 mod stdio;
