@@ -135,7 +135,7 @@ fn valid_timestamp(ts: &str) -> bool {
         && digits(17..19)
         && b[19] == b'.'
         && digits(20..26);
-    let zone = &ts[26.min(ts.len())..];
+    let zone = ts.get(26..).unwrap_or("");
     let zone_ok = zone == "Z"
         || (zone.len() == 6
             && (zone.starts_with('+') || zone.starts_with('-'))
@@ -274,3 +274,7 @@ mod tests {
         assert_eq!(lines.last().unwrap(), "line 49");
     }
 }
+
+#[cfg(test)]
+#[path = "stderr_proptests.rs"]
+mod proptests;

@@ -18,6 +18,6 @@ mod tcp_client;
 pub use grpc::{GrpcTransport, Service as GrpcService};
 pub use grpc_client::{DEFAULT_MAX_INFLIGHT, EchoClientError, GrpcClient};
 pub use sink::{Batch, ChannelSink, Sample, SampleReceiver, Sink, SinkError, channel};
-pub use spec::{DType, Leaf, Spec, SpecError, WireSpec};
+pub use spec::{DType, Leaf, MAX_PAYLOAD, Spec, SpecError, WireSpec};
 pub use tcp::{EchoError, TcpTransport, Transport};
 pub use tcp_client::TcpClient;

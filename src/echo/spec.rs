@@ -116,14 +116,18 @@ pub struct Leaf {
 }
 
 impl Leaf {
-    /// Elements in the leaf: the product of the dims, 1 for a scalar.
+    /// Elements in the leaf: the product of the dims, 1 for a scalar
+    /// (saturating at `u64::MAX`; a [`Spec`] refuses such leaves).
     pub fn elements(&self) -> u64 {
-        self.shape.iter().map(|&d| u64::from(d)).product()
+        self.shape
+            .iter()
+            .fold(1u64, |n, &d| n.saturating_mul(u64::from(d)))
     }
 
-    /// Bytes of the leaf in a sample.
+    /// Bytes of the leaf in a sample (saturating, as
+    /// [`elements`](Self::elements)).
     pub fn size(&self) -> u64 {
-        self.elements() * u64::from(self.dtype.size())
+        self.elements().saturating_mul(u64::from(self.dtype.size()))
     }
 }
 
@@ -152,6 +156,16 @@ pub enum SpecError {
     /// The spec has no leaves.
     #[error("a spec needs at least one leaf")]
     Empty,
+    /// A sample would be larger than [`MAX_PAYLOAD`] bytes.
+    #[error(
+        "samples of this spec would be {bytes} bytes (from leaf {index} on), more than the {MAX_PAYLOAD} a sample may hold"
+    )]
+    TooLarge {
+        /// The first leaf at which the running size passes the limit.
+        index: usize,
+        /// The size so far, saturated at `u64::MAX`.
+        bytes: u64,
+    },
     /// Bytes that are not echo's spec header.
     #[error("not an echo spec header: {reason}")]
     Wire {
@@ -188,6 +202,10 @@ pub struct Spec {
     leaves: Vec<Leaf>,
 }
 
+/// The largest sample, in bytes: the largest gRPC message (2^31 − 1), which
+/// also keeps one sample's buffer allocatable on every platform.
+pub const MAX_PAYLOAD: u64 = i32::MAX as u64;
+
 /// echo's TCP protocol magic and version.
 const MAGIC: &[u8; 4] = b"ECHO";
 const VERSION: u8 = 1;
@@ -197,10 +215,18 @@ impl Spec {
     ///
     /// # Errors
     ///
-    /// [`SpecError::Empty`] for no leaves.
+    /// [`SpecError::Empty`] for no leaves; [`SpecError::TooLarge`] for
+    /// samples over [`MAX_PAYLOAD`] bytes.
     pub fn new(leaves: Vec<Leaf>) -> Result<Self, SpecError> {
         if leaves.is_empty() {
             return Err(SpecError::Empty);
+        }
+        let mut bytes = 0u64;
+        for (index, leaf) in leaves.iter().enumerate() {
+            bytes = bytes.saturating_add(leaf.size());
+            if bytes > MAX_PAYLOAD {
+                return Err(SpecError::TooLarge { index, bytes });
+            }
         }
         Ok(Spec { leaves })
     }

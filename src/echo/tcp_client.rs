@@ -16,6 +16,10 @@ use crate::{Connection, Endpoint};
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the server may take to send its spec header once connected: a
+/// server speaks first at once, so this only bounds one that never does.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A sample stream to a server speaking echo's TCP protocol v1 (echo's own
 /// server, or [`TcpTransport`](super::TcpTransport)).
 #[derive(Debug)]
@@ -33,7 +37,7 @@ impl TcpClient {
     ///
     /// [`EchoClientError::SpecMismatch`] naming the leaf (or "not an echo
     /// server"); [`EchoClientError::ConnectionClosed`] when the server
-    /// cannot be reached.
+    /// cannot be reached, or sends no spec header within 5 s.
     ///
     /// # Panics
     ///
@@ -52,6 +56,7 @@ impl TcpClient {
             .await
             .map_err(|e| closed(e.to_string()))?;
         let mut header = BytesMut::new();
+        let deadline = tokio::time::Instant::now() + HEADER_TIMEOUT;
         let wire = loop {
             if let Some((wire, used)) =
                 WireSpec::decode(&header).map_err(EchoClientError::SpecMismatch)?
@@ -59,9 +64,13 @@ impl TcpClient {
                 let _ = header.split_to(used);
                 break wire;
             }
-            let n = conn
-                .read_buf(&mut header)
+            let n = tokio::time::timeout_at(deadline, conn.read_buf(&mut header))
                 .await
+                .map_err(|_| {
+                    closed(format!(
+                        "the server sent no complete spec header within {HEADER_TIMEOUT:?}"
+                    ))
+                })?
                 .map_err(|e| closed(e.to_string()))?;
             if n == 0 {
                 return Err(closed(

@@ -15,6 +15,12 @@ pub enum EndpointError {
         /// The text that was parsed.
         input: String,
     },
+    /// The path is the root directory, which is never a socket.
+    #[error("endpoint {input:?}: the root directory `/` cannot be a socket path")]
+    RootPath {
+        /// The text that was parsed.
+        input: String,
+    },
     /// `unix:`, `unix:/`-style scheme with nothing after it.
     #[error("endpoint {input:?}: `unix:` must be followed by a socket path")]
     SchemeWithoutPath {
@@ -134,12 +140,18 @@ impl Endpoint {
     ///
     /// # Errors
     ///
-    /// [`EndpointError::EmptyPath`] for an empty path.
+    /// [`EndpointError::EmptyPath`] for an empty path;
+    /// [`EndpointError::RootPath`] for `/`.
     pub fn unix(path: impl AsRef<Path>) -> Result<Self, EndpointError> {
         let path = path.as_ref();
         let normal = normalize(path);
         if normal.as_os_str().is_empty() {
             return Err(EndpointError::EmptyPath {
+                input: path.to_string_lossy().into_owned(),
+            });
+        }
+        if normal == Path::new("/") {
+            return Err(EndpointError::RootPath {
                 input: path.to_string_lossy().into_owned(),
             });
         }
@@ -221,6 +233,10 @@ impl Endpoint {
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
+            // A host named `unix` would read back as a unix socket path.
+            Kind::Tcp { host, port } if host.to_string().eq_ignore_ascii_case("unix") => {
+                write!(f, "tcp://{host}:{port}")
+            }
             Kind::Tcp { host, port } => write!(f, "{host}:{port}"),
             Kind::Unix(path) => write!(f, "unix:{}", path.display()),
         }
@@ -242,13 +258,17 @@ impl FromStr for Endpoint {
         if let Some(rest) = input.strip_prefix("tcp://") {
             return parse_tcp(input, rest);
         }
+        // Paths first: `/tmp/a://b` is a path, not a scheme.
+        if input.starts_with('/') || input.starts_with('.') {
+            return Endpoint::unix(input);
+        }
         if let Some((scheme, _)) = input.split_once("://") {
             return Err(EndpointError::UnknownScheme {
                 input: input.into(),
                 scheme: scheme.into(),
             });
         }
-        if input.starts_with('/') || input.starts_with('.') || !input.contains(':') {
+        if !input.contains(':') {
             return Endpoint::unix(input);
         }
         parse_tcp(input, input)
@@ -267,8 +287,13 @@ fn parse_unix_scheme(input: &str, rest: &str) -> Result<Endpoint, EndpointError>
             input: input.into(),
         });
     }
-    Endpoint::unix(path).map_err(|_| EndpointError::SchemeWithoutPath {
-        input: input.into(),
+    Endpoint::unix(path).map_err(|err| match err {
+        EndpointError::RootPath { .. } => EndpointError::RootPath {
+            input: input.into(),
+        },
+        _ => EndpointError::SchemeWithoutPath {
+            input: input.into(),
+        },
     })
 }
 
