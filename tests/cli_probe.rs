@@ -44,7 +44,10 @@ fn script(dir: &Path, name: &str, body: &str) -> String {
 
 fn assert_line(probed: &Probed, line: &str) {
     assert!(
-        probed.stdout.lines().any(|l| l.trim_start().starts_with(line)),
+        probed
+            .stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with(line)),
         "no line starting {line:?}:\n{}",
         probed.stdout
     );
@@ -66,7 +69,10 @@ fn our_plugins_pass() {
         assert_line(&probed, "ok    stdout before the handshake line: nothing");
         assert_line(&probed, "ok    GRPCController.Shutdown: answered");
         assert_line(&probed, "ok    GRPCStdio: stream opened");
-        assert_line(&probed, "ok    launched without the cookie: exit status: 1; stdout empty");
+        assert_line(
+            &probed,
+            "ok    launched without the cookie: exit status: 1; stdout empty",
+        );
     }
 }
 
@@ -98,12 +104,22 @@ fn a_plugin_that_prints_garbage_fails() {
         &probed,
         "FAIL  stdout before the handshake line: 1 line(s): \"hello, I am a plugin\"; go-plugin hosts fail with \"Unrecognized remote plugin message: hello, I am a plugin\"",
     );
-    assert_line(&probed, "FAIL  handshake line: stdout closed before a handshake line; exit status: 0");
+    assert_line(
+        &probed,
+        "FAIL  handshake line: stdout closed before a handshake line; exit status: 0",
+    );
 
-    let bad_line = script(dir.path(), "bad_line", "echo '1|1|carrier-pigeon|coop|grpc'; sleep 1");
+    let bad_line = script(
+        dir.path(),
+        "bad_line",
+        "echo '1|1|carrier-pigeon|coop|grpc'; sleep 1",
+    );
     let probed = probe(&[], &[&bad_line]);
     assert!(!probed.passed);
-    assert_line(&probed, "FAIL  handshake line: \"1|1|carrier-pigeon|coop|grpc\": ");
+    assert_line(
+        &probed,
+        "FAIL  handshake line: \"1|1|carrier-pigeon|coop|grpc\": ",
+    );
 }
 
 #[test]
@@ -122,7 +138,12 @@ fn a_plugin_that_prints_before_its_line_fails() {
     );
     // Everything else about it is fine, and says so.
     assert_line(&probed, "ok    handshake line: 1|1|unix|");
-    assert_eq!(probed.stdout.matches("FAIL ").count(), 1, "{}", probed.stdout);
+    assert_eq!(
+        probed.stdout.matches("FAIL ").count(),
+        1,
+        "{}",
+        probed.stdout
+    );
 }
 
 #[test]
@@ -134,7 +155,10 @@ fn a_plugin_without_grpc_controller_fails() {
         &probed,
         "FAIL  GRPCController.Shutdown: code: 'Operation is not implemented or not supported'",
     );
-    assert_line(&probed, "FAIL  exit after Shutdown: still running 2s after Shutdown");
+    assert_line(
+        &probed,
+        "FAIL  exit after Shutdown: still running 2s after Shutdown",
+    );
     assert_line(&probed, "warn  GRPCStdio:");
 }
 

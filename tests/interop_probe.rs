@@ -25,7 +25,10 @@ fn go_plugin_1_0_1_plugins_pass() {
     let peers = common::go_peers();
     for plugin in [&peers.kvplugin, &peers.counterplugin] {
         let report = probe("on", &[plugin]);
-        assert!(report.contains("AutoMTLS certificate: ECDSA P-521"), "{report}");
+        assert!(
+            report.contains("AutoMTLS certificate: ECDSA P-521"),
+            "{report}"
+        );
         // go-plugin 1.0.1 has no GRPCStdio (it came in 1.2): a warning only.
         assert!(report.contains("warn  GRPCStdio:"), "{report}");
         assert!(report.contains("hclog JSON"), "{report}");
@@ -39,8 +42,14 @@ fn pyvider_plugins_pass() {
     let python = common::peers_python();
     let script = common::crate_dir().join("tests/interop/python/kv_plugin_pyvider.py");
     let report = probe("on", &[&python, &script]);
-    assert!(report.contains("AutoMTLS certificate: ECDSA P-384"), "{report}");
+    assert!(
+        report.contains("AutoMTLS certificate: ECDSA P-384"),
+        "{report}"
+    );
     // pyvider's certificate is not a CA; Go hosts accept it anyway.
-    assert!(report.contains("warn  certificate shape: not a CA"), "{report}");
+    assert!(
+        report.contains("warn  certificate shape: not a CA"),
+        "{report}"
+    );
     probe("off", &[&python, &script]);
 }
