@@ -2,20 +2,27 @@
 //! Python `TcpClient`: connect with the stream's spec, `send` (which waits
 //! at the in-flight limit), `wait`, `close`.
 
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http_body::Frame;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::ReceiverStream;
+use tonic::codec::{Codec as _, Streaming};
 use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tower::ServiceExt as _;
 
 use super::grpc::MESSAGE_BYTES;
+use super::grpc_wire::{PUSH_PATH, WireError, encode_push};
 use super::inflight::Inflight;
 use super::{Spec, SpecError};
 use crate::MAX_MESSAGE_SIZE;
 use crate::proto::echo::sample_stream_client::SampleStreamClient;
-use crate::proto::echo::{GetSpecRequest, PushRequest};
+use crate::proto::echo::{Ack, GetSpecRequest, PushRequest};
 
 /// echo's default number of unacknowledged samples.
 pub const DEFAULT_MAX_INFLIGHT: usize = 32;
@@ -89,7 +96,7 @@ impl GrpcClient {
         let closed = |status: tonic::Status| EchoClientError::ConnectionClosed {
             reason: status.to_string(),
         };
-        let mut client = SampleStreamClient::new(channel)
+        let mut client = SampleStreamClient::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE);
         let theirs = client
@@ -100,17 +107,15 @@ impl GrpcClient {
         let theirs = Spec::from_proto(&theirs).map_err(EchoClientError::SpecMismatch)?;
         theirs.check(spec).map_err(EchoClientError::SpecMismatch)?;
 
-        let (requests, request_rx) = mpsc::channel(2);
-        let hello = PushRequest {
-            spec: Some(spec.to_proto()),
-            samples: Vec::new(),
-        };
-        requests.send(hello).await.expect("the receiver is here");
-        let mut acks = client
-            .push(ReceiverStream::new(request_rx))
-            .await
-            .map_err(closed)?
-            .into_inner();
+        let (queue, queue_rx) = mpsc::channel(max_inflight);
+        let per_message =
+            (MESSAGE_BYTES / spec.payload_size().max(1) as usize).clamp(1, max_inflight);
+        let body = PushBody::new(&spec.to_proto(), queue_rx, per_message).map_err(|err| {
+            EchoClientError::ConnectionClosed {
+                reason: format!("the spec does not fit a message: {err}"),
+            }
+        })?;
+        let mut acks = open_push(channel, body).await.map_err(closed)?;
 
         let (inflight, ack_side) = Inflight::new(spec.payload_size(), max_inflight);
         let reader = tokio::spawn(async move {
@@ -123,14 +128,10 @@ impl GrpcClient {
             };
             ack_side.ended(reason);
         });
-        let (queue, queue_rx) = mpsc::channel(max_inflight);
-        let per_message =
-            (MESSAGE_BYTES / spec.payload_size().max(1) as usize).clamp(1, max_inflight);
-        let writer = tokio::spawn(write(queue_rx, requests, per_message));
         Ok(GrpcClient {
             inflight,
             queue: Mutex::new(Some(queue)),
-            tasks: Mutex::new(vec![reader, writer]),
+            tasks: Mutex::new(vec![reader]),
         })
     }
 
@@ -202,27 +203,101 @@ impl Drop for GrpcClient {
     }
 }
 
-/// Packs whatever samples are queued (up to `per_message`) into one
-/// message: an idle client sends each sample at once, a busy one batches.
-async fn write(
-    mut queue: mpsc::Receiver<Bytes>,
-    requests: mpsc::Sender<PushRequest>,
+/// Opens the `Push` call with `body` as its request stream, as tonic's
+/// generated client does (same headers), and returns its acks.
+///
+/// # Errors
+///
+/// The call's status when the server refuses it from the start (a
+/// trailers-only response, e.g. `FAILED_PRECONDITION` for another spec),
+/// or the connection's failure.
+async fn open_push(channel: Channel, body: PushBody) -> Result<Streaming<Ack>, Status> {
+    let request = http::Request::post(PUSH_PATH)
+        .version(http::Version::HTTP_2)
+        .header(
+            http::header::CONTENT_TYPE,
+            tonic::metadata::GRPC_CONTENT_TYPE,
+        )
+        .header(http::header::TE, "trailers")
+        .body(tonic::body::Body::new(body))
+        .expect("a valid request");
+    let response = channel
+        .oneshot(request)
+        .await
+        .map_err(|err| Status::from_error(err.into()))?;
+    // grpc-status among the headers: the whole answer, without a body.
+    let decoder = tonic_prost::ProstCodec::<PushRequest, Ack>::default().decoder();
+    match Status::from_header_map(response.headers()) {
+        Some(status) if status.code() != Code::Ok => Err(status),
+        Some(_) => Ok(Streaming::new_empty(decoder, response.into_body())),
+        None => {
+            let code = response.status();
+            let body = response.into_body();
+            Ok(Streaming::new_response(
+                decoder,
+                body,
+                code,
+                None,
+                Some(MAX_MESSAGE_SIZE),
+            ))
+        }
+    }
+}
+
+/// The request stream of `Push`: the spec-only first message, then the
+/// queued samples, packed up to `per_message` to a message (an idle client
+/// sends each sample at once, a busy one batches), each large sample as a
+/// chunk of its own, uncopied. Ends when the queue is closed.
+struct PushBody {
+    queue: mpsc::Receiver<Bytes>,
     per_message: usize,
-) {
-    while let Some(first) = queue.recv().await {
-        let mut samples = vec![first];
-        while samples.len() < per_message {
-            match queue.try_recv() {
-                Ok(sample) => samples.push(sample),
-                Err(_) => break,
+    /// Chunks encoded, not yet handed to HTTP/2.
+    chunks: VecDeque<Bytes>,
+}
+
+impl PushBody {
+    fn new(
+        spec: &crate::proto::echo::Spec,
+        queue: mpsc::Receiver<Bytes>,
+        per_message: usize,
+    ) -> Result<Self, WireError> {
+        let mut chunks = VecDeque::new();
+        encode_push(Some(spec), Vec::new(), &mut chunks)?;
+        Ok(PushBody {
+            queue,
+            per_message,
+            chunks,
+        })
+    }
+}
+
+impl http_body::Body for PushBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = self.get_mut();
+        if this.chunks.is_empty() {
+            let Some(first) = std::task::ready!(this.queue.poll_recv(cx)) else {
+                return Poll::Ready(None);
+            };
+            let mut samples = vec![first];
+            while samples.len() < this.per_message {
+                match this.queue.try_recv() {
+                    Ok(sample) => samples.push(sample),
+                    Err(_) => break,
+                }
+            }
+            // Only a sample over 2 GiB fails here: the call then fails
+            // with OUT_OF_RANGE, as tonic's encoder would make it.
+            if let Err(err) = encode_push(None, samples, &mut this.chunks) {
+                return Poll::Ready(Some(Err(err.into_status())));
             }
         }
-        let request = PushRequest {
-            spec: None,
-            samples,
-        };
-        if requests.send(request).await.is_err() {
-            return;
-        }
+        let chunk = this.chunks.pop_front().expect("a chunk was encoded");
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
 }

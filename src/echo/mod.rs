@@ -9,13 +9,15 @@
 pub mod blocking;
 mod grpc;
 mod grpc_client;
+mod grpc_push;
+mod grpc_wire;
 mod inflight;
 mod sink;
 mod spec;
 mod tcp;
 mod tcp_client;
 
-pub use grpc::{GrpcTransport, Service as GrpcService};
+pub use grpc::{GrpcTransport, Server as GrpcServer, Service as GrpcService};
 pub use grpc_client::{DEFAULT_MAX_INFLIGHT, EchoClientError, GrpcClient};
 pub use sink::{Batch, ChannelSink, Sample, SampleReceiver, Sink, SinkError, channel};
 pub use spec::{DType, Leaf, MAX_PAYLOAD, Spec, SpecError, WireSpec};
