@@ -168,6 +168,18 @@ fn a_plugin_without_grpc_controller_fails() {
         "FAIL  exit after Shutdown: still running 2s after Shutdown",
     );
     assert_line(&probed, "warn  GRPCStdio:");
+    // The probe killed it, and removed the socket it left.
+    let socket = probed
+        .stdout
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("ok    address: unix "))
+        .and_then(|rest| rest.split(' ').next())
+        .expect("the address line")
+        .to_owned();
+    assert!(
+        !std::path::Path::new(&socket).exists(),
+        "{socket} left behind"
+    );
 }
 
 #[test]

@@ -137,13 +137,18 @@ impl Probe {
         let pid = child.id().expect("a running child has a pid");
         let stderr = collect(child.stderr.take().expect("stderr is piped"));
         let line = self.read_line(&mut child, started, &stderr, report).await;
-        if let Some(line) = line {
-            self.check_line(&line, identity.as_ref(), report);
-            self.exercise(&line, &mut child, identity.as_ref(), started, report)
+        if let Some(line) = &line {
+            self.check_line(line, identity.as_ref(), report);
+            self.exercise(line, &mut child, identity.as_ref(), started, report)
                 .await;
         }
         let _ = kill_group(pid);
         let _ = child.wait().await;
+        // A plugin we had to kill leaves its socket: remove it, as a host
+        // does (only if nothing listens there).
+        if let Some(path) = line.as_ref().and_then(|l| l.endpoint().unix_path()) {
+            let _ = crate::transport::remove_stale_socket(path);
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
         summarize_stderr(&stderr.lock().expect("stderr lock"), report);
     }
