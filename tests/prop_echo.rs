@@ -5,17 +5,18 @@
 //! arbitrary bytes ends with the right result, never a panic or a hang; our
 //! `TcpTransport` fed arbitrary bytes delivers whole samples only.
 //!
-//! Cases per property: `PROPTEST_CASES` when set, else [`CASES`] for the
+//! Cases per property: `PROPTEST_CASES` when set, else `prop_support::CASES` for the
 //! pure parsers and [`SOCKET_CASES`] for the properties that open sockets.
 //! Failing seeds are kept in `tests/proptest-regressions/prop_echo.txt`
 //! (only written when a property fails; replayed first on later runs).
+
+mod prop_support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::FileFailurePersistence;
 use rpcplugin::echo::{
     self, DType, EchoClientError, EchoError, Leaf, Sample, Sink, SinkError, Spec, SpecError,
     TcpClient, Transport as _, WireSpec,
@@ -23,27 +24,11 @@ use rpcplugin::echo::{
 use rpcplugin::{Endpoint, TcpTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Cases per pure-parser property when `PROPTEST_CASES` is not set.
-const CASES: u32 = 1000;
 /// Cases per socket property when `PROPTEST_CASES` is not set.
 const SOCKET_CASES: u32 = 200;
-/// Longest a socket case may take; longer is a hang.
-/// Longer than the client's 5 s wait for a spec header, so that a client
+/// Longest a socket case may take; longer is a hang. It is longer than the client's 5 s wait for a spec header, so that a client
 /// that gives up in time is told apart from one that hangs.
 const DEADLINE: Duration = Duration::from_secs(8);
-
-fn config(default_cases: u32) -> ProptestConfig {
-    // `ProptestConfig::default()` reads `PROPTEST_CASES` and the other
-    // `PROPTEST_*` variables; only the case count's fallback is ours.
-    let mut config = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = default_cases;
-    }
-    config.failure_persistence = Some(Box::new(FileFailurePersistence::Direct(
-        "tests/proptest-regressions/prop_echo.txt",
-    )));
-    config
-}
 
 /// The dtypes as `src/echo/spec.rs` documents them: name, numpy type
 /// string, bytes per element.
@@ -63,6 +48,9 @@ const DTYPES: [(DType, &str, &str, u32); 14] = [
     (DType::Complex64, "complex64", "<c8", 8),
     (DType::Complex128, "complex128", "<c16", 16),
 ];
+
+/// Where failing seeds are kept.
+const SEEDS: &str = "tests/proptest-regressions/prop_echo.txt";
 
 // ---------------------------------------------------------------------------
 // Strategies
@@ -480,7 +468,7 @@ fn feed_transport(spec: &Spec, chunks: Vec<Vec<u8>>) -> Option<(Vec<u8>, Vec<u8>
 // ---------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(config(CASES))]
+    #![proptest_config(prop_support::config(SEEDS, prop_support::CASES))]
 
     /// Any text: a spec that prints canonically, or an error; never a
     /// panic.
@@ -574,7 +562,7 @@ proptest! {
 // ---------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(config(CASES))]
+    #![proptest_config(prop_support::config(SEEDS, prop_support::CASES))]
 
     /// A valid header decodes to its spec, whatever follows it; every
     /// strict prefix asks for more bytes.
@@ -644,7 +632,7 @@ proptest! {
 // ---------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(config(SOCKET_CASES))]
+    #![proptest_config(prop_support::config(SEEDS, SOCKET_CASES))]
 
     /// `TcpClient::connect` against a server that sends arbitrary bytes and
     /// hangs up: never a panic or a hang; `Ok` exactly when the bytes start

@@ -3,32 +3,20 @@
 //! input, and every endpoint built from valid parts prints a canonical form
 //! that parses back to the same endpoint.
 //!
-//! Cases per property: `PROPTEST_CASES` when set, else [`CASES`]. Failing
+//! Cases per property: `PROPTEST_CASES` when set, else `prop_support::CASES`. Failing
 //! seeds are kept in `tests/proptest-regressions/prop_endpoint.txt` (only
 //! written when a property fails; replayed first on later runs).
+
+mod prop_support;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use rpcplugin::{Endpoint, EndpointError, Host};
 
-/// Cases per property when `PROPTEST_CASES` is not set.
-const CASES: u32 = 1000;
-
-fn config() -> ProptestConfig {
-    // `ProptestConfig::default()` reads `PROPTEST_CASES` and the other
-    // `PROPTEST_*` variables; only the case count's fallback is ours.
-    let mut config = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = CASES;
-    }
-    config.failure_persistence = Some(Box::new(FileFailurePersistence::Direct(
-        "tests/proptest-regressions/prop_endpoint.txt",
-    )));
-    config
-}
+/// Where failing seeds are kept.
+const SEEDS: &str = "tests/proptest-regressions/prop_endpoint.txt";
 
 // ---------------------------------------------------------------------------
 // Strategies
@@ -165,7 +153,7 @@ fn check_error(err: &EndpointError, quoted: &str) -> Result<(), TestCaseError> {
 // ---------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(prop_support::config(SEEDS, prop_support::CASES))]
 
     /// Any text: an endpoint that prints canonically, or an error quoting
     /// the text; never a panic.

@@ -3,9 +3,11 @@
 //! mutations of valid lines and of go-plugin 1.0.1's own line), and every
 //! line a plugin of this crate prints parses back to the same line.
 //!
-//! Cases per property: `PROPTEST_CASES` when set, else [`CASES`]. Failing
+//! Cases per property: `PROPTEST_CASES` when set, else `prop_support::CASES`. Failing
 //! seeds are kept in `tests/proptest-regressions/prop_handshake.txt` (only
 //! written when a property fails; replayed first on later runs).
+
+mod prop_support;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::LazyLock;
@@ -14,24 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::FileFailurePersistence;
 use rpcplugin::{Endpoint, HandshakeError, HandshakeLine, Identity, Protocol};
-
-/// Cases per property when `PROPTEST_CASES` is not set.
-const CASES: u32 = 1000;
-
-fn config() -> ProptestConfig {
-    // `ProptestConfig::default()` reads `PROPTEST_CASES` and the other
-    // `PROPTEST_*` variables; only the case count's fallback is ours.
-    let mut config = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = CASES;
-    }
-    config.failure_persistence = Some(Box::new(FileFailurePersistence::Direct(
-        "tests/proptest-regressions/prop_handshake.txt",
-    )));
-    config
-}
 
 /// The line go-plugin 1.0.1 printed (AutoMTLS, a P-521 certificate).
 const GO_LINE: &str = include_str!("data/go-plugin-1.0.1-automtls.line");
@@ -45,6 +30,9 @@ static CERTS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
     }
     certs
 });
+
+/// Where failing seeds are kept.
+const SEEDS: &str = "tests/proptest-regressions/prop_handshake.txt";
 
 // ---------------------------------------------------------------------------
 // Strategies
@@ -324,7 +312,7 @@ fn check_any(text: &str) -> Result<(), TestCaseError> {
 // ---------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(prop_support::config(SEEDS, prop_support::CASES))]
 
     /// Arbitrary text (unicode, NUL, line breaks, `|`-heavy, very long).
     #[test]
