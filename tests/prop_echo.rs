@@ -484,7 +484,10 @@ proptest! {
             }
             Err(err) => {
                 prop_assert!(!err.to_string().is_empty());
-                let known = matches!(err, SpecError::Syntax { .. } | SpecError::Empty);
+                let known = matches!(
+                    err,
+                    SpecError::Syntax { .. } | SpecError::Empty | SpecError::TooLarge { .. }
+                );
                 prop_assert!(known, "{:?}", err);
             }
         }
