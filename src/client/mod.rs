@@ -7,7 +7,7 @@ pub(crate) mod process;
 pub(crate) mod stderr;
 
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(2);
 
 /// The ports go-plugin hosts offer plugins that listen on TCP.
-const DEFAULT_PORTS: (u16, u16) = (10000, 25000);
+pub(crate) const DEFAULT_PORTS: (u16, u16) = (10000, 25000);
 
 /// How to launch plugins: the handshake, the app versions offered, AutoMTLS
 /// and the environment go-plugin gives a plugin.
@@ -175,22 +175,13 @@ impl ClientConfig {
             None
         };
 
-        let mut cmd = tokio::process::Command::from(command);
-        let versions: Vec<String> = self.versions.iter().map(u32::to_string).collect();
-        cmd.env(
-            &self.handshake.magic_cookie_key,
-            &self.handshake.magic_cookie_value,
-        )
-        .env("PLUGIN_MIN_PORT", self.ports.min().to_string())
-        .env("PLUGIN_MAX_PORT", self.ports.max().to_string())
-        .env("PLUGIN_PROTOCOL_VERSIONS", versions.join(","))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-        if let Some(identity) = &identity {
-            cmd.env("PLUGIN_CLIENT_CERT", identity.cert_pem());
-        }
+        let mut cmd = process::plugin_command(
+            command,
+            &self.handshake,
+            &self.versions,
+            self.ports,
+            identity.as_ref().map(Identity::cert_pem),
+        );
         if let Some(dir) = &self.socket_dir {
             cmd.env("PLUGIN_UNIX_SOCKET_DIR", dir);
         }

@@ -13,10 +13,38 @@ use tokio::process::{Child, ChildStdout};
 
 use super::ClientError;
 use super::stderr::Tail;
+use crate::{HandshakeConfig, PortRange};
 
 /// How long to let the stderr reader catch up after the plugin exited, so
 /// that an error report carries the plugin's last words.
 const STDERR_SETTLE: Duration = Duration::from_millis(100);
+
+/// `command` as a go-plugin host runs a plugin: its own environment plus
+/// the cookie, `PLUGIN_MIN_PORT`/`PLUGIN_MAX_PORT`,
+/// `PLUGIN_PROTOCOL_VERSIONS` and, for AutoMTLS, `PLUGIN_CLIENT_CERT`;
+/// stdin closed, stdout and stderr piped, in a process group of its own.
+pub(crate) fn plugin_command(
+    command: std::process::Command,
+    handshake: &HandshakeConfig,
+    versions: &[u32],
+    ports: PortRange,
+    client_cert_pem: Option<&str>,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::from(command);
+    let versions: Vec<String> = versions.iter().map(u32::to_string).collect();
+    cmd.env(&handshake.magic_cookie_key, &handshake.magic_cookie_value)
+        .env("PLUGIN_MIN_PORT", ports.min().to_string())
+        .env("PLUGIN_MAX_PORT", ports.max().to_string())
+        .env("PLUGIN_PROTOCOL_VERSIONS", versions.join(","))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0);
+    if let Some(pem) = client_cert_pem {
+        cmd.env("PLUGIN_CLIENT_CERT", pem);
+    }
+    cmd
+}
 
 /// Where a program named without a slash is found, as `execvp` does.
 pub(crate) fn resolve_program(program: &Path) -> PathBuf {

@@ -13,7 +13,7 @@ use tokio::process::Child;
 
 pub use report::{Outcome, ProbeCheck, ProbeReport};
 
-use crate::client::process::kill_group;
+use crate::client::process::{kill_group, plugin_command};
 use crate::client::stderr::line_kind;
 use crate::proto::plugin::grpc_broker_client::GrpcBrokerClient;
 use crate::proto::plugin::grpc_controller_client::GrpcControllerClient;
@@ -30,9 +30,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// How long a plugin launched without the cookie may take to exit.
 const NO_COOKIE_LIMIT: Duration = Duration::from_secs(5);
-
-/// go-plugin's default port range, given to the plugin as a host does.
-const PORTS: (u16, u16) = (10000, 25000);
 
 /// A conformance probe for go-plugin plugins written in any language.
 ///
@@ -110,22 +107,15 @@ impl Probe {
             Ok(identity) => identity,
             Err(err) => return report.info("AutoMTLS", format!("cannot generate ours: {err}")),
         };
-        let mut cmd = tokio::process::Command::from(command);
-        let versions: Vec<String> = self.versions.iter().map(u32::to_string).collect();
-        cmd.env(
-            &self.handshake.magic_cookie_key,
-            &self.handshake.magic_cookie_value,
-        )
-        .env("PLUGIN_MIN_PORT", PORTS.0.to_string())
-        .env("PLUGIN_MAX_PORT", PORTS.1.to_string())
-        .env("PLUGIN_PROTOCOL_VERSIONS", versions.join(","))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-        if let Some(identity) = &identity {
-            cmd.env("PLUGIN_CLIENT_CERT", identity.cert_pem());
-        }
+        let (min, max) = crate::client::DEFAULT_PORTS;
+        let ports = crate::PortRange::new(min, max).expect("min <= max");
+        let mut cmd = plugin_command(
+            command,
+            &self.handshake,
+            &self.versions,
+            ports,
+            identity.as_ref().map(Identity::cert_pem),
+        );
         let started = Instant::now();
         let mut child = match cmd.spawn() {
             Ok(child) => child,
