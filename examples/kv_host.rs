@@ -207,14 +207,40 @@ async fn launch(args: &Args, first: bool, report: &mut Report) {
     }
 }
 
+/// Waits for SIGINT, SIGTERM or SIGHUP.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
     let mut report = Report::default();
-    for i in 0..args.launches {
-        launch(&args, i == 0, &mut report).await;
-    }
+    let launches = async {
+        for i in 0..args.launches {
+            launch(&args, i == 0, &mut report).await;
+        }
+    };
+    // Plugins run in process groups of their own, out of reach of the
+    // terminal's Ctrl-C: on a signal, dropping the launches kills the
+    // plugin being started or used, and cleanup_clients any other.
+    let stopped = tokio::select! {
+        () = launches => false,
+        () = stop_signal() => true,
+    };
     rpcplugin::cleanup_clients().await;
+    if stopped {
+        eprintln!("kv_host: stopped by a signal; every plugin was killed");
+        return ExitCode::from(130);
+    }
     println!(
         "launch->first reply p50 {:.2?} over {} launches; Put p50 {:.1?} p99 {:.1?}; Get p50 {:.1?} p99 {:.1?}; Kill p50 {:.2?}",
         quantile(&report.first_reply, 0.5),

@@ -31,6 +31,27 @@ pub enum ReattachError {
         /// Why the address does not parse.
         source: EndpointError,
     },
+    /// A process id no plugin can have: 0 (which `kill` takes as the
+    /// caller's own process group), or one past `i32::MAX` (which it takes
+    /// as a process group, or every process).
+    #[error("reattach configuration{} has pid {pid}, which no plugin can have (1 to 2147483647)", name.as_deref().map(|n| format!(" of {n:?}")).unwrap_or_default())]
+    Pid {
+        /// The provider's name, when read from JSON.
+        name: Option<String>,
+        /// The pid as written.
+        pid: i64,
+    },
+    /// The configuration names a version or protocol this host does not
+    /// accept.
+    #[error("cannot attach to the plugin at {endpoint} (app version {version})")]
+    Refused {
+        /// Where the plugin listens.
+        endpoint: Endpoint,
+        /// The app protocol version it serves.
+        version: u32,
+        /// Why the host refuses it.
+        source: Box<crate::HandshakeError>,
+    },
     /// A protocol other than gRPC.
     #[error(
         "reattach configuration of {name:?} uses protocol {protocol:?}; only \"grpc\" is supported"
@@ -53,7 +74,8 @@ pub struct ReattachConfig {
     pub protocol_version: u32,
     /// Where the plugin listens.
     pub endpoint: Endpoint,
-    /// The plugin's process id.
+    /// The plugin's process id: from 1 to `i32::MAX`, checked when the
+    /// configuration is made or read, and again before any use.
     pub pid: u32,
     /// Test (debug) mode: a host never kills a plugin it attached to in
     /// this mode; the person who started it stops it.
@@ -62,15 +84,45 @@ pub struct ReattachConfig {
 
 impl ReattachConfig {
     /// A configuration for a gRPC plugin.
-    pub fn new(protocol_version: u32, endpoint: Endpoint, pid: u32, test: bool) -> Self {
-        ReattachConfig {
+    ///
+    /// # Errors
+    ///
+    /// [`ReattachError::Pid`] for a pid of 0 or over `i32::MAX`.
+    pub fn new(
+        protocol_version: u32,
+        endpoint: Endpoint,
+        pid: u32,
+        test: bool,
+    ) -> Result<Self, ReattachError> {
+        let config = ReattachConfig {
             protocol: Protocol::Grpc,
             protocol_version,
             endpoint,
             pid,
             test,
-        }
+        };
+        config.check_pid(None)?;
+        Ok(config)
     }
+
+    /// The pid as `kill(2)` takes it, when it names one process.
+    ///
+    /// # Errors
+    ///
+    /// [`ReattachError::Pid`] for a pid of 0 or over `i32::MAX`.
+    pub(crate) fn check_pid(&self, name: Option<&str>) -> Result<i32, ReattachError> {
+        checked_pid(i64::from(self.pid), name)
+    }
+}
+
+fn checked_pid(pid: i64, name: Option<&str>) -> Result<i32, ReattachError> {
+    i32::try_from(pid)
+        .ok()
+        .filter(|&p| p > 0)
+        .ok_or_else(|| ReattachError::Pid {
+            name: name.map(str::to_owned),
+            pid,
+        })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -78,7 +130,8 @@ impl ReattachConfig {
 struct WireConfig {
     protocol: String,
     protocol_version: u32,
-    pid: u32,
+    /// Read wide, so that -1 or 2^32 is refused by name, not by serde.
+    pid: i64,
     test: bool,
     addr: WireAddr,
 }
@@ -129,8 +182,14 @@ impl ReattachProviders {
                     name: name.clone(),
                     source,
                 })?;
-            let config =
-                ReattachConfig::new(config.protocol_version, endpoint, config.pid, config.test);
+            let pid = checked_pid(config.pid, Some(&name))? as u32;
+            let config = ReattachConfig {
+                protocol: Protocol::Grpc,
+                protocol_version: config.protocol_version,
+                endpoint,
+                pid,
+                test: config.test,
+            };
             out.insert(name, config);
         }
         Ok(ReattachProviders(out))
@@ -157,7 +216,7 @@ impl ReattachProviders {
                 let wire = WireConfig {
                     protocol: c.protocol.as_str().to_owned(),
                     protocol_version: c.protocol_version,
-                    pid: c.pid,
+                    pid: i64::from(c.pid),
                     test: c.test,
                     addr: WireAddr {
                         network: c.endpoint.network().to_owned(),
@@ -177,7 +236,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_errors() {
-        let config = ReattachConfig::new(5, "127.0.0.1:10000".parse().unwrap(), 42, false);
+        let config = ReattachConfig::new(5, "127.0.0.1:10000".parse().unwrap(), 42, false).unwrap();
         let providers = ReattachProviders([("kv".to_owned(), config.clone())].into());
         let json = providers.to_json();
         assert!(
@@ -192,5 +251,33 @@ mod tests {
         assert!(err.to_string().contains("\"a\""), "{err}");
         let err = ReattachProviders::from_json(r#"{"a":{"Protocol":"grpc"}}"#).unwrap_err();
         assert!(err.to_string().contains("ProtocolVersion"), "{err}");
+    }
+
+    #[test]
+    fn pids_that_kill_would_misread_are_refused() {
+        for pid in [
+            "0",
+            "-1",
+            "4294967295",
+            "2147483648",
+            "-2147483648",
+            "99999999999",
+        ] {
+            let json = format!(
+                r#"{{"p":{{"Protocol":"grpc","ProtocolVersion":5,"Pid":{pid},"Test":false,"Addr":{{"Network":"unix","String":"/tmp/x"}}}}}}"#
+            );
+            let err = ReattachProviders::from_json(&json).unwrap_err();
+            assert!(matches!(err, ReattachError::Pid { .. }), "{pid}: {err}");
+            assert!(
+                err.to_string().contains(pid) && err.to_string().contains("\"p\""),
+                "{err}"
+            );
+        }
+        let endpoint: Endpoint = "/tmp/x".parse().unwrap();
+        for pid in [0, u32::MAX, 1 << 31] {
+            assert!(ReattachConfig::new(5, endpoint.clone(), pid, false).is_err());
+        }
+        let ok = ReattachConfig::new(5, endpoint, i32::MAX as u32, false).unwrap();
+        assert_eq!(ok.check_pid(None).unwrap(), i32::MAX);
     }
 }

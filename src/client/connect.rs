@@ -2,7 +2,7 @@
 //! transports (TLS pinned to the plugin's certificate when AutoMTLS is on),
 //! the health ping, and the plugin's stdio stream.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,13 +13,16 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::ClientError;
+use tokio::time::Instant;
+
+use super::{ClientError, ConnectStep, chain};
 use crate::proto::plugin::grpc_stdio_client::GrpcStdioClient;
 use crate::proto::plugin::stdio_data::Channel as StdioChannel;
 use crate::{Connection, Endpoint, TransportError};
 
-/// How long dialling the plugin may take: it listens before it prints its
-/// line, so this only bounds a plugin that died in between.
+/// How long dialling (and the TLS handshake of) a reconnect or a brokered
+/// connection may take: the plugin listens before it prints its line, so
+/// this only bounds a peer that died or stalled.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// HTTP/2 windows of the host's connection, as on the plugin side: several
@@ -70,32 +73,78 @@ impl StdioSink {
     }
 }
 
-/// Opens a gRPC channel to `endpoint`; with `tls`, each connection is TLS
-/// with server name `localhost`, the certificate pinned by the config.
+/// Dials `endpoint` and, with `tls`, completes the TLS handshake (server
+/// name `localhost`, the certificate pinned by the config), each step by
+/// `deadline`.
+async fn dial(
+    endpoint: &Endpoint,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    deadline: Instant,
+) -> Result<Connection, ClientError> {
+    let stalled = |step| ClientError::Stalled {
+        step,
+        endpoint: endpoint.clone(),
+        waited: deadline.saturating_duration_since(Instant::now()),
+    };
+    let budget = deadline.saturating_duration_since(Instant::now());
+    let conn = match crate::connect(endpoint, budget).await {
+        Ok(conn) => conn,
+        Err(TransportError::ConnectTimeout { timeout, .. }) => {
+            return Err(ClientError::Stalled {
+                step: ConnectStep::Connect,
+                endpoint: endpoint.clone(),
+                waited: timeout,
+            });
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let Some(config) = tls else {
+        return Ok(conn);
+    };
+    let waited = stalled(ConnectStep::TlsHandshake);
+    let name = ServerName::try_from("localhost").expect("a valid name");
+    let handshake = tokio_rustls::TlsConnector::from(config).connect(name, conn);
+    match tokio::time::timeout_at(deadline, handshake).await {
+        Ok(Ok(tls)) => Ok(Connection::from(tls)),
+        Ok(Err(source)) => Err(TransportError::Connect {
+            endpoint: endpoint.clone(),
+            source,
+        }
+        .into()),
+        Err(_) => Err(waited),
+    }
+}
+
+/// Opens a gRPC channel to `endpoint`, for brokered connections and
+/// reconnects: each connection dialled and TLS-handshaken within
+/// [`CONNECT_TIMEOUT`].
 pub(crate) async fn open_channel(
     endpoint: &Endpoint,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<Channel, tonic::transport::Error> {
+    channel(endpoint, tls, None).await
+}
+
+/// A channel whose first connection is `first` (already open), and whose
+/// reconnects dial anew.
+async fn channel(
+    endpoint: &Endpoint,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    first: Option<Connection>,
+) -> Result<Channel, tonic::transport::Error> {
     let target = endpoint.clone();
+    let first = Arc::new(std::sync::Mutex::new(first));
     let connector = tower::service_fn(move |_| {
-        let (target, tls) = (target.clone(), tls.clone());
+        let (target, tls, first) = (target.clone(), tls.clone(), first.clone());
         async move {
-            let conn = crate::connect(&target, CONNECT_TIMEOUT).await?;
-            let conn = match tls {
-                None => conn,
-                Some(config) => {
-                    let name = ServerName::try_from("localhost").expect("a valid name");
-                    let tls = tokio_rustls::TlsConnector::from(config)
-                        .connect(name, conn)
-                        .await
-                        .map_err(|source| TransportError::Connect {
-                            endpoint: target.clone(),
-                            source,
-                        })?;
-                    Connection::from(tls)
-                }
+            let opened = first.lock().expect("first connection lock").take();
+            let conn = match opened {
+                Some(conn) => conn,
+                None => dial(&target, tls, Instant::now() + CONNECT_TIMEOUT)
+                    .await
+                    .map_err(|err| io::Error::other(chain(&err)))?,
             };
-            Ok::<_, TransportError>(TokioIo::new(conn))
+            Ok::<_, io::Error>(TokioIo::new(conn))
         }
     });
     let scheme = "http://localhost";
@@ -106,17 +155,53 @@ pub(crate) async fn open_channel(
         .await
 }
 
-/// [`open_channel`] for the host's main connection.
+/// The host's main connection to a plugin: dial, TLS and HTTP/2, each
+/// bounded by `deadline` and named when it stalls.
+/// Gives the channel and, over a unix socket, the pid of the process that
+/// listens there.
 pub(crate) async fn open_plugin_channel(
     endpoint: &Endpoint,
     tls: Option<Arc<rustls::ClientConfig>>,
-) -> Result<Channel, ClientError> {
-    open_channel(endpoint, tls)
-        .await
-        .map_err(|source| ClientError::Connect {
+    deadline: Instant,
+) -> Result<(Channel, Option<i32>), ClientError> {
+    let conn = dial(endpoint, tls.clone(), deadline).await?;
+    let peer_pid = conn.peer_pid();
+    let waited = deadline.saturating_duration_since(Instant::now());
+    let channel = match tokio::time::timeout_at(deadline, channel(endpoint, tls, Some(conn))).await
+    {
+        Ok(Ok(channel)) => channel,
+        Ok(Err(source)) => {
+            return Err(ClientError::Connect {
+                endpoint: endpoint.clone(),
+                source,
+            });
+        }
+        Err(_) => {
+            return Err(ClientError::Stalled {
+                step: ConnectStep::Http2,
+                endpoint: endpoint.clone(),
+                waited,
+            });
+        }
+    };
+    Ok((channel, peer_pid))
+}
+
+/// [`ping`], by `deadline`: the first health check of a connection.
+pub(crate) async fn ping_by(
+    channel: Channel,
+    endpoint: &Endpoint,
+    deadline: Instant,
+) -> Result<(), ClientError> {
+    let waited = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout_at(deadline, ping(channel)).await {
+        Ok(answer) => answer,
+        Err(_) => Err(ClientError::Stalled {
+            step: ConnectStep::HealthCheck,
             endpoint: endpoint.clone(),
-            source,
-        })
+            waited,
+        }),
+    }
 }
 
 /// go-plugin's ping: `grpc.health.v1.Health/Check` on service `"plugin"`.

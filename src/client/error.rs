@@ -64,6 +64,27 @@ pub enum ClientError {
         /// The last lines of its stderr.
         stderr: Vec<String>,
     },
+    /// The plugin closed its stdout without printing a handshake line, and
+    /// is still running: it can never print one now.
+    #[error(
+        "plugin closed its stdout without a handshake line and is still running{}",
+        stderr_tail(stderr)
+    )]
+    StdoutClosed {
+        /// The last lines of its stderr.
+        stderr: Vec<String>,
+    },
+    /// A step of connecting to the plugin did not finish in time: a peer
+    /// that listens but never accepts, or accepts and never speaks.
+    #[error("plugin at {endpoint}: the {step} did not finish within {waited:?}")]
+    Stalled {
+        /// The step that stalled.
+        step: ConnectStep,
+        /// The plugin's endpoint.
+        endpoint: Endpoint,
+        /// How long it was given.
+        waited: Duration,
+    },
     /// The handshake line is not one this host accepts.
     #[error("{source} (handshake line {line:?}){}", stderr_tail(stderr))]
     Handshake {
@@ -108,6 +129,31 @@ pub enum ClientError {
     Reattach(#[from] ReattachError),
 }
 
+/// The steps of connecting to a plugin, each with its own deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectStep {
+    /// Opening the socket.
+    Connect,
+    /// The TLS handshake (AutoMTLS).
+    TlsHandshake,
+    /// Setting up the HTTP/2 connection.
+    Http2,
+    /// The first health check.
+    HealthCheck,
+}
+
+impl std::fmt::Display for ConnectStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConnectStep::Connect => "socket connect",
+            ConnectStep::TlsHandshake => "TLS handshake",
+            ConnectStep::Http2 => "HTTP/2 connection set-up",
+            ConnectStep::HealthCheck => "first health check",
+        })
+    }
+}
+
 fn stderr_tail(lines: &[String]) -> String {
     if lines.is_empty() {
         String::new()
@@ -117,14 +163,37 @@ fn stderr_tail(lines: &[String]) -> String {
 }
 
 /// An error and its causes, `a: b: c`, so that tonic's bare "transport
-/// error" says what went wrong underneath.
+/// error" says what went wrong underneath. A cause whose text the message
+/// before it already holds is not repeated.
 pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
+    let mut last = text.clone();
     let mut cause = err.source();
     while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
+        let said = next.to_string();
+        if !last.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        last = said;
         cause = next.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_says_each_cause_once() {
+        let io = io::Error::new(io::ErrorKind::ConnectionRefused, "Connection refused");
+        let endpoint: Endpoint = "127.0.0.1:1".parse().unwrap();
+        let transport = TransportError::Connect {
+            endpoint,
+            source: io,
+        };
+        let text = chain(&transport);
+        assert_eq!(text.matches("Connection refused").count(), 1, "{text}");
+    }
 }

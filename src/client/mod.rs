@@ -3,6 +3,8 @@
 
 mod connect;
 mod error;
+pub(crate) mod owner;
+pub(crate) mod pipe;
 pub(crate) mod process;
 pub(crate) mod stderr;
 
@@ -17,13 +19,17 @@ use crate::broker::{self, Broker};
 use crate::proto::plugin::Empty;
 use crate::proto::plugin::grpc_controller_client::GrpcControllerClient;
 use crate::tls::{self, Identity};
-use crate::{HandshakeConfig, HandshakeLine, PortRange, Protocol, ReattachConfig, SocketGroup};
+use crate::{
+    HandshakeConfig, HandshakeLine, PortRange, Protocol, ReattachConfig, ReattachError, SocketGroup,
+};
 
 pub use connect::{StdioHandler, StdioSink};
-pub(crate) use connect::{open_channel, open_plugin_channel, ping};
-pub use error::ClientError;
+pub(crate) use connect::{open_channel, open_plugin_channel, ping_by};
 pub(crate) use error::chain;
+pub use error::{ClientError, ConnectStep};
+use owner::{Owner, PluginSocket, ProvenProcess};
 use stderr::Tail;
+use tokio::time::Instant;
 
 /// go-plugin's start timeout: how long a plugin may take to print its line.
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,6 +37,11 @@ pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a plugin may take to exit after `Shutdown` before it is killed:
 /// go-plugin's 2 seconds.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// How long asking the kernel who listens on a plugin's socket may take: a
+/// unix connect completes in the listener's backlog, without the plugin's
+/// help, within microseconds; this only bounds a full backlog.
+const SOCKET_PROBE: Duration = Duration::from_millis(250);
 
 /// The ports go-plugin hosts offer plugins that listen on TCP.
 pub(crate) const DEFAULT_PORTS: (u16, u16) = (10000, 25000);
@@ -104,7 +115,9 @@ impl ClientConfig {
         self
     }
 
-    /// How long the plugin may take to print its handshake line.
+    /// How long [`start`](Self::start) (or [`attach`](Self::attach)) may
+    /// take in all: the handshake line, then connecting, the TLS handshake,
+    /// HTTP/2 and the first health check share this one deadline.
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.start_timeout = timeout;
         self
@@ -157,12 +170,15 @@ impl ClientConfig {
     /// # Errors
     ///
     /// [`ClientError`]: the checksum, the spawn, the start timeout, an exit
-    /// before the handshake line, a line this host refuses, AutoMTLS, the
-    /// connection, or the health check. On every error the plugin's process
-    /// group has been killed and reaped.
+    /// before the handshake line, a line this host refuses (too long, not
+    /// UTF-8, malformed, or not negotiable), stdout closed without one,
+    /// AutoMTLS, a connection step that failed or stalled, or the health
+    /// check. On every error the plugin's process group has been killed and
+    /// reaped, and a socket it made removed.
     pub async fn start(self, command: std::process::Command) -> Result<Client, ClientError> {
+        let deadline = Instant::now() + self.start_timeout;
         if let Some(expected) = &self.checksum {
-            process::verify_checksum(std::path::Path::new(command.get_program()), expected)?;
+            process::verify_checksum(&command, expected)?;
         }
         let program = command.get_program().to_string_lossy().into_owned();
         let name = std::path::Path::new(&program)
@@ -193,77 +209,131 @@ impl ClientConfig {
             source,
         })?;
         let pid = child.id().expect("a running child has a pid");
+        let guard = process::GroupGuard::new(pid);
         let tail = Tail::default();
         let stderr = child.stderr.take().expect("stderr is piped");
         tokio::spawn(stderr::relog(name.clone(), stderr, tail.clone()));
 
-        let (raw_line, stdout) =
-            match process::first_line(&mut child, self.start_timeout, &tail).await {
-                process::FirstLine::Line(line, stdout) => (line, stdout),
-                process::FirstLine::Failed(err) => {
-                    process::kill_and_reap(&mut child, pid).await;
-                    return Err(err);
-                }
-            };
+        let first = process::first_line(&mut child, deadline, self.start_timeout, &tail).await;
+        let (raw_line, stdout) = match first {
+            process::FirstLine::Line(line, stdout) => (line, stdout),
+            process::FirstLine::Failed(err) => {
+                guard.kill_and_reap(&mut child).await;
+                return Err(err);
+            }
+        };
         tokio::spawn(process::drain_stdout(name.clone(), stdout));
 
-        let line = match self.check_line(&raw_line, &tail) {
+        let handshake_err = |source| ClientError::Handshake {
+            line: pipe::printable(raw_line.trim_end()).into_owned(),
+            source: Box::new(source),
+            stderr: tail.lines(),
+        };
+        let line = match HandshakeLine::parse(&raw_line) {
             Ok(line) => line,
             Err(err) => {
-                process::kill_and_reap(&mut child, pid).await;
-                return Err(err);
+                guard.kill_and_reap(&mut child).await;
+                return Err(handshake_err(err));
             }
         };
-        let (channel, broker_tls) = match self
-            .connect(&name, &raw_line, &line, identity.as_ref())
-            .await
-        {
+        let connected = match line.check(&self.versions, &self.protocols) {
+            Ok(()) => {
+                self.connect(&name, &raw_line, &line, identity.as_ref(), deadline)
+                    .await
+            }
+            Err(err) => Err(handshake_err(err)),
+        };
+        let (channel, broker_tls, listener) = match connected {
             Ok(connected) => connected,
             Err(err) => {
-                process::kill_and_reap(&mut child, pid).await;
-                if let Some(path) = line.endpoint().unix_path() {
-                    remove_stale_socket(path);
+                // A refused or unreachable plugin may still have made its
+                // socket: remove it once the plugin is gone, if the kernel
+                // says the plugin made it.
+                let socket = match line.endpoint().unix_path() {
+                    Some(path) => PluginSocket::probe(path, Owner::Group(pid), SOCKET_PROBE).await,
+                    None => None,
+                };
+                guard.kill_and_reap(&mut child).await;
+                if let Some(socket) = socket {
+                    socket.remove();
                 }
                 return Err(err);
             }
         };
+        let socket = line
+            .endpoint()
+            .unix_path()
+            .and_then(|path| PluginSocket::prove(path, listener, Owner::Group(pid)));
         let connection = Connection {
             line,
             channel,
             tls: broker_tls,
+            socket,
         };
-        Ok(self.client(name, pid, connection, Some(child), None))
+        let client = self.client(name, pid, connection, Some(child), None);
+        // The client's own drop kills the group from here on.
+        guard.disarm();
+        Ok(client)
     }
 
     /// Attaches to a plugin that is already running (go-plugin's reattach),
     /// from a [`ReattachConfig`] such as one read from
     /// `TF_REATTACH_PROVIDERS`. The connection is plaintext, as in go-plugin:
-    /// a reattach configuration carries no certificate. A plugin in test
-    /// (debug) mode is never killed by [`Client::kill`]; another one is asked
-    /// to shut down, then killed after the grace period.
+    /// a reattach configuration carries no certificate. Connecting is
+    /// bounded by the start timeout.
+    ///
+    /// A plugin in test (debug) mode is never killed by [`Client::kill`];
+    /// another one is asked to shut down, and SIGKILLed after the grace
+    /// period only if it was proven to be the process the configuration
+    /// names: over a unix socket, the kernel says which process listens
+    /// there (`SO_PEERCRED`), and that process, started at the same moment,
+    /// must still be the one running. Over TCP, or when the proof fails, a
+    /// plugin that ignores `Shutdown` is left running, with a warning:
+    /// go-plugin would SIGKILL whatever process has the pid.
     ///
     /// # Errors
     ///
-    /// [`ClientError::Handshake`] when the version is not offered or the
-    /// protocol not allowed; connection and health errors as for
-    /// [`start`](Self::start).
+    /// [`ClientError::Reattach`] for a pid no plugin can have, or a version
+    /// not offered or protocol not allowed; connection and health errors as
+    /// for [`start`](Self::start).
     pub async fn attach(&self, config: &ReattachConfig) -> Result<Client, ClientError> {
+        let pid = config.check_pid(None)?;
         let line = HandshakeLine::new(config.protocol_version, config.endpoint.clone());
         let line = line.and_then(|line| line.check(&self.versions, &self.protocols).map(|()| line));
-        let line = line.map_err(|source| ClientError::Handshake {
-            line: format!("{config:?}"),
+        let line = line.map_err(|source| ReattachError::Refused {
+            endpoint: config.endpoint.clone(),
+            version: config.protocol_version,
             source: Box::new(source),
-            stderr: Vec::new(),
         })?;
-        let channel = connect::open_plugin_channel(line.endpoint(), None).await?;
-        connect::ping(channel.clone()).await?;
-        let name = format!("pid {}", config.pid);
+        let deadline = Instant::now() + self.start_timeout;
+        let (channel, listener) =
+            connect::open_plugin_channel(line.endpoint(), None, deadline).await?;
+        connect::ping_by(channel.clone(), line.endpoint(), deadline).await?;
+        let socket = line
+            .endpoint()
+            .unix_path()
+            .and_then(|path| PluginSocket::prove(path, listener, Owner::Process(pid)));
+        let process = socket.as_ref().and_then(|_| ProvenProcess::now(pid));
+        if process.is_none() && !config.test {
+            tracing::warn!(
+                pid,
+                endpoint = %line.endpoint(),
+                "cannot prove that pid {pid} is the plugin listening at {}: it will be asked to shut down but never killed",
+                line.endpoint()
+            );
+        }
+        let name = format!("pid {pid}");
         let connection = Connection {
             line,
             channel,
             tls: None,
+            socket,
         };
-        Ok(self.client(name, config.pid, connection, None, Some(config.test)))
+        let attached = Attached {
+            test: config.test,
+            process,
+        };
+        Ok(self.client(name, config.pid, connection, None, Some(attached)))
     }
 
     /// A connected plugin: forwards its stdio and registers it for
@@ -274,9 +344,14 @@ impl ClientConfig {
         pid: u32,
         connection: Connection,
         child: Option<tokio::process::Child>,
-        attached: Option<bool>,
+        attached: Option<Attached>,
     ) -> Client {
-        let Connection { line, channel, tls } = connection;
+        let Connection {
+            line,
+            channel,
+            tls,
+            socket,
+        } = connection;
         tokio::spawn(connect::forward_stdio(
             name.clone(),
             channel.clone(),
@@ -308,6 +383,7 @@ impl ClientConfig {
             child: tokio::sync::Mutex::new(child),
             status: Mutex::new(None),
             attached,
+            socket,
         });
         registry()
             .lock()
@@ -316,38 +392,25 @@ impl ClientConfig {
         Client { inner }
     }
 
-    /// Parses the handshake line and checks it against what this host
-    /// offers and allows.
-    fn check_line(&self, raw_line: &str, tail: &Tail) -> Result<HandshakeLine, ClientError> {
-        let handshake_err = |source| ClientError::Handshake {
-            line: raw_line.trim_end().to_owned(),
-            source: Box::new(source),
-            stderr: tail.lines(),
-        };
-        let line = HandshakeLine::parse(raw_line).map_err(handshake_err)?;
-        line.check(&self.versions, &self.protocols)
-            .map_err(handshake_err)?;
-        Ok(line)
-    }
-
-    /// Connects to the endpoint of a checked line, and pings. Gives the
-    /// channel and, with AutoMTLS, the TLS configurations for the broker:
-    /// serving the plugin (our certificate, the plugin's required) and
-    /// dialling it.
+    /// Connects to the endpoint of a checked line, and pings, by
+    /// `deadline`. Gives the channel, with AutoMTLS the TLS configurations
+    /// for the broker (serving the plugin, our certificate and the plugin's
+    /// required; and dialling it), and who listens on a unix socket.
     async fn connect(
         &self,
         name: &str,
         raw_line: &str,
         line: &HandshakeLine,
         identity: Option<&Identity>,
-    ) -> Result<(Channel, Option<BrokerTls>), ClientError> {
+        deadline: Instant,
+    ) -> Result<(Channel, Option<BrokerTls>, Option<i32>), ClientError> {
         let tls = match identity {
             None => None,
             Some(identity) => {
                 let der = line
                     .server_cert()
                     .ok_or_else(|| ClientError::NoServerCertificate {
-                        line: raw_line.trim_end().to_owned(),
+                        line: pipe::printable(raw_line.trim_end()).into_owned(),
                     })?;
                 let cert = rustls::pki_types::CertificateDer::from(der.to_vec());
                 Some((
@@ -357,10 +420,11 @@ impl ClientConfig {
             }
         };
         let client_tls = tls.as_ref().map(|(_, client)| client.clone());
-        let channel = connect::open_plugin_channel(line.endpoint(), client_tls).await?;
-        connect::ping(channel.clone()).await?;
+        let (channel, listener) =
+            connect::open_plugin_channel(line.endpoint(), client_tls, deadline).await?;
+        connect::ping_by(channel.clone(), line.endpoint(), deadline).await?;
         tracing::debug!(plugin = name, version = line.app_version(), endpoint = %line.endpoint(), "plugin connected");
-        Ok((channel, tls))
+        Ok((channel, tls, listener))
     }
 }
 
@@ -373,6 +437,18 @@ struct Connection {
     line: HandshakeLine,
     channel: Channel,
     tls: Option<BrokerTls>,
+    /// Its unix socket, when proven the plugin's: removed after it.
+    socket: Option<PluginSocket>,
+}
+
+/// A plugin we attached to rather than started.
+#[derive(Debug)]
+struct Attached {
+    /// Test (debug) mode: a host never kills it.
+    test: bool,
+    /// The plugin's process, when proven to be the one listening on its
+    /// socket: the only process that may be signalled.
+    process: Option<ProvenProcess>,
 }
 
 /// A running plugin: its gRPC channel, and the means to end it.
@@ -396,9 +472,10 @@ struct Inner {
     /// `None` once the plugin was killed and reaped.
     child: tokio::sync::Mutex<Option<tokio::process::Child>>,
     status: Mutex<Option<ExitStatus>>,
-    /// For a reattached plugin (no child of ours): whether it is in test
-    /// mode, where a host never kills it.
-    attached: Option<bool>,
+    /// For a reattached plugin (no child of ours).
+    attached: Option<Attached>,
+    /// The plugin's unix socket, proven its own.
+    socket: Option<PluginSocket>,
 }
 
 impl Client {
@@ -446,40 +523,40 @@ impl Client {
     /// How a host reattaches to this plugin (`TF_REATTACH_PROVIDERS`).
     pub fn reattach_config(&self) -> ReattachConfig {
         let line = &self.inner.line;
-        let test = self.inner.attached.unwrap_or(false);
+        let test = self.inner.attached.as_ref().is_some_and(|a| a.test);
         ReattachConfig::new(
             line.app_version(),
             line.endpoint().clone(),
             self.inner.pid,
             test,
         )
+        .expect("the pid of a started or attached plugin was checked")
     }
 
     /// Whether the plugin process has exited.
     pub fn exited(&self) -> bool {
-        if self.exit_status().is_some() {
-            return true;
+        if let Some(attached) = &self.inner.attached {
+            return match &attached.process {
+                Some(process) => !process.alive(),
+                None => !process::pid_alive(self.inner.pid),
+            };
         }
-        if self.inner.attached.is_some() {
-            return !process::pid_alive(self.inner.pid);
-        }
-        match self.inner.child.try_lock() {
-            Ok(mut child) => match child.as_mut().map(|c| c.try_wait()) {
-                Some(Ok(Some(status))) => {
-                    *self.inner.status.lock().expect("status lock") = Some(status);
-                    true
-                }
-                Some(Ok(None)) => false,
-                Some(Err(_)) | None => true,
-            },
-            // A kill is under way.
-            Err(_) => false,
-        }
+        self.exit_status().is_some()
+            || self
+                .inner
+                .child
+                .try_lock()
+                .is_ok_and(|child| child.is_none())
     }
 
-    /// How the plugin exited, once it has.
+    /// How the plugin exited, once it has (a plugin we started).
     pub fn exit_status(&self) -> Option<ExitStatus> {
-        *self.inner.status.lock().expect("status lock")
+        let known = *self.inner.status.lock().expect("status lock");
+        // Not reaped until killed, so that its pid stays its own.
+        known.or_else(|| match self.inner.child.try_lock() {
+            Ok(child) if child.is_some() => process::exit_status_unreaped(self.inner.pid),
+            _ => None,
+        })
     }
 
     /// Ends the plugin as go-plugin does: `GRPCController.Shutdown`, then up
@@ -496,9 +573,9 @@ impl Inner {
     async fn kill(&self) -> Option<ExitStatus> {
         // As go-plugin: the broker first, then the plugin.
         self.broker.close().await;
-        if let Some(test) = self.attached {
-            if !test {
-                self.kill_attached().await;
+        if let Some(attached) = &self.attached {
+            if !attached.test {
+                self.kill_attached(attached.process).await;
             }
             return None;
         }
@@ -506,63 +583,73 @@ impl Inner {
         let Some(child) = guard.as_mut() else {
             return *self.status.lock().expect("status lock");
         };
-        let status = match child.try_wait() {
-            Ok(Some(status)) => Some(status),
-            _ => {
-                let mut controller = GrpcControllerClient::new(self.channel.clone());
-                let shutdown = tokio::time::timeout(self.grace, controller.shutdown(Empty {}));
-                let answer = shutdown.await.unwrap_or_else(|_| {
-                    Err(tonic::Status::deadline_exceeded("Shutdown did not answer"))
-                });
-                if let Err(err) = answer {
-                    tracing::debug!(plugin = self.name, %err, "GRPCController.Shutdown failed");
-                }
-                match tokio::time::timeout(self.grace, child.wait()).await {
-                    Ok(Ok(status)) => Some(status),
-                    _ => {
-                        tracing::warn!(
-                            plugin = self.name,
-                            "plugin failed to exit gracefully; killing it"
-                        );
-                        process::kill_and_reap(child, self.pid).await
-                    }
-                }
+        if process::exit_status_unreaped(self.pid).is_none() {
+            self.ask_shutdown().await;
+            let exit = tokio::time::timeout(self.grace, process::wait_exit(self.pid));
+            if exit.await.is_err() {
+                tracing::warn!(
+                    plugin = self.name,
+                    "plugin failed to exit gracefully; killing it"
+                );
             }
-        };
-        // Children the plugin forked share its process group.
-        let _ = process::kill_group(self.pid);
+        }
+        // Still unreaped, the plugin's pid names its group and nothing
+        // else: kill the group, children it forked included, then reap.
+        let status = process::kill_and_reap(child, self.pid).await;
         *guard = None;
         *self.status.lock().expect("status lock") = status;
-        if let Some(path) = self.line.endpoint().unix_path() {
-            remove_stale_socket(path);
+        if let Some(socket) = &self.socket {
+            socket.remove();
         }
         status
     }
-}
 
-impl Inner {
-    /// Shutdown, then up to the grace period for the process to go, then
-    /// SIGKILL: for a reattached plugin, which is not our child (so neither
-    /// waited for nor killed as a group).
-    async fn kill_attached(&self) {
+    /// `GRPCController.Shutdown`, for at most the grace period.
+    async fn ask_shutdown(&self) {
         let mut controller = GrpcControllerClient::new(self.channel.clone());
-        let _ = tokio::time::timeout(self.grace, controller.shutdown(Empty {})).await;
+        let answer = tokio::time::timeout(self.grace, controller.shutdown(Empty {})).await;
+        match answer {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                tracing::debug!(plugin = self.name, %err, "GRPCController.Shutdown failed")
+            }
+            Err(_) => tracing::debug!(plugin = self.name, "GRPCController.Shutdown did not answer"),
+        }
+    }
+
+    /// Shutdown, then up to the grace period for the process to go, then
+    /// SIGKILL, only for a process proven to be the plugin (a reattached
+    /// plugin is not our child: neither reaped nor killed as a group).
+    async fn kill_attached(&self, process: Option<ProvenProcess>) {
+        self.ask_shutdown().await;
         let deadline = tokio::time::Instant::now() + self.grace;
-        while process::pid_alive(self.pid) && tokio::time::Instant::now() < deadline {
+        let alive = || match &process {
+            Some(process) => process.alive(),
+            None => process::pid_alive(self.pid),
+        };
+        while alive() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        if process::pid_alive(self.pid) {
-            tracing::warn!(
+        match process {
+            Some(process) if process.alive() => {
+                tracing::warn!(
+                    plugin = self.name,
+                    "reattached plugin did not exit; killing it"
+                );
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(process.pid()),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            None if alive() => tracing::warn!(
                 plugin = self.name,
-                "reattached plugin did not exit; killing it"
-            );
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+                "reattached plugin did not exit, and pid {} was never proven to be it: not killed",
+                self.pid
+            ),
+            _ => {}
         }
-        if let Some(path) = self.line.endpoint().unix_path() {
-            remove_stale_socket(path);
+        if let Some(socket) = &self.socket {
+            socket.remove();
         }
     }
 }
@@ -575,7 +662,7 @@ impl Drop for Inner {
             return;
         };
         let _ = process::kill_group(self.pid);
-        let socket = self.line.endpoint().unix_path().map(PathBuf::from);
+        let socket = self.socket.take();
         // Reap and clean up off the async runtime: the kill is immediate,
         // the exit follows within milliseconds.
         std::thread::spawn(move || {
@@ -585,17 +672,10 @@ impl Drop for Inner {
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            if let Some(path) = socket {
-                remove_stale_socket(&path);
+            if let Some(socket) = socket {
+                socket.remove();
             }
         });
-    }
-}
-
-/// Removes the socket a killed plugin left behind, if nobody listens on it.
-fn remove_stale_socket(path: &std::path::Path) {
-    if let Err(err) = crate::transport::remove_stale_socket(path) {
-        tracing::debug!(path = %path.display(), %err, "plugin socket not removed");
     }
 }
 

@@ -6,18 +6,26 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use std::os::unix::process::ExitStatusExt;
+
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout};
+use tokio::time::Instant;
 
 use super::ClientError;
+use super::pipe::{Line, LineReader, MAX_HANDSHAKE_LINE, printable};
 use super::stderr::Tail;
-use crate::{HandshakeConfig, PortRange};
+use crate::{HandshakeConfig, HandshakeError, PortRange};
 
 /// How long to let the stderr reader catch up after the plugin exited, so
 /// that an error report carries the plugin's last words.
 const STDERR_SETTLE: Duration = Duration::from_millis(100);
+
+/// How long a plugin that closed its stdout without a line may take to
+/// exit before we report it as still running: a process that closes stdout
+/// on its way out exits within milliseconds.
+const EXIT_SETTLE: Duration = Duration::from_millis(500);
 
 /// `command` as a go-plugin host runs a plugin: its own environment plus
 /// the cookie, `PLUGIN_MIN_PORT`/`PLUGIN_MAX_PORT`,
@@ -46,27 +54,51 @@ pub(crate) fn plugin_command(
     cmd
 }
 
-/// Where a program named without a slash is found, as `execvp` does.
-pub(crate) fn resolve_program(program: &Path) -> PathBuf {
-    if program.components().count() > 1 {
-        return program.to_owned();
+/// The file `exec` will run for `command`, found exactly as the child's
+/// `execvp` finds it: a program with a slash relative to the command's
+/// working directory; one without, in the child's `PATH` (the command's own
+/// if it sets one, ours otherwise, `/bin:/usr/bin` when neither is set),
+/// skipping what is not an executable file, each relative `PATH` entry
+/// relative to the working directory.
+pub(crate) fn resolve_program(command: &std::process::Command) -> Result<PathBuf, io::Error> {
+    let program = Path::new(command.get_program());
+    let dir = command.get_current_dir();
+    let in_dir = |path: &Path| match dir {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_owned(),
+    };
+    if program.as_os_str().as_encoded_bytes().contains(&b'/') {
+        return Ok(in_dir(program));
     }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| program.to_owned())
+    let path_var = match command.get_envs().find(|(key, _)| *key == "PATH") {
+        Some((_, value)) => value.map(ToOwned::to_owned),
+        None => std::env::var_os("PATH"),
+    }
+    .unwrap_or_else(|| "/bin:/usr/bin".into());
+    std::env::split_paths(&path_var)
+        .map(|entry| in_dir(&entry).join(program))
+        .find(|candidate| {
+            candidate.is_file()
+                && nix::unistd::access(candidate, nix::unistd::AccessFlags::X_OK).is_ok()
+        })
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no executable {} in PATH", program.display()),
+            )
+        })
 }
 
 /// Refuses a binary whose SHA-256 is not `expected` (compared in constant
 /// time), before anything runs.
-pub(crate) fn verify_checksum(program: &Path, expected: &[u8; 32]) -> Result<(), ClientError> {
-    let path = resolve_program(program);
-    let bytes = std::fs::read(&path).map_err(|source| ClientError::ChecksumRead {
-        path: path.clone(),
-        source,
-    })?;
+pub(crate) fn verify_checksum(
+    command: &std::process::Command,
+    expected: &[u8; 32],
+) -> Result<(), ClientError> {
+    let read_err = |path: PathBuf| move |source| ClientError::ChecksumRead { path, source };
+    let program = PathBuf::from(command.get_program());
+    let path = resolve_program(command).map_err(read_err(program))?;
+    let bytes = std::fs::read(&path).map_err(read_err(path.clone()))?;
     let actual = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
     if aws_lc_rs::constant_time::verify_slices_are_equal(actual.as_ref(), expected).is_err() {
         return Err(ClientError::ChecksumMismatch {
@@ -84,77 +116,160 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The outcome of waiting for the handshake line.
 pub(crate) enum FirstLine {
-    Line(String, ChildStdout),
+    /// The line, and the rest of stdout to drain.
+    Line(String, LineReader<ChildStdout>),
     Failed(ClientError),
 }
 
-/// Reads the first stdout line within `timeout`, unless the process exits
-/// first.
-pub(crate) async fn first_line(child: &mut Child, timeout: Duration, tail: &Tail) -> FirstLine {
+/// What ended the wait for the first line.
+enum Waited {
+    Read(Option<Line>),
+    Exited,
+    Timeout,
+}
+
+/// Reads the first stdout line by `deadline`. A line that was read wins
+/// over an exit seen at the same moment; a line that is too long, not
+/// UTF-8, or a stdout closed without one fails at once. The plugin is not
+/// reaped here, so its process group stays ours to kill.
+pub(crate) async fn first_line(
+    child: &mut Child,
+    deadline: Instant,
+    timeout: Duration,
+    tail: &Tail,
+) -> FirstLine {
+    let pid = child.id().expect("an unreaped child has a pid");
     let stdout = child.stdout.take().expect("stdout is piped");
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    let outcome = tokio::select! {
-        read = reader.read_line(&mut line) => match read {
-            Ok(n) if n > 0 => None,
-            // EOF or an error: the plugin closed stdout; report its exit.
-            _ => Some(exited(child, tail).await),
-        },
-        status = child.wait() => Some(match status {
-            Ok(status) => exited_with(status, tail).await,
-            Err(source) => ClientError::Spawn { program: "plugin".into(), source },
-        }),
-        () = tokio::time::sleep(timeout) => Some(ClientError::StartTimeout {
-            timeout,
-            stderr: tail.lines(),
-        }),
+    let mut reader = LineReader::new(stdout, MAX_HANDSHAKE_LINE);
+    let waited = {
+        let read = reader.next_line_or_cap();
+        tokio::pin!(read);
+        let waited = tokio::select! {
+            biased;
+            line = &mut read => Waited::Read(line),
+            () = wait_exit(pid) => Waited::Exited,
+            () = tokio::time::sleep_until(deadline) => Waited::Timeout,
+        };
+        match waited {
+            // What it printed before it exited is in the pipe already.
+            Waited::Exited => match tokio::time::timeout(STDERR_SETTLE, &mut read).await {
+                Ok(Some(line)) => Waited::Read(Some(line)),
+                _ => Waited::Exited,
+            },
+            other => other,
+        }
     };
-    match outcome {
-        None => FirstLine::Line(line, reader.into_inner()),
-        Some(err) => FirstLine::Failed(err),
+    let line = match waited {
+        Waited::Read(Some(line)) => line,
+        Waited::Read(None) => return FirstLine::Failed(stdout_closed(pid, deadline, tail).await),
+        Waited::Exited => return FirstLine::Failed(exited(pid, tail).await),
+        Waited::Timeout => {
+            return FirstLine::Failed(ClientError::StartTimeout {
+                timeout,
+                stderr: tail.lines(),
+            });
+        }
+    };
+    let refused = |source| ClientError::Handshake {
+        line: printable(&line.lossy()).chars().take(200).collect(),
+        source: Box::new(source),
+        stderr: tail.lines(),
+    };
+    if line.cut() {
+        return FirstLine::Failed(refused(HandshakeError::LineTooLong {
+            limit: MAX_HANDSHAKE_LINE,
+        }));
+    }
+    match String::from_utf8(line.bytes.clone()) {
+        Ok(text) => FirstLine::Line(text, reader),
+        Err(err) => FirstLine::Failed(refused(HandshakeError::NotUtf8 {
+            at: err.utf8_error().valid_up_to(),
+        })),
     }
 }
 
-async fn exited(child: &mut Child, tail: &Tail) -> ClientError {
-    match child.wait().await {
-        Ok(status) => exited_with(status, tail).await,
-        Err(source) => ClientError::Spawn {
-            program: "plugin".into(),
-            source,
-        },
+/// Stdout ended without a line: the plugin exited, or is about to, or
+/// closed stdout and runs on (it can never print its line now).
+async fn stdout_closed(pid: u32, deadline: Instant, tail: &Tail) -> ClientError {
+    let settle = deadline.min(Instant::now() + EXIT_SETTLE);
+    match tokio::time::timeout_at(settle, wait_exit(pid)).await {
+        Ok(()) => exited(pid, tail).await,
+        Err(_) => {
+            tokio::time::sleep(STDERR_SETTLE).await;
+            ClientError::StdoutClosed {
+                stderr: tail.lines(),
+            }
+        }
     }
 }
 
-async fn exited_with(status: ExitStatus, tail: &Tail) -> ClientError {
+async fn exited(pid: u32, tail: &Tail) -> ClientError {
     tokio::time::sleep(STDERR_SETTLE).await;
     ClientError::ExitedBeforeHandshake {
-        status,
+        status: exit_status_unreaped(pid).unwrap_or_else(|| ExitStatus::from_raw(0)),
         stderr: tail.lines(),
     }
 }
 
-/// Drains the plugin's stdout after the handshake line, so it never blocks
-/// on a full pipe; go-plugin hosts discard these lines, we log them.
-pub(crate) async fn drain_stdout(plugin: String, stdout: ChildStdout) {
-    let mut lines = BufReader::new(stdout).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        tracing::debug!(target: "rpcplugin::plugin", plugin, stdout = %line, "plugin stdout after the handshake line");
+/// How often an exit is looked for without reaping (`waitid` with
+/// `WNOWAIT` has no asynchronous form).
+const EXIT_POLL: Duration = Duration::from_millis(10);
+
+/// Returns once our child `pid` has exited, leaving it unreaped.
+pub(crate) async fn wait_exit(pid: u32) {
+    while exit_status_unreaped(pid).is_none() {
+        tokio::time::sleep(EXIT_POLL).await;
+    }
+}
+
+/// How our child `pid` exited, if it has, without reaping it: while it is
+/// unreaped its pid, and so its process group id, cannot be reused, and
+/// signalling the group reaches only what it left behind.
+pub(crate) fn exit_status_unreaped(pid: u32) -> Option<ExitStatus> {
+    use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match waitid(Id::Pid(Pid::from_raw(i32::try_from(pid).ok()?)), flags) {
+        Ok(WaitStatus::Exited(_, code)) => Some(ExitStatus::from_raw((code & 0xff) << 8)),
+        Ok(WaitStatus::Signaled(_, signal, core)) => Some(ExitStatus::from_raw(
+            signal as i32 | if core { 0x80 } else { 0 },
+        )),
+        _ => None,
+    }
+}
+
+/// Drains the plugin's stdout after the handshake line, whatever it holds,
+/// so the plugin never blocks on a full pipe or dies of a closed one;
+/// go-plugin hosts discard these lines, we log them.
+pub(crate) async fn drain_stdout(plugin: String, mut stdout: LineReader<ChildStdout>) {
+    while let Some(line) = stdout.next_line().await {
+        tracing::debug!(target: "rpcplugin::plugin", plugin, stdout = %printable(&line.lossy()), "plugin stdout after the handshake line");
     }
 }
 
 /// SIGKILLs the plugin's whole process group: the plugin and every child
 /// it forked. A group that is already gone is not an error.
+/// Only for the group of a child of ours that is not yet reaped.
 pub(crate) fn kill_group(pgid: u32) -> io::Result<()> {
-    match killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL) {
+    // killpg(0) is our own group, and a negative pgid means something else.
+    let Some(pgid) = i32::try_from(pgid).ok().filter(|&p| p > 1) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to signal process group {pgid}"),
+        ));
+    };
+    match killpg(Pid::from_raw(pgid), Signal::SIGKILL) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
         Err(errno) => Err(errno.into()),
     }
 }
 
 /// Whether a process exists (signal 0), for a plugin that is not our child.
-/// A zombie counts as gone.
+/// A zombie counts as gone; so does a pid that no process can have.
 pub(crate) fn pid_alive(pid: u32) -> bool {
-    let exists = nix::sys::signal::kill(Pid::from_raw(pid as i32), None).is_ok();
+    let Some(pid) = i32::try_from(pid).ok().filter(|&p| p > 0) else {
+        return false;
+    };
+    let exists = nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok();
     let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         stat.rsplit(')')
             .next()
@@ -171,6 +286,38 @@ pub(crate) async fn kill_and_reap(child: &mut Child, pgid: u32) -> Option<ExitSt
     child.wait().await.ok()
 }
 
+/// Kills a plugin's process group when dropped, until disarmed: whatever
+/// ends a start or a probe early (an error, a panic, its future dropped on
+/// Ctrl-C) leaves no plugin behind.
+#[derive(Debug)]
+pub(crate) struct GroupGuard(Option<u32>);
+
+impl GroupGuard {
+    /// Guards the group of the child `pid`, not yet reaped.
+    pub(crate) fn new(pid: u32) -> Self {
+        GroupGuard(Some(pid))
+    }
+
+    /// Kills the group, reaps the plugin, and disarms the guard.
+    pub(crate) async fn kill_and_reap(mut self, child: &mut Child) -> Option<ExitStatus> {
+        let pid = self.0.take()?;
+        kill_and_reap(child, pid).await
+    }
+
+    /// Hands the group on to whoever holds the child now.
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = kill_group(pid);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,10 +327,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plugin");
         std::fs::write(&path, b"hello").unwrap();
+        let path_cmd = std::process::Command::new(&path);
         // SHA-256("hello")
         let good: [u8; 32] = *b"\x2c\xf2\x4d\xba\x5f\xb0\xa3\x0e\x26\xe8\x3b\x2a\xc5\xb9\xe2\x9e\x1b\x16\x1e\x5c\x1f\xa7\x42\x5e\x73\x04\x33\x62\x93\x8b\x98\x24";
-        verify_checksum(&path, &good).unwrap();
-        let err = verify_checksum(&path, &[0; 32]).unwrap_err();
+        verify_checksum(&path_cmd, &good).unwrap();
+        let err = verify_checksum(&path_cmd, &[0; 32]).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"),
@@ -193,14 +341,50 @@ mod tests {
             text.contains(&"0".repeat(64)) && text.contains(path.to_str().unwrap()),
             "{text}"
         );
-        let missing = verify_checksum(&dir.path().join("absent"), &good).unwrap_err();
+        let absent = std::process::Command::new(dir.path().join("absent"));
+        let missing = verify_checksum(&absent, &good).unwrap_err();
         assert!(matches!(missing, ClientError::ChecksumRead { .. }));
     }
 
     #[test]
-    fn programs_without_a_slash_are_found_on_path() {
-        assert_eq!(resolve_program(Path::new("sh")).file_name().unwrap(), "sh");
-        assert!(resolve_program(Path::new("sh")).is_absolute());
-        assert_eq!(resolve_program(Path::new("./x")), PathBuf::from("./x"));
+    fn programs_are_found_as_exec_finds_them() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::process::Command;
+        let sh = resolve_program(&Command::new("sh")).unwrap();
+        assert!(sh.is_absolute() && sh.ends_with("sh"), "{}", sh.display());
+        assert_eq!(
+            resolve_program(&Command::new("./x")).unwrap(),
+            PathBuf::from("./x")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("./x");
+        cmd.current_dir(dir.path());
+        assert_eq!(resolve_program(&cmd).unwrap(), dir.path().join("./x"));
+
+        // The child's PATH, not ours; a file without the exec bit is skipped.
+        let (first, second) = (dir.path().join("a"), dir.path().join("b"));
+        for d in [&first, &second] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("plugin"), b"#!/bin/sh\n").unwrap();
+        }
+        let exec = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(second.join("plugin"), exec).unwrap();
+        let mut cmd = Command::new("plugin");
+        cmd.env("PATH", std::env::join_paths([&first, &second]).unwrap());
+        assert_eq!(resolve_program(&cmd).unwrap(), second.join("plugin"));
+        cmd.env("PATH", &first);
+        assert!(resolve_program(&cmd).is_err());
+        // Relative PATH entries are relative to the working directory.
+        let mut cmd = Command::new("plugin");
+        cmd.env("PATH", "b").current_dir(dir.path());
+        assert_eq!(resolve_program(&cmd).unwrap(), dir.path().join("b/plugin"));
+    }
+
+    #[test]
+    fn groups_that_are_not_a_plugins_are_never_signalled() {
+        for pgid in [0, 1, u32::MAX, 1 << 31] {
+            assert!(kill_group(pgid).is_err(), "{pgid}");
+        }
+        assert!(!pid_alive(0) && !pid_alive(u32::MAX));
     }
 }

@@ -6,12 +6,18 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::AsyncRead;
 use tracing::Level;
+
+use super::pipe::{LineReader, MAX_LOGGED_LINE, printable};
 
 /// Lines of the plugin's stderr kept for error reports: enough to show a
 /// panic message and its first frames.
 const TAIL_LINES: usize = 20;
+
+/// The longest stderr line kept whole for an error report, in bytes: a Go
+/// panic's lines are under 200; the cap bounds the tail to 20 KiB.
+const TAIL_LINE_BYTES: usize = 1024;
 
 /// One stderr line, understood.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,7 +164,7 @@ pub(crate) fn emit(plugin: &str, line: &LogLine) {
         .join(" ");
     macro_rules! event {
         ($level:expr) => {
-            tracing::event!(target: "rpcplugin::plugin", $level, plugin, module, fields = %fields, "{}", line.message)
+            tracing::event!(target: "rpcplugin::plugin", $level, plugin, module = %printable(module), fields = %printable(&fields), "{}", printable(&line.message))
         };
     }
     match line.level {
@@ -175,12 +181,22 @@ pub(crate) fn emit(plugin: &str, line: &LogLine) {
 pub(crate) struct Tail(Arc<Mutex<VecDeque<String>>>);
 
 impl Tail {
+    /// Keeps `line`, cut to [`TAIL_LINE_BYTES`], its control characters
+    /// escaped.
     fn push(&self, line: &str) {
+        let mut end = line.len().min(TAIL_LINE_BYTES);
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut kept = printable(&line[..end]).into_owned();
+        if end < line.len() {
+            kept.push_str(&format!("… ({} more bytes)", line.len() - end));
+        }
         let mut lines = self.0.lock().expect("tail lock");
         if lines.len() == TAIL_LINES {
             lines.pop_front();
         }
-        lines.push_back(line.to_owned());
+        lines.push_back(kept);
     }
 
     /// The kept lines, oldest first.
@@ -189,11 +205,12 @@ impl Tail {
     }
 }
 
-/// Reads the plugin's stderr to its end, re-logging every line and keeping
-/// the last ones in `tail`.
+/// Reads the plugin's stderr to its end, whatever bytes it holds,
+/// re-logging every line and keeping the last ones in `tail`.
 pub(crate) async fn relog(plugin: String, stderr: impl AsyncRead + Unpin, tail: Tail) {
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut lines = LineReader::new(stderr, MAX_LOGGED_LINE);
+    while let Some(line) = lines.next_line().await {
+        let line = line.lossy();
         tail.push(&line);
         emit(&plugin, &parse_line(&line));
     }
@@ -272,6 +289,10 @@ mod tests {
         let lines = tail.lines();
         assert_eq!(lines.len(), TAIL_LINES);
         assert_eq!(lines.last().unwrap(), "line 49");
+        tail.push(&format!("\u{1b}[2J{}", "é".repeat(TAIL_LINE_BYTES)));
+        let last = tail.lines().pop().unwrap();
+        assert!(last.starts_with("\\u{1b}[2Jé"), "{last}");
+        assert!(last.ends_with("… (1028 more bytes)"), "{last}");
     }
 }
 

@@ -114,6 +114,20 @@ pub enum HandshakeError {
         "the plugin announced multiplexed gRPC, which this host did not ask for and does not support"
     )]
     MultiplexUnsupported,
+    /// The plugin's first stdout line is not UTF-8, so it cannot be a
+    /// handshake line.
+    #[error("the handshake line is not UTF-8 (invalid byte at offset {at})")]
+    NotUtf8 {
+        /// The offset of the first invalid byte.
+        at: usize,
+    },
+    /// The plugin's first stdout line ran past the longest handshake line a
+    /// host reads.
+    #[error("the handshake line is too long: no newline within {limit} bytes")]
+    LineTooLong {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// An address that cannot be printed in a handshake line (it holds `|`
     /// or a line break).
     #[error("address {address:?} cannot go in a handshake line: it contains '|' or a line break")]

@@ -8,12 +8,14 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::AsyncRead;
 use tokio::process::Child;
 
 pub use report::{Outcome, ProbeCheck, ProbeReport};
 
-use crate::client::process::{kill_group, plugin_command};
+use crate::client::owner::{Owner, PluginSocket};
+use crate::client::pipe::{LineReader, MAX_HANDSHAKE_LINE, MAX_LOGGED_LINE, printable};
+use crate::client::process::{GroupGuard, plugin_command, wait_exit};
 use crate::client::stderr::line_kind;
 use crate::proto::plugin::grpc_broker_client::GrpcBrokerClient;
 use crate::proto::plugin::grpc_controller_client::GrpcControllerClient;
@@ -30,6 +32,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// How long a plugin launched without the cookie may take to exit.
 const NO_COOKIE_LIMIT: Duration = Duration::from_secs(5);
+
+/// After a first stdout line that is not a handshake line (where a
+/// go-plugin host fails at once), how long to wait for a real one, to tell
+/// chatter before a line from a plugin that prints no line at all.
+const CHATTER_GRACE: Duration = Duration::from_millis(500);
+
+/// How long connecting, the TLS handshake, HTTP/2 and the first health
+/// check may take together once the line is read.
+const CONNECT_LIMIT: Duration = Duration::from_secs(5);
+
+/// Stderr lines kept whole for the report: the first ones (a plugin's
+/// start-up) and the last ones (its last words); the rest are counted.
+const STDERR_KEPT: usize = 20;
 
 /// A conformance probe for go-plugin plugins written in any language.
 ///
@@ -87,7 +102,8 @@ impl Probe {
     /// `GRPCBroker` and `GRPCController.Shutdown`, watches it exit and
     /// remove its socket, classifies its stderr, and launches it once more
     /// without the cookie. The plugin's process group is killed at the end,
-    /// whatever happened.
+    /// whatever happened, and when the returned future is dropped (a probe
+    /// stopped by Ctrl-C leaves no plugin behind).
     pub async fn run(&self, command: std::process::Command) -> ProbeReport {
         let mut report = ProbeReport {
             command: describe(&command),
@@ -125,64 +141,102 @@ impl Probe {
             }
         };
         let pid = child.id().expect("a running child has a pid");
+        let guard = GroupGuard::new(pid);
         let stderr = collect(child.stderr.take().expect("stderr is piped"));
         let line = self.read_line(&mut child, started, &stderr, report).await;
+        // Who made the plugin's socket, asked while it runs: a socket is
+        // removed after it only when the plugin made it.
+        let socket = match line.as_ref().and_then(|l| l.endpoint().unix_path()) {
+            Some(path) => {
+                PluginSocket::probe(path, Owner::Group(pid), Duration::from_millis(250)).await
+            }
+            None => None,
+        };
         if let Some(line) = &line {
             self.check_line(line, identity.as_ref(), report);
             self.exercise(line, &mut child, identity.as_ref(), started, report)
                 .await;
         }
-        let _ = kill_group(pid);
-        let _ = child.wait().await;
+        guard.kill_and_reap(&mut child).await;
         // A plugin we had to kill leaves its socket: remove it, as a host
         // does (only if nothing listens there).
-        if let Some(path) = line.as_ref().and_then(|l| l.endpoint().unix_path()) {
-            let _ = crate::transport::remove_stale_socket(path);
+        if let Some(socket) = socket {
+            socket.remove();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         summarize_stderr(&stderr.lock().expect("stderr lock"), report);
     }
 
     /// Reads stdout up to the handshake line: reports anything printed
-    /// before it, and the line itself.
+    /// before it, and the line itself. A first line that is not a
+    /// handshake line fails within [`CHATTER_GRACE`], as a go-plugin host
+    /// fails at once.
     async fn read_line(
         &self,
         child: &mut Child,
         started: Instant,
-        stderr: &Mutex<Vec<String>>,
+        stderr: &Mutex<StderrSummary>,
         report: &mut ProbeReport,
     ) -> Option<HandshakeLine> {
         let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let mut before = Vec::new();
-        let deadline = tokio::time::Instant::now() + self.start_timeout;
+        let mut lines = LineReader::new(stdout, MAX_HANDSHAKE_LINE);
+        let mut before: Vec<String> = Vec::new();
+        let mut deadline = tokio::time::Instant::now() + self.start_timeout;
         let (line, why) = loop {
             let next = tokio::select! {
-                next = lines.next_line() => next,
-                () = tokio::time::sleep_until(deadline) => break (None, format!("no handshake line within {:?}", self.start_timeout)),
+                biased;
+                next = lines.next_line_or_cap() => next,
+                () = tokio::time::sleep_until(deadline) => break (None, match before.is_empty() {
+                    true => format!("no handshake line within {:?}", self.start_timeout),
+                    false => "no handshake line; go-plugin hosts take the first stdout line for it".to_owned(),
+                }),
             };
-            match next {
-                Ok(Some(text)) => match HandshakeLine::parse(&text) {
-                    Ok(line) => break (Some((line, text)), String::new()),
-                    Err(err) if before.is_empty() && looks_like_a_line(&text) => {
-                        break (None, format!("{text:?}: {err}"));
-                    }
-                    Err(_) => before.push(text),
-                },
-                Ok(None) | Err(_) => {
-                    let status =
-                        match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
-                            Ok(Ok(status)) => status.to_string(),
-                            _ => "still running".to_owned(),
-                        };
+            let Some(next) = next else {
+                let pid = child.id().unwrap_or(0);
+                let status =
+                    match tokio::time::timeout(Duration::from_secs(2), wait_exit(pid)).await {
+                        Ok(()) => crate::client::process::exit_status_unreaped(pid)
+                            .map_or_else(|| "exited".to_owned(), |s| s.to_string()),
+                        Err(_) => "still running".to_owned(),
+                    };
+                break (
+                    None,
+                    format!("stdout closed before a handshake line; {status}"),
+                );
+            };
+            let text = printable(&next.lossy()).into_owned();
+            if next.cut() {
+                break (
+                    None,
+                    format!(
+                        "{}: no newline within {MAX_HANDSHAKE_LINE} bytes",
+                        abbreviate(&text)
+                    ),
+                );
+            }
+            let utf8 = std::str::from_utf8(&next.bytes);
+            match utf8.map_err(|e| e.valid_up_to()).map(HandshakeLine::parse) {
+                Ok(Ok(line)) => break (Some((line, text)), String::new()),
+                Err(at) if before.is_empty() => {
                     break (
                         None,
-                        format!("stdout closed before a handshake line; {status}"),
+                        format!("{text:?}: not UTF-8 (invalid byte at offset {at})"),
                     );
+                }
+                Ok(Err(err)) if before.is_empty() && looks_like_a_line(&text) => {
+                    break (None, format!("{text:?}: {err}"));
+                }
+                _ => {
+                    if before.is_empty() {
+                        deadline = deadline.min(tokio::time::Instant::now() + CHATTER_GRACE);
+                    }
+                    if before.len() < STDERR_KEPT {
+                        before.push(text);
+                    }
                 }
             }
         };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        tokio::spawn(lines.drain());
         let quoted: Vec<String> = before.iter().take(3).map(|l| format!("{l:?}")).collect();
         let nothing_before = before.is_empty();
         report.require(
@@ -202,15 +256,7 @@ impl Probe {
         let Some((line, text)) = line else {
             // Let the stderr reader catch the plugin's last words.
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let said = stderr
-                .lock()
-                .expect("stderr lock")
-                .iter()
-                .rev()
-                .take(3)
-                .rev()
-                .cloned()
-                .collect::<Vec<_>>();
+            let said = stderr.lock().expect("stderr lock").last(3);
             let why = match said.is_empty() {
                 true => why,
                 false => format!("{why}; stderr ends: {:?}", said.join(" / ")),
@@ -315,8 +361,10 @@ impl Probe {
             }
             _ => None,
         };
-        let channel = match crate::client::open_channel(line.endpoint(), tls).await {
-            Ok(channel) => channel,
+        let deadline = tokio::time::Instant::now() + CONNECT_LIMIT;
+        let connected = crate::client::open_plugin_channel(line.endpoint(), tls, deadline).await;
+        let channel = match connected {
+            Ok((channel, _)) => channel,
             Err(err) => {
                 report.require("connect", false, crate::client::chain(&err));
                 report.skip(
@@ -326,7 +374,7 @@ impl Probe {
                 return;
             }
         };
-        let health = crate::client::ping(channel.clone()).await;
+        let health = crate::client::ping_by(channel.clone(), line.endpoint(), deadline).await;
         report.require(
             "health \"plugin\"",
             health.is_ok(),
@@ -379,8 +427,14 @@ impl Probe {
         let call = controller.shutdown(crate::proto::plugin::Empty {});
         let answer = tokio::time::timeout(SHUTDOWN_GRACE, call).await;
         let left = SHUTDOWN_GRACE.saturating_sub(asked.elapsed());
-        let exited = tokio::time::timeout(left, child.wait()).await;
-        let exited_ok = matches!(exited, Ok(Ok(_)));
+        // Not reaped here: the plugin's pid must keep naming its group
+        // until the group is killed.
+        let pid = child.id().unwrap_or(0);
+        let exited = tokio::time::timeout(left, wait_exit(pid))
+            .await
+            .ok()
+            .and_then(|()| crate::client::process::exit_status_unreaped(pid));
+        let exited_ok = exited.is_some();
         let (ok, detail) = match answer {
             Ok(Ok(_)) => (true, "answered".to_owned()),
             Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => (
@@ -404,7 +458,7 @@ impl Probe {
             "exit after Shutdown",
             exited_ok,
             match exited {
-                Ok(Ok(status)) => format!("{status} after {:.1?}", asked.elapsed()),
+                Some(status) => format!("{status} after {:.1?}", asked.elapsed()),
                 _ => format!(
                     "still running {SHUTDOWN_GRACE:?} after Shutdown: a go-plugin host SIGKILLs it"
                 ),
@@ -432,48 +486,56 @@ impl Probe {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
+            .process_group(0);
         let name = "launched without the cookie";
-        let child = match cmd.spawn() {
+        let mut child = match cmd.spawn() {
             Ok(child) => child,
             Err(err) => {
                 report.require(name, false, format!("cannot start: {err}"));
                 return;
             }
         };
-        let pid = child.id().unwrap_or(0);
-        let output = tokio::time::timeout(NO_COOKIE_LIMIT, child.wait_with_output()).await;
-        let _ = kill_group(pid);
-        let detail;
-        let ok = match output {
-            Err(_) => {
-                detail = format!(
+        let pid = child.id().expect("a running child has a pid");
+        let guard = GroupGuard::new(pid);
+        let mut stdout = LineReader::new(child.stdout.take().expect("piped"), 200);
+        let stderr = collect(child.stderr.take().expect("piped"));
+        let first_stdout = tokio::spawn(async move {
+            let first = stdout.next_line().await;
+            stdout.drain().await;
+            first
+        });
+        let _ = tokio::time::timeout(NO_COOKIE_LIMIT, wait_exit(pid)).await;
+        let status = crate::client::process::exit_status_unreaped(pid);
+        guard.kill_and_reap(&mut child).await;
+        // Its pipes closed as its group died, unless it handed them to a
+        // process outside the group: bounded either way.
+        let first_stdout = tokio::time::timeout(Duration::from_secs(1), first_stdout).await;
+        let first_stdout = first_stdout.ok().and_then(Result::ok).flatten();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let said = stderr
+            .lock()
+            .expect("stderr lock")
+            .first
+            .iter()
+            .find(|l| !l.trim().is_empty())
+            .cloned()
+            .unwrap_or_else(|| "(nothing on stderr)".to_owned());
+        let (ok, detail) = match status {
+            None => (
+                false,
+                format!(
                     "still running after {NO_COOKIE_LIMIT:?}: a plugin started by hand must say it is a plugin and exit"
-                );
-                false
-            }
-            Ok(Err(err)) => {
-                detail = err.to_string();
-                false
-            }
-            Ok(Ok(out)) => {
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                let said = stderr
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("(nothing on stderr)");
-                let stdout_empty = out.stdout.is_empty();
-                detail = format!(
-                    "{}; stdout {}; stderr: {said:?}",
-                    out.status,
-                    if stdout_empty {
-                        "empty".to_owned()
-                    } else {
-                        format!("{:?}", String::from_utf8_lossy(&out.stdout))
-                    }
-                );
-                !out.status.success() && stdout_empty
+                ),
+            ),
+            Some(status) => {
+                let stdout = match &first_stdout {
+                    None => "empty".to_owned(),
+                    Some(line) => format!("{:?}", printable(&line.lossy())),
+                };
+                (
+                    !status.success() && first_stdout.is_none(),
+                    format!("{status}; stdout {stdout}; stderr: {said:?}"),
+                )
             }
         };
         report.require(name, ok, detail);
@@ -507,7 +569,11 @@ fn looks_like_a_line(text: &str) -> bool {
 fn abbreviate(text: &str) -> String {
     text.split('|')
         .map(|field| match field.len() > 40 {
-            true => format!("{}…({} chars)", &field[..16], field.len()),
+            true => format!(
+                "{}…({} chars)",
+                field.chars().take(16).collect::<String>(),
+                field.len()
+            ),
             false => field.to_owned(),
         })
         .collect::<Vec<_>>()
@@ -522,36 +588,69 @@ fn describe(command: &std::process::Command) -> String {
         .join(" ")
 }
 
-/// Collects stderr lines in the background.
-fn collect(stderr: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    tokio::spawn(async move {
-        let mut reader = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = reader.next_line().await {
-            sink.lock().expect("stderr lock").push(line);
-        }
-    });
-    lines
+/// What a probe keeps of a plugin's stderr: counts by kind, the first
+/// and the last lines (cut and escaped), never the whole of it.
+#[derive(Debug, Default)]
+struct StderrSummary {
+    lines: usize,
+    kinds: Vec<(&'static str, usize)>,
+    first: Vec<String>,
+    last: std::collections::VecDeque<String>,
 }
 
-fn summarize_stderr(lines: &[String], report: &mut ProbeReport) {
-    let mut kinds: Vec<(&str, usize)> = Vec::new();
-    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
-        let kind = line_kind(line);
-        match kinds.iter_mut().find(|(k, _)| *k == kind) {
-            Some((_, n)) => *n += 1,
-            None => kinds.push((kind, 1)),
+impl StderrSummary {
+    fn push(&mut self, line: &str) {
+        self.lines += 1;
+        if !line.trim().is_empty() {
+            let kind = line_kind(line);
+            match self.kinds.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => *n += 1,
+                None => self.kinds.push((kind, 1)),
+            }
         }
+        let kept: String = printable(line).chars().take(200).collect();
+        if self.first.len() < STDERR_KEPT {
+            self.first.push(kept.clone());
+        }
+        if self.last.len() == STDERR_KEPT {
+            self.last.pop_front();
+        }
+        self.last.push_back(kept);
     }
-    let counts: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
-    let detail = match lines.first() {
+
+    /// The last `n` lines.
+    fn last(&self, n: usize) -> Vec<String> {
+        let skip = self.last.len().saturating_sub(n);
+        self.last.iter().skip(skip).cloned().collect()
+    }
+}
+
+/// Reads stderr to its end in the background, whatever bytes it holds.
+fn collect(stderr: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<StderrSummary>> {
+    let summary = Arc::new(Mutex::new(StderrSummary::default()));
+    let sink = summary.clone();
+    tokio::spawn(async move {
+        let mut reader = LineReader::new(stderr, MAX_LOGGED_LINE);
+        while let Some(line) = reader.next_line().await {
+            sink.lock().expect("stderr lock").push(&line.lossy());
+        }
+    });
+    summary
+}
+
+fn summarize_stderr(summary: &StderrSummary, report: &mut ProbeReport) {
+    let counts: Vec<String> = summary
+        .kinds
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    let detail = match summary.first.first() {
         None => "nothing".to_owned(),
         Some(first) => {
             let first: String = first.chars().take(100).collect();
             format!(
                 "{} line(s): {}; first: {first:?}",
-                lines.len(),
+                summary.lines,
                 counts.join(", ")
             )
         }

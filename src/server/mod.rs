@@ -428,7 +428,8 @@ impl Plugin {
 
 /// Prints, for a person, how to attach a host to this plugin.
 fn print_reattach(name: &str, version: u32, endpoint: &crate::Endpoint) -> Result<(), ServeError> {
-    let config = crate::ReattachConfig::new(version, endpoint.clone(), std::process::id(), true);
+    let config = crate::ReattachConfig::new(version, endpoint.clone(), std::process::id(), true)
+        .expect("our own pid is a valid pid");
     let providers = crate::ReattachProviders([(name.to_owned(), config)].into());
     let mut stdout = std::io::stdout().lock();
     writeln!(

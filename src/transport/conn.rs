@@ -58,6 +58,20 @@ impl Connection {
         }
     }
 
+    /// The pid of the process at the other end of a unix connection, from
+    /// the kernel (`SO_PEERCRED`): for a dialled connection, the process
+    /// that made the listening socket. `None` over TCP.
+    pub fn peer_pid(&self) -> Option<i32> {
+        match &self.0 {
+            Inner::Unix(stream) => stream.peer_cred().ok()?.pid(),
+            Inner::Tcp(_) => None,
+            Inner::ServerTls(tls) => tls.get_ref().0.peer_pid(),
+            Inner::ClientTls(tls) => tls.get_ref().0.peer_pid(),
+            Inner::AuthorityFixed(fixed) => fixed.get_ref().peer_pid(),
+            Inner::Cutoff(cut) => cut.get_ref().peer_pid(),
+        }
+    }
+
     /// Whether TLS protects this connection.
     pub fn is_tls(&self) -> bool {
         match &self.0 {

@@ -32,8 +32,8 @@ pub(crate) struct ProbeArgs {
     #[arg(long)]
     json: bool,
     /// Probe this many launches in a row; every one must pass.
-    #[arg(long, default_value_t = 1)]
-    launches: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    launches: u32,
     /// The plugin and its arguments.
     #[arg(last = true, required = true)]
     plugin: Vec<String>,
@@ -66,10 +66,19 @@ pub(crate) async fn run(args: ProbeArgs) -> ExitCode {
     let progress = args.launches > 1 && std::io::stderr().is_terminal();
     let mut failed = 0;
     let mut last: Option<ProbeReport> = None;
-    for launch in 1..=args.launches.max(1) {
+    for launch in 1..=args.launches {
         let mut command = std::process::Command::new(&args.plugin[0]);
         command.args(&args.plugin[1..]);
-        let report = probe.run(command).await;
+        // Ctrl-C or SIGTERM drops the probe, which kills the plugin's
+        // process group: the plugin is in a group of its own, so the
+        // terminal's signal never reached it.
+        let report = tokio::select! {
+            report = probe.run(command) => report,
+            signal = crate::stop_signal() => {
+                eprintln!("rpcplugin: {signal}: stopped; the plugin was killed");
+                return ExitCode::from(130);
+            }
+        };
         if !report.passed() {
             failed += 1;
         }

@@ -1,0 +1,165 @@
+//! Proof of what is the plugin's, before a host deletes or signals it: the
+//! socket it listens on (the kernel's word for who listens there), and the
+//! process behind a reattach configuration.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::unistd::Pid;
+
+/// A unix socket proven to be a plugin's: at `path`, this inode, made by
+/// the plugin's process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PluginSocket {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl PluginSocket {
+    /// The socket at `path` as it is now, if `listener` (the pid the
+    /// kernel says made it) is `owner`'s.
+    pub(crate) fn prove(path: &Path, listener: Option<i32>, owner: Owner) -> Option<Self> {
+        let listener = listener?;
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        (meta.file_type().is_socket() && owner.owns(listener)).then(|| PluginSocket {
+            path: path.to_owned(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// Dials the socket at `path` to ask the kernel who listens there; a
+    /// proof if it is `owner`'s.
+    pub(crate) async fn probe(path: &Path, owner: Owner, timeout: Duration) -> Option<Self> {
+        let before = std::fs::symlink_metadata(path).ok()?;
+        let conn = tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path))
+            .await
+            .ok()?
+            .ok()?;
+        let listener = conn.peer_cred().ok()?.pid();
+        let proof = Self::prove(path, listener, owner)?;
+        (proof.dev == before.dev() && proof.ino == before.ino()).then_some(proof)
+    }
+
+    /// Removes the socket once its plugin is gone: only if the path still
+    /// holds this very socket and nobody listens on it.
+    pub(crate) fn remove(&self) {
+        let same = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|meta| meta.dev() == self.dev && meta.ino() == self.ino);
+        if !same {
+            tracing::debug!(path = %self.path.display(), "plugin socket replaced or gone; not removed");
+            return;
+        }
+        if let Err(err) = crate::transport::remove_stale_socket(&self.path) {
+            tracing::debug!(path = %self.path.display(), %err, "plugin socket not removed");
+        }
+    }
+}
+
+/// Whose a socket must be.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Owner {
+    /// A process in the process group of the plugin we started (the group
+    /// has its pid): the plugin, or a child a launcher started.
+    Group(u32),
+    /// Exactly this process (a plugin we attached to).
+    Process(i32),
+}
+
+impl Owner {
+    fn owns(self, pid: i32) -> bool {
+        match self {
+            Owner::Process(expected) => pid == expected,
+            Owner::Group(pgid) => nix::unistd::getpgid(Some(Pid::from_raw(pid)))
+                .is_ok_and(|group| i64::from(group.as_raw()) == i64::from(pgid)),
+        }
+    }
+}
+
+/// A process as it was when we proved it the plugin: its pid and its start
+/// time, so that a later process given the same pid is not taken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProvenProcess {
+    pid: i32,
+    started: u64,
+}
+
+impl ProvenProcess {
+    /// `pid`, with its start time now.
+    pub(crate) fn now(pid: i32) -> Option<Self> {
+        Some(ProvenProcess {
+            pid,
+            started: start_time(pid)?,
+        })
+    }
+
+    /// Whether the very same process still runs (not a zombie, not another
+    /// process with the pid).
+    pub(crate) fn alive(&self) -> bool {
+        ProvenProcess::now(self.pid) == Some(*self) && super::process::pid_alive(self.pid as u32)
+    }
+
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+}
+
+/// When a process started, in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`); `None` when there is no such process.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count
+    // from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_process_has_a_start_time_and_a_stranger_pid_does_not_match() {
+        let me = std::process::id() as i32;
+        let proven = ProvenProcess::now(me).unwrap();
+        assert!(proven.alive());
+        let impostor = ProvenProcess {
+            pid: me,
+            started: proven.started + 1,
+        };
+        assert!(!impostor.alive());
+        assert!(ProvenProcess::now(i32::MAX).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_socket_is_ours_only_when_its_listener_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let _listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let me = std::process::id() as i32;
+        let wait = Duration::from_secs(1);
+        assert!(
+            PluginSocket::probe(&path, Owner::Process(me), wait)
+                .await
+                .is_some()
+        );
+        assert!(
+            PluginSocket::probe(&path, Owner::Process(1), wait)
+                .await
+                .is_none()
+        );
+        // Our process group is not a plugin's.
+        assert!(
+            PluginSocket::probe(&path, Owner::Group(1), wait)
+                .await
+                .is_none()
+        );
+        assert!(
+            PluginSocket::probe(&dir.path().join("absent"), Owner::Process(me), wait)
+                .await
+                .is_none()
+        );
+    }
+}
