@@ -184,8 +184,8 @@ mod reattach;
 
 pub use broker::{Broker, BrokerError, BrokeredServer};
 pub use client::{
-    Client, ClientConfig, ClientError, DEFAULT_KILL_GRACE, DEFAULT_START_TIMEOUT, StdioHandler,
-    StdioSink, cleanup_clients,
+    Client, ClientConfig, ClientError, ConnectStep, DEFAULT_KILL_GRACE, DEFAULT_START_TIMEOUT,
+    StdioHandler, StdioSink, cleanup_clients,
 };
 pub use handshake::{
     COOKIE_MISMATCH_TEXT, CORE_PROTOCOL_VERSION, HandshakeConfig, HandshakeError, HandshakeLine,
