@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use super::pipe::printable;
 use crate::{Endpoint, HandshakeError, ReattachError, TlsError, TransportError};
 
 /// Why a plugin could not be started, reached or used.
@@ -76,7 +77,7 @@ pub enum ClientError {
     },
     /// A step of connecting to the plugin did not finish in time: a peer
     /// that listens but never accepts, or accepts and never speaks.
-    #[error("plugin at {endpoint}: the {step} did not finish within {waited:?}")]
+    #[error("plugin at {}: the {step} did not finish within {waited:?}", printable(&endpoint.to_string()))]
     Stalled {
         /// The step that stalled.
         step: ConnectStep,
@@ -109,7 +110,8 @@ pub enum ClientError {
     Transport(#[from] TransportError),
     /// The gRPC connection could not be set up.
     #[error(
-        "cannot open a gRPC connection to the plugin at {endpoint}: {}",
+        "cannot open a gRPC connection to the plugin at {}: {}",
+        printable(&endpoint.to_string()),
         chain(source)
     )]
     Connect {

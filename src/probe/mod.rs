@@ -386,6 +386,11 @@ impl Probe {
                 Err(err) => err.to_string(),
             },
         );
+        if let Err(crate::ClientError::Stalled { .. }) = health {
+            // A peer that does not answer: a host gives up here too.
+            report.skip(&["GRPCController.Shutdown"], "the plugin does not answer");
+            return;
+        }
         let mut stdio_client = GrpcStdioClient::new(channel.clone());
         let stdio = opened(stdio_client.stream_stdio(())).await;
         report.advise(

@@ -79,7 +79,8 @@ impl ProbeReport {
             name: name.into(),
             required,
             outcome,
-            detail: detail.into(),
+            // Plugin output and addresses: never raw on a terminal.
+            detail: crate::client::pipe::printable(&detail.into()).into_owned(),
         });
     }
 
