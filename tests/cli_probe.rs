@@ -139,7 +139,7 @@ fn a_plugin_that_prints_before_its_line_fails() {
     // It chatters without the cookie too; everything else is fine.
     assert_line(
         &probed,
-        "FAIL  launched without the cookie: exit status: 1; stdout \"starting up...\\n\"",
+        "FAIL  launched without the cookie: exit status: 1; stdout \"starting up...\"",
     );
     assert_line(&probed, "ok    handshake line: 1|1|unix|");
     assert_eq!(

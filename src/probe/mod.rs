@@ -144,17 +144,11 @@ impl Probe {
         let guard = GroupGuard::new(pid);
         let stderr = collect(child.stderr.take().expect("stderr is piped"));
         let line = self.read_line(&mut child, started, &stderr, report).await;
-        // Who made the plugin's socket, asked while it runs: a socket is
-        // removed after it only when the plugin made it.
-        let socket = match line.as_ref().and_then(|l| l.endpoint().unix_path()) {
-            Some(path) => {
-                PluginSocket::probe(path, Owner::Group(pid), Duration::from_millis(250)).await
-            }
-            None => None,
-        };
+        let mut socket = None;
         if let Some(line) = &line {
             self.check_line(line, identity.as_ref(), report);
-            self.exercise(line, &mut child, identity.as_ref(), started, report)
+            socket = self
+                .exercise(line, &mut child, identity.as_ref(), started, report)
                 .await;
         }
         guard.kill_and_reap(&mut child).await;
@@ -340,7 +334,9 @@ impl Probe {
         }
     }
 
-    /// Connects, checks health, stdio, broker and Shutdown.
+    /// Connects, checks health, stdio, broker and Shutdown. Gives the
+    /// plugin's unix socket when the kernel says the plugin made it (only
+    /// such a socket is removed after the plugin).
     async fn exercise(
         &self,
         line: &HandshakeLine,
@@ -348,14 +344,14 @@ impl Probe {
         identity: Option<&Identity>,
         started: Instant,
         report: &mut ProbeReport,
-    ) {
+    ) -> Option<PluginSocket> {
         let tls = match (identity, line.server_cert()) {
             (Some(identity), Some(der)) => {
                 match tls::client_config(identity, der.to_vec().into()) {
                     Ok(config) => Some(config),
                     Err(err) => {
                         report.require("connect", false, err.to_string());
-                        return;
+                        return None;
                     }
                 }
             }
@@ -363,17 +359,22 @@ impl Probe {
         };
         let deadline = tokio::time::Instant::now() + CONNECT_LIMIT;
         let connected = crate::client::open_plugin_channel(line.endpoint(), tls, deadline).await;
-        let channel = match connected {
-            Ok((channel, _)) => channel,
+        let (channel, listener) = match connected {
+            Ok(connected) => connected,
             Err(err) => {
                 report.require("connect", false, crate::client::chain(&err));
                 report.skip(
                     &["health \"plugin\"", "GRPCController.Shutdown"],
                     "no connection",
                 );
-                return;
+                return None;
             }
         };
+        let pgid = child.id().unwrap_or(0);
+        let socket = line
+            .endpoint()
+            .unix_path()
+            .and_then(|path| PluginSocket::prove(path, listener, Owner::Group(pgid)));
         let health = crate::client::ping_by(channel.clone(), line.endpoint(), deadline).await;
         report.require(
             "health \"plugin\"",
@@ -389,7 +390,7 @@ impl Probe {
         if let Err(crate::ClientError::Stalled { .. }) = health {
             // A peer that does not answer: a host gives up here too.
             report.skip(&["GRPCController.Shutdown"], "the plugin does not answer");
-            return;
+            return socket;
         }
         let mut stdio_client = GrpcStdioClient::new(channel.clone());
         let stdio = opened(stdio_client.stream_stdio(())).await;
@@ -418,6 +419,7 @@ impl Probe {
             },
         );
         self.shutdown(line, channel, child, report).await;
+        socket
     }
 
     async fn shutdown(

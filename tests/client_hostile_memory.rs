@@ -1,0 +1,101 @@
+//! Memory the host and the probe hold for a plugin's output stays bounded,
+//! however much it prints: a gigabyte without a newline, or a gigabyte of
+//! lines, on stdout or stderr. Measured as the test process's own peak RSS
+//! (the host) and its largest reaped child's (the probe).
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rpcplugin::{ClientConfig, HandshakeConfig};
+
+/// What each case prints: 1 GiB.
+const FLOOD: &str = "1073741824";
+
+/// The bound the host and the probe must stay under, above where they
+/// started.
+const BUDGET_KIB: u64 = 64 * 1024;
+
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Starts the KV plugin behind `writer` (shell run in the background in the
+/// plugin's group, which touches `mark` when done), waits for the writer,
+/// and checks the plugin still answers.
+async fn host_survives(dir: &Path, writer: &str) {
+    let mark = dir.join("mark");
+    let _ = std::fs::remove_file(&mark);
+    let body = format!(
+        "({writer}; touch {}) & exec {}",
+        mark.display(),
+        common::example("kv_plugin").display()
+    );
+    let mut command = std::process::Command::new("sh");
+    command.arg("-c").arg(body);
+    let client = ClientConfig::new(HandshakeConfig::basic_example())
+        .start(command)
+        .await
+        .expect("the KV plugin starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !mark.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(mark.exists(), "the writer did not finish: {writer}");
+    client.ping().await.expect("the plugin still serves");
+    client.kill().await;
+}
+
+#[tokio::test]
+#[ignore = "pushes 4 GiB through pipes (about 20 s); .ci/run runs it"]
+async fn a_gigabyte_of_output_costs_the_host_and_the_probe_little() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = peak_rss_kib();
+    let no_newline = format!("head -c {FLOOD} /dev/zero | tr '\\0' x");
+    let lines =
+        format!("yes 'a plugin log line, as Terraform providers write them' | head -c {FLOOD}");
+    for (what, writer) in [
+        ("stderr without a newline", format!("{no_newline} >&2")),
+        ("stderr lines", format!("{lines} >&2")),
+        (
+            "stdout without a newline, after the handshake line",
+            format!("sleep 0.3; {no_newline}"),
+        ),
+    ] {
+        host_survives(dir.path(), &writer).await;
+        let grown = peak_rss_kib().saturating_sub(before);
+        eprintln!("host peak RSS after 1 GiB of {what}: +{} MiB", grown / 1024);
+        assert!(grown < BUDGET_KIB, "{what}: the host grew by {grown} KiB");
+    }
+
+    // The probe, on a plugin that prints 1 GiB of stderr lines and then
+    // nothing on stdout (it waits for a line that never comes).
+    let script = dir.path().join("flood");
+    std::fs::write(&script, format!("#!/bin/sh\n{lines} >&2\nexit 1\n")).unwrap();
+    std::fs::set_permissions(
+        &script,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rpcplugin"))
+        .args(["probe", "--mtls", "off", "--"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("FAIL  handshake line"), "{report}");
+    let usage =
+        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
+    let probe_kib = usage.max_rss() as u64;
+    eprintln!(
+        "probe peak RSS with 2 GiB of stderr lines (two launches): {} MiB",
+        probe_kib / 1024
+    );
+    assert!(
+        probe_kib < BUDGET_KIB,
+        "the probe peaked at {probe_kib} KiB"
+    );
+}
