@@ -404,21 +404,7 @@ fn create_private_dirs(dir: &Path, gid: Option<u32>) -> Result<(), TransportErro
             }
             Err(err) => return Err(create_err(err)),
         }
-        let fd = open_nofollow(component, nix::fcntl::OFlag::O_DIRECTORY).map_err(create_err)?;
-        let stat = nix::sys::stat::fstat(&fd).map_err(|e| create_err(e.into()))?;
-        if stat.st_uid != nix::unistd::geteuid().as_raw() {
-            // Someone replaced the directory we just created.
-            return Err(create_err(io::Error::other(format!(
-                "the new directory is owned by uid {}, not by us",
-                stat.st_uid
-            ))));
-        }
-        if let Some(gid) = gid {
-            nix::unistd::fchown(&fd, None, Some(nix::unistd::Gid::from_raw(gid)))
-                .map_err(|e| create_err(e.into()))?;
-        }
-        nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(mode as _))
-            .map_err(|e| create_err(e.into()))?;
+        secure_new_dir(component, gid, mode).map_err(create_err)?;
         tracing::debug!(dir = %component.display(), mode = format!("{mode:04o}"), "created socket directory");
     }
     Ok(())
@@ -463,14 +449,88 @@ fn check_dir_safety(
     }
 }
 
-/// Opens `path` without following a final symbolic link (`O_NOFOLLOW`).
-fn open_nofollow(path: &Path, extra: nix::fcntl::OFlag) -> io::Result<std::os::fd::OwnedFd> {
+/// The kind of file `stat` describes (`S_IFDIR`, `S_IFSOCK`, …).
+fn file_kind(stat: &nix::sys::stat::FileStat) -> nix::sys::stat::SFlag {
+    nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode) & nix::sys::stat::SFlag::S_IFMT
+}
+
+/// Whether `stat` is a `kind` owned by our effective uid: what we just
+/// created, not something swapped in meanwhile.
+fn is_our(stat: &nix::sys::stat::FileStat, kind: nix::sys::stat::SFlag) -> bool {
+    file_kind(stat) == kind && stat.st_uid == nix::unistd::geteuid().as_raw()
+}
+
+/// An `O_PATH | O_NOFOLLOW` descriptor of `path` and what it refers to. A
+/// symbolic link swapped in at `path` is opened as the link itself (and
+/// refused by the caller's type check), never followed; the descriptor
+/// needs no permission on the file, so a directory made mode 0000 by the
+/// umask opens too.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn open_inode(path: &Path) -> io::Result<(std::os::fd::OwnedFd, nix::sys::stat::FileStat)> {
     use nix::fcntl::OFlag;
-    Ok(nix::fcntl::open(
+    let fd = nix::fcntl::open(
         path,
-        extra | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
-    )?)
+    )?;
+    let stat = nix::sys::stat::fstat(&fd)?;
+    Ok((fd, stat))
+}
+
+/// Sets the group (when given) and the mode of the inode behind an
+/// [`open_inode`] descriptor, whatever its path holds by now.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_group_and_mode(fd: &std::os::fd::OwnedFd, gid: Option<u32>, mode: u32) -> io::Result<()> {
+    if let Some(gid) = gid {
+        nix::unistd::fchownat(
+            fd,
+            "",
+            None,
+            Some(nix::unistd::Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_EMPTY_PATH,
+        )?;
+    }
+    // fchmod refuses an O_PATH descriptor; its /proc link leads to the
+    // opened inode itself, not through the path.
+    let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd));
+    fs::set_permissions(&proc_path, Permissions::from_mode(mode))
+}
+
+/// Gives a directory we just created its group and mode, on the
+/// directory itself: refused if something else is at the path by now.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn secure_new_dir(dir: &Path, gid: Option<u32>, mode: u32) -> io::Result<()> {
+    let (fd, stat) = open_inode(dir)?;
+    if !is_our(&stat, nix::sys::stat::SFlag::S_IFDIR) {
+        return Err(io::Error::other(
+            "the path no longer holds the directory we created",
+        ));
+    }
+    set_group_and_mode(&fd, gid, mode)
+}
+
+/// Gives a directory we just created its group and mode, through a
+/// descriptor opened with `O_NOFOLLOW`: refused if something else is at
+/// the path by now.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn secure_new_dir(dir: &Path, gid: Option<u32>, mode: u32) -> io::Result<()> {
+    use nix::fcntl::OFlag;
+    let fd = nix::fcntl::open(
+        dir,
+        OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let stat = nix::sys::stat::fstat(&fd)?;
+    if !is_our(&stat, nix::sys::stat::SFlag::S_IFDIR) {
+        return Err(io::Error::other(
+            "the path no longer holds the directory we created",
+        ));
+    }
+    if let Some(gid) = gid {
+        nix::unistd::fchown(&fd, None, Some(nix::unistd::Gid::from_raw(gid)))?;
+    }
+    nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(mode as _))?;
+    Ok(())
 }
 
 fn bind_error(path: &Path, source: io::Error) -> TransportError {
@@ -485,6 +545,7 @@ fn bind_socket(path: &Path) -> io::Result<UnixSocket> {
     // Linux creates the socket file with the socket inode's mode less the
     // umask: this keeps the file at most 0660 from the moment it exists,
     // before `secure` sets exactly 0660.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     nix::sys::stat::fchmod(
         &socket,
         nix::sys::stat::Mode::from_bits_truncate(SOCKET_MODE as _),
@@ -494,50 +555,28 @@ fn bind_socket(path: &Path) -> io::Result<UnixSocket> {
 }
 
 /// Sets group and mode on the bound (not yet listening) socket without
-/// following links, and records its identity for [`remove_if_ours`].
-///
-/// The socket is opened with `O_PATH | O_NOFOLLOW`: a symbolic link swapped
-/// in at the path is refused, not followed, and the mode and group change
-/// on the inode that was opened.
+/// following links, and records its identity for [`remove_if_ours`]. On
+/// failure the socket is removed only if it was proven ours.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn secure(path: &Path, gid: Option<u32>) -> Result<BoundSocket, TransportError> {
-    use nix::fcntl::{AtFlags, OFlag};
     let perm_err = |source| TransportError::Permissions {
         path: path.to_owned(),
         source,
     };
-    let fd = open_nofollow(path, OFlag::O_PATH).map_err(perm_err)?;
-    let stat = nix::sys::stat::fstat(&fd).map_err(|e| perm_err(e.into()))?;
-    let meta_kind =
-        nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode) & nix::sys::stat::SFlag::S_IFMT;
-    if meta_kind != nix::sys::stat::SFlag::S_IFSOCK
-        || stat.st_uid != nix::unistd::geteuid().as_raw()
-    {
+    let (fd, stat) = open_inode(path).map_err(perm_err)?;
+    if !is_our(&stat, nix::sys::stat::SFlag::S_IFSOCK) {
         return Err(perm_err(io::Error::other(
             "the path no longer holds the socket we bound",
         )));
     }
+    // dev_t and ino_t are narrower than u64 on some 32-bit targets.
+    #[allow(clippy::unnecessary_cast)]
     let bound = BoundSocket {
         path: path.to_owned(),
         dev: stat.st_dev as u64,
         ino: stat.st_ino as u64,
     };
-    let changed = (|| {
-        if let Some(gid) = gid {
-            nix::unistd::fchownat(
-                &fd,
-                "",
-                None,
-                Some(nix::unistd::Gid::from_raw(gid)),
-                AtFlags::AT_EMPTY_PATH,
-            )?;
-        }
-        // fchmod refuses an O_PATH descriptor; its /proc link leads to the
-        // opened inode itself, whatever the path holds now.
-        let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
-        fs::set_permissions(&proc_path, Permissions::from_mode(SOCKET_MODE))
-    })();
-    match changed {
+    match set_group_and_mode(&fd, gid, SOCKET_MODE) {
         Ok(()) => Ok(bound),
         Err(err) => {
             let _ = remove_if_ours(&bound);
