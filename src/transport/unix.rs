@@ -73,9 +73,11 @@ const RANDOM_NAME_LEN: usize = 10;
 ///
 /// The socket gets mode 0660 whatever the umask, and the group from
 /// [`with_group`](Self::with_group) (or `PLUGIN_UNIX_SOCKET_GROUP`), both
-/// set before it starts listening, without following symbolic links. [`close`](Transport::close) (or drop)
-/// removes the socket only if the path still holds the socket we bound (same
-/// device and inode). A transport that only connects never removes anything.
+/// set before it starts listening, on the socket itself: a symbolic link
+/// swapped in at the path is refused, never followed.
+/// [`close`](Transport::close) (or drop) removes the socket only if the
+/// path still holds the socket we bound (same device and inode). A
+/// transport that only connects never removes anything.
 ///
 /// ```no_run
 /// use rpcplugin::{Transport, UnixTransport};
