@@ -30,6 +30,14 @@ const BACKDATE: Duration = Duration::from_secs(30);
 /// Certificates live as long as one plugin process; expiry is not a concern.
 const VALIDITY: Duration = Duration::from_secs(262_980 * 3600);
 
+/// How far in the future a peer's certificate may start being valid and
+/// still be accepted at start-up: two clocks of one machine agree, but a
+/// peer that does not backdate (go-plugin backdates 30 s) signs with
+/// not-before = now, and a clock step must not turn a wait of seconds into
+/// a refused start. Expiry has no margin: an expired certificate stays
+/// expired.
+const NOT_YET_VALID_MARGIN: Duration = Duration::from_secs(300);
+
 /// ALPN protocol for gRPC; grpc-go 1.67+ refuses a TLS peer without it.
 const ALPN_H2: &[u8] = b"h2";
 
@@ -51,6 +59,26 @@ pub enum TlsError {
         what: &'static str,
         /// What is wrong with it.
         reason: String,
+    },
+    /// The peer's certificate is expired, or not valid yet: every TLS
+    /// handshake with it would fail.
+    #[error(
+        "{what} is {state}: valid from {} to {}, and it is now {}",
+        rfc3339(*not_before),
+        rfc3339(*not_after),
+        rfc3339(*now)
+    )]
+    OutsideValidity {
+        /// Where it came from.
+        what: &'static str,
+        /// "expired" or "not valid yet".
+        state: &'static str,
+        /// Its notBefore, in seconds since the Unix epoch.
+        not_before: i64,
+        /// Its notAfter, in seconds since the Unix epoch.
+        not_after: i64,
+        /// The time of the check, in seconds since the Unix epoch.
+        now: i64,
     },
     /// rustls refused the configuration.
     #[error("cannot configure TLS: {source}")]
@@ -163,6 +191,63 @@ pub(crate) fn parse_pem_cert(
     }
     check_der(what, &cert)?;
     Ok(cert)
+}
+
+/// Refuses a certificate that is expired at `now`, or that becomes valid
+/// more than [`NOT_YET_VALID_MARGIN`] after it: the pinned verifiers would
+/// refuse every handshake, so it is better said once, at start.
+///
+/// # Errors
+///
+/// [`TlsError::OutsideValidity`] naming both dates;
+/// [`TlsError::BadCertificate`] when it does not parse.
+pub(crate) fn check_validity(
+    what: &'static str,
+    der: &[u8],
+    now: std::time::SystemTime,
+) -> Result<(), TlsError> {
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(der).map_err(|err| TlsError::BadCertificate {
+            what,
+            reason: format!("not a DER X.509 certificate: {err}"),
+        })?;
+    let not_before = parsed.validity().not_before.timestamp();
+    let not_after = parsed.validity().not_after.timestamp();
+    let now = match now.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
+    };
+    let margin = NOT_YET_VALID_MARGIN.as_secs() as i64;
+    let state = if now > not_after {
+        "expired"
+    } else if now.saturating_add(margin) < not_before {
+        "not valid yet"
+    } else {
+        return Ok(());
+    };
+    Err(TlsError::OutsideValidity {
+        what,
+        state,
+        not_before,
+        not_after,
+        now,
+    })
+}
+
+/// Seconds since the Unix epoch as RFC 3339 UTC (`2026-12-05T18:30:00Z`).
+fn rfc3339(secs: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => format!("{secs} s after the Unix epoch"),
+    }
 }
 
 /// What is wrong with `der` as one X.509 certificate and nothing else;

@@ -196,3 +196,36 @@ fn bad_pem_is_named() {
         );
     }
 }
+
+#[test]
+fn validity_is_checked_with_a_margin_only_before_not_before() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2030, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2031, 1, 1);
+    let der = params.self_signed(&key).unwrap().der().to_vec();
+    let start = UNIX_EPOCH + Duration::from_secs(1_893_456_000); // 2030-01-01
+    let end = UNIX_EPOCH + Duration::from_secs(1_924_992_000); // 2031-01-01
+    let at = |t| check_validity("cert", &der, t);
+    assert!(at(start).is_ok());
+    assert!(at(end).is_ok());
+    assert!(at(start - NOT_YET_VALID_MARGIN).is_ok());
+    let early = at(start - NOT_YET_VALID_MARGIN - Duration::from_secs(1)).unwrap_err();
+    assert!(
+        matches!(
+            early,
+            TlsError::OutsideValidity {
+                state: "not valid yet",
+                ..
+            }
+        ),
+        "{early:?}"
+    );
+    let late = at(end + Duration::from_secs(1)).unwrap_err();
+    assert_eq!(
+        late.to_string(),
+        "cert is expired: valid from 2030-01-01T00:00:00Z to 2031-01-01T00:00:00Z, \
+         and it is now 2031-01-01T00:00:01Z"
+    );
+}

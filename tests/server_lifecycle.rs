@@ -104,6 +104,29 @@ async fn sigterm_is_the_same_graceful_stop() {
 }
 
 #[tokio::test]
+async fn sighup_and_sigquit_are_the_same_graceful_stop() {
+    for signal in [Signal::SIGHUP, Signal::SIGQUIT] {
+        let mut plugin = common::launch(&kv_plugin(), &[], &[]);
+        let socket = plugin.line.endpoint().unix_path().unwrap().to_owned();
+        {
+            let mut kv = KvClient::new(plugin.channel().await);
+            kv.put(PutRequest {
+                key: "k".into(),
+                value: "v".into(),
+            })
+            .await
+            .unwrap();
+        }
+        kill(Pid::from_raw(plugin.child.id() as i32), signal).unwrap();
+        let status = plugin
+            .wait_exit(GO_PLUGIN_GRACE)
+            .unwrap_or_else(|| panic!("still running 2 s after {signal}"));
+        assert!(status.success(), "{signal}: {status}");
+        assert!(!socket.exists(), "{signal}: socket left behind");
+    }
+}
+
+#[tokio::test]
 async fn a_host_asking_for_multiplexing_gets_six_fields() {
     // go-plugin ≥ 1.6 hosts set this; without a seventh field they use one
     // connection per broker id, which is what we serve.
@@ -325,6 +348,38 @@ fn an_unwritable_socket_dir_is_refused() {
         stderr.contains(locked.to_str().unwrap()) && stderr.contains("ermission denied"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_socket_dir_others_may_write_in_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let stderr = refused(&[("PLUGIN_UNIX_SOCKET_DIR", dir.path().to_str().unwrap())]);
+    assert!(
+        stderr.contains(&format!(
+            "refusing socket directory {}",
+            dir.path().display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("mode 0777"), "{stderr}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_socket_dir_that_is_a_dangling_link_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("sockets");
+    std::os::unix::fs::symlink("/nonexistent-rpcplugin", &link).unwrap();
+    let stderr = refused(&[("PLUGIN_UNIX_SOCKET_DIR", link.to_str().unwrap())]);
+    assert!(
+        stderr.contains(link.to_str().unwrap())
+            && stderr.contains("symbolic link to /nonexistent-rpcplugin, which does not exist"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("File exists"), "{stderr}");
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
 }
 
 #[tokio::test]

@@ -201,7 +201,8 @@ impl ServeConfig {
     ///
     /// [`ServeError`] naming what failed: the cookie (only with
     /// [`exit_on_cookie_mismatch(false)`](Self::exit_on_cookie_mismatch)),
-    /// no services, the host's certificate, the socket (unknown group,
+    /// no services, the host's certificate (not PEM, expired or not valid
+    /// yet), the socket (unknown group,
     /// unwritable directory, path too long), stdout, or the server.
     pub async fn serve(mut self) -> Result<(), ServeError> {
         if self.debug.is_none() {
@@ -231,6 +232,8 @@ impl ServeConfig {
         let tls = match std::env::var(ENV_CLIENT_CERT) {
             Ok(pem) if !pem.is_empty() => {
                 let host_cert = tls::parse_pem_cert(ENV_CLIENT_CERT, &pem)?;
+                // An expired certificate would fail every connection later.
+                tls::check_validity(ENV_CLIENT_CERT, &host_cert, std::time::SystemTime::now())?;
                 let identity = Identity::generate()?;
                 Some(PluginTls {
                     server: tls::server_config(&identity, host_cert.clone())?,

@@ -1,6 +1,8 @@
 //! Signals a plugin handles: SIGINT is ignored (the terminal sends it to the
 //! whole process group; the host decides when the plugin ends), SIGTERM
-//! starts the same graceful stop as GRPCController.Shutdown.
+//! starts the same graceful stop as GRPCController.Shutdown, and so do
+//! SIGHUP (the terminal or session went away) and SIGQUIT, whose default
+//! action would kill the plugin and leave its socket behind.
 
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -11,6 +13,8 @@ use super::shutdown::Shutdown;
 pub(crate) fn install(shutdown: &Shutdown, debug: bool) -> std::io::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut quit = signal(SignalKind::quit())?;
     let shutdown = shutdown.clone();
     tokio::spawn(async move {
         loop {
@@ -25,6 +29,14 @@ pub(crate) fn install(shutdown: &Shutdown, debug: bool) -> std::io::Result<()> {
                 }
                 Some(()) = terminate.recv() => {
                     tracing::info!("SIGTERM: stopping gracefully");
+                    shutdown.trigger();
+                }
+                Some(()) = hangup.recv() => {
+                    tracing::info!("SIGHUP: stopping gracefully, as on SIGTERM");
+                    shutdown.trigger();
+                }
+                Some(()) = quit.recv() => {
+                    tracing::info!("SIGQUIT: stopping gracefully, as on SIGTERM");
                     shutdown.trigger();
                 }
                 else => break,

@@ -93,6 +93,39 @@ pub enum TransportError {
         /// The operating system's error.
         source: io::Error,
     },
+    /// Something other than a directory is where the socket's directory (or
+    /// one of its parents) should be; it is left untouched.
+    #[error(
+        "cannot use {path} as a socket directory: it is {what}, not a directory; it was left untouched"
+    )]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+        /// What is there: "a regular file", "a symbolic link to /x, which
+        /// does not exist (a dangling link)", …
+        what: String,
+    },
+    /// The socket's directory lets another user remove, rename or replace
+    /// our socket; nothing was bound in it.
+    #[error(
+        "refusing socket directory {dir}: {reason} (owner uid {owner}, group gid {group}, \
+         mode {mode:04o}; we are uid {euid}); use a directory that only this user may \
+         write in, or one with the sticky bit such as /tmp"
+    )]
+    UnsafeSocketDir {
+        /// The directory (as given; a symbolic link is followed).
+        dir: PathBuf,
+        /// What makes it unsafe.
+        reason: &'static str,
+        /// Its owner's uid.
+        owner: u32,
+        /// Its group's gid.
+        group: u32,
+        /// Its permission bits, with the sticky bit.
+        mode: u32,
+        /// Our effective uid.
+        euid: u32,
+    },
     /// The path could not be examined (stat or probe connect failed).
     #[error("cannot examine {path}: {source}")]
     Inspect {

@@ -2,7 +2,7 @@
 
 use std::fs::{self, Permissions};
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -30,6 +30,15 @@ pub const SUN_PATH_MAX: usize = 103;
 /// socket's group may connect, nobody else (go-plugin's choice too).
 const SOCKET_MODE: u32 = 0o660;
 
+/// Mode of a socket directory we create: nobody else may enter it, list it,
+/// or put anything in it (ssh-agent and tmux do the same).
+const DIR_MODE: u32 = 0o700;
+
+/// Mode of a socket directory we create when a socket group is configured:
+/// the group's members may enter it to reach the 0660 socket, but not
+/// create, rename or remove anything in it.
+const DIR_MODE_GROUP: u32 = 0o750;
+
 /// Listen backlog: connections the kernel queues before we accept them.
 /// Hosts open a handful of connections; brokered services and the echo
 /// transport may open dozens at once on start-up.
@@ -50,14 +59,25 @@ const RANDOM_NAME_LEN: usize = 10;
 /// | a socket nobody listens on (connect refused) | stale: removed, then bind |
 /// | a socket with a listener | [`TransportError::InUse`], left alone |
 /// | a regular file, directory, symlink, FIFO, device | [`TransportError::NotASocket`], left alone |
-/// | a missing parent directory | created, then bind |
+/// | a missing parent directory | created with mode 0700 (0750 and the socket group with a group), then bind |
+/// | a parent that is a file, a dangling link, … | [`TransportError::NotADirectory`], left alone |
+/// | a parent another user could write in | [`TransportError::UnsafeSocketDir`], nothing bound |
 /// | a path over [`SUN_PATH_MAX`] bytes | [`TransportError::PathTooLong`] before any bind |
+///
+/// An existing directory is used only when it is owned by us or root and
+/// nobody else may write in it, or when it has the sticky bit (`/tmp`),
+/// where nobody else may remove or rename our socket. One exception, so
+/// that go-plugin's hosts work: with a socket group, a directory of that
+/// group may be group-writable and owned by another user (go-plugin's host
+/// creates it so, mode 0770, for a plugin that runs as another user).
 ///
 /// The socket gets mode 0660 whatever the umask, and the group from
 /// [`with_group`](Self::with_group) (or `PLUGIN_UNIX_SOCKET_GROUP`), both
-/// set before it starts listening. [`close`](Transport::close) (or drop)
-/// removes the socket only if the path still holds the socket we bound (same
-/// device and inode). A transport that only connects never removes anything.
+/// set before it starts listening, on the socket itself: a symbolic link
+/// swapped in at the path is refused, never followed.
+/// [`close`](Transport::close) (or drop) removes the socket only if the
+/// path still holds the socket we bound (same device and inode). A
+/// transport that only connects never removes anything.
 ///
 /// ```no_run
 /// use rpcplugin::{Transport, UnixTransport};
@@ -148,12 +168,14 @@ impl UnixTransport {
         }
     }
 
-    async fn bind(&self) -> Result<(UnixSocket, PathBuf), TransportError> {
+    async fn bind(&self, gid: Option<u32>) -> Result<(UnixSocket, PathBuf), TransportError> {
         match &self.target {
             Target::Path(path) => {
                 let path = absolute(path)?;
                 check_length(&path)?;
-                create_parent(&path)?;
+                if let Some(dir) = path.parent() {
+                    prepare_dir(dir, gid)?;
+                }
                 clear_stale(&path)?;
                 let socket = bind_socket(&path).map_err(|source| bind_error(&path, source))?;
                 Ok((socket, path))
@@ -162,10 +184,7 @@ impl UnixTransport {
                 let dir = absolute(dir)?;
                 let longest = dir.join(format!("plugin{}", "x".repeat(RANDOM_NAME_LEN)));
                 check_length(&longest)?;
-                fs::create_dir_all(&dir).map_err(|source| TransportError::CreateDir {
-                    dir: dir.clone(),
-                    source,
-                })?;
+                prepare_dir(&dir, gid)?;
                 let named = tempfile::Builder::new()
                     .prefix("plugin")
                     .rand_bytes(RANDOM_NAME_LEN)
@@ -184,14 +203,9 @@ impl Transport for UnixTransport {
             return Err(TransportError::AlreadyListened);
         }
         let gid = self.group.as_ref().map(SocketGroup::gid).transpose()?;
-        let (socket, path) = self.bind().await?;
-        let bound = match secure(&path, gid) {
-            Ok(bound) => bound,
-            Err(err) => {
-                let _ = fs::remove_file(&path);
-                return Err(err);
-            }
-        };
+        let (socket, path) = self.bind(gid).await?;
+        // On failure, `secure` removes the socket only if it proved it ours.
+        let bound = secure(&path, gid)?;
         let listener = match socket.listen(BACKLOG) {
             Ok(listener) => listener,
             Err(source) => {
@@ -284,16 +298,241 @@ fn check_length(path: &Path) -> Result<(), TransportError> {
     Ok(())
 }
 
-fn create_parent(path: &Path) -> Result<(), TransportError> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => {
-            fs::create_dir_all(dir).map_err(|source| TransportError::CreateDir {
-                dir: dir.to_owned(),
-                source,
-            })
-        }
-        _ => Ok(()),
+/// Makes `dir` ready to hold our socket: creates what is missing, private
+/// to us, or checks that an existing directory is safe (see
+/// [`UnixTransport`]). A symbolic link to a directory is followed (macOS's
+/// `/tmp`, a `TMPDIR` pointing elsewhere); the directory it leads to is
+/// checked.
+fn prepare_dir(dir: &Path, gid: Option<u32>) -> Result<(), TransportError> {
+    let inspect_err = |source| TransportError::Inspect {
+        path: dir.to_owned(),
+        source,
+    };
+    match fs::symlink_metadata(dir) {
+        Ok(_) => {}
+        Err(err) if is_missing(&err) => create_private_dirs(dir, gid)?,
+        Err(err) => return Err(inspect_err(err)),
     }
+    let meta = directory_metadata(dir)?;
+    check_dir_safety(dir, &meta, gid)
+}
+
+/// Whether a stat error means the path is not there: nothing at it, or a
+/// parent that is not a directory (the parent is then named).
+fn is_missing(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+/// The metadata of the directory at `dir` (links followed), or
+/// [`TransportError::NotADirectory`] saying what is there instead.
+fn directory_metadata(dir: &Path) -> Result<fs::Metadata, TransportError> {
+    let inspect_err = |source| TransportError::Inspect {
+        path: dir.to_owned(),
+        source,
+    };
+    let not_a_dir = |what: String| TransportError::NotADirectory {
+        path: dir.to_owned(),
+        what,
+    };
+    let own = fs::symlink_metadata(dir).map_err(inspect_err)?;
+    if own.is_dir() {
+        return Ok(own);
+    }
+    if !own.file_type().is_symlink() {
+        return Err(not_a_dir(format!("a {}", kind_of(own.file_type()))));
+    }
+    let target = fs::read_link(dir).map_err(inspect_err)?;
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(meta),
+        Ok(meta) => Err(not_a_dir(format!(
+            "a symbolic link to {}, a {}",
+            target.display(),
+            kind_of(meta.file_type())
+        ))),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Err(not_a_dir(format!(
+            "a symbolic link to {}, which does not exist (a dangling link)",
+            target.display()
+        ))),
+        Err(err) => Err(inspect_err(err)),
+    }
+}
+
+/// Creates `dir` and its missing parents, each with [`DIR_MODE`] (or
+/// [`DIR_MODE_GROUP`] and the group), whatever the umask. Modes and groups
+/// are set on the open directory, never through a path that could have
+/// been swapped for a link.
+fn create_private_dirs(dir: &Path, gid: Option<u32>) -> Result<(), TransportError> {
+    // The missing components, from the outermost down.
+    let mut missing = Vec::new();
+    for ancestor in dir.ancestors() {
+        if ancestor.as_os_str().is_empty() {
+            break;
+        }
+        match fs::symlink_metadata(ancestor) {
+            Ok(_) => {
+                // Say clearly what is in the way (a file, a dangling link).
+                directory_metadata(ancestor)?;
+                break;
+            }
+            Err(err) if is_missing(&err) => missing.push(ancestor),
+            Err(source) => {
+                return Err(TransportError::Inspect {
+                    path: ancestor.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+    let mode = if gid.is_some() {
+        DIR_MODE_GROUP
+    } else {
+        DIR_MODE
+    };
+    for component in missing.into_iter().rev() {
+        let create_err = |source| TransportError::CreateDir {
+            dir: component.to_owned(),
+            source,
+        };
+        match fs::DirBuilder::new().mode(DIR_MODE).create(component) {
+            Ok(()) => {}
+            // Created meanwhile by someone else: checked like any
+            // existing directory, not adopted.
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                directory_metadata(component)?;
+                continue;
+            }
+            Err(err) => return Err(create_err(err)),
+        }
+        secure_new_dir(component, gid, mode).map_err(create_err)?;
+        tracing::debug!(dir = %component.display(), mode = format!("{mode:04o}"), "created socket directory");
+    }
+    Ok(())
+}
+
+/// Refuses a directory in which another user could remove, rename or
+/// replace our socket (see [`UnixTransport`]).
+fn check_dir_safety(
+    dir: &Path,
+    meta: &fs::Metadata,
+    gid: Option<u32>,
+) -> Result<(), TransportError> {
+    let euid = nix::unistd::geteuid().as_raw();
+    let mode = meta.mode() & 0o7777;
+    let sticky = mode & 0o1000 != 0;
+    // go-plugin's host makes a 0770 directory of the socket group for a
+    // plugin that runs as another user of that group.
+    let socket_group_dir = gid == Some(meta.gid());
+    let reason = if meta.uid() != euid && meta.uid() != 0 && !socket_group_dir {
+        Some(if gid.is_some() {
+            "it is owned by another user and its group is not the socket group"
+        } else {
+            "it is owned by another user, who could replace our socket"
+        })
+    } else if mode & 0o002 != 0 && !sticky {
+        Some("every user may write in it and it has no sticky bit")
+    } else if mode & 0o020 != 0 && !sticky && !socket_group_dir {
+        Some("its group may write in it and it has no sticky bit")
+    } else {
+        None
+    };
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(TransportError::UnsafeSocketDir {
+            dir: dir.to_owned(),
+            reason,
+            owner: meta.uid(),
+            group: meta.gid(),
+            mode,
+            euid,
+        }),
+    }
+}
+
+/// The kind of file `stat` describes (`S_IFDIR`, `S_IFSOCK`, …).
+fn file_kind(stat: &nix::sys::stat::FileStat) -> nix::sys::stat::SFlag {
+    nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode) & nix::sys::stat::SFlag::S_IFMT
+}
+
+/// Whether `stat` is a `kind` owned by our effective uid: what we just
+/// created, not something swapped in meanwhile.
+fn is_our(stat: &nix::sys::stat::FileStat, kind: nix::sys::stat::SFlag) -> bool {
+    file_kind(stat) == kind && stat.st_uid == nix::unistd::geteuid().as_raw()
+}
+
+/// An `O_PATH | O_NOFOLLOW` descriptor of `path` and what it refers to. A
+/// symbolic link swapped in at `path` is opened as the link itself (and
+/// refused by the caller's type check), never followed; the descriptor
+/// needs no permission on the file, so a directory made mode 0000 by the
+/// umask opens too.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn open_inode(path: &Path) -> io::Result<(std::os::fd::OwnedFd, nix::sys::stat::FileStat)> {
+    use nix::fcntl::OFlag;
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let stat = nix::sys::stat::fstat(&fd)?;
+    Ok((fd, stat))
+}
+
+/// Sets the group (when given) and the mode of the inode behind an
+/// [`open_inode`] descriptor, whatever its path holds by now.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_group_and_mode(fd: &std::os::fd::OwnedFd, gid: Option<u32>, mode: u32) -> io::Result<()> {
+    if let Some(gid) = gid {
+        nix::unistd::fchownat(
+            fd,
+            "",
+            None,
+            Some(nix::unistd::Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_EMPTY_PATH,
+        )?;
+    }
+    // fchmod refuses an O_PATH descriptor; its /proc link leads to the
+    // opened inode itself, not through the path.
+    let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd));
+    fs::set_permissions(&proc_path, Permissions::from_mode(mode))
+}
+
+/// Gives a directory we just created its group and mode, on the
+/// directory itself: refused if something else is at the path by now.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn secure_new_dir(dir: &Path, gid: Option<u32>, mode: u32) -> io::Result<()> {
+    let (fd, stat) = open_inode(dir)?;
+    if !is_our(&stat, nix::sys::stat::SFlag::S_IFDIR) {
+        return Err(io::Error::other(
+            "the path no longer holds the directory we created",
+        ));
+    }
+    set_group_and_mode(&fd, gid, mode)
+}
+
+/// Gives a directory we just created its group and mode, through a
+/// descriptor opened with `O_NOFOLLOW`: refused if something else is at
+/// the path by now.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn secure_new_dir(dir: &Path, gid: Option<u32>, mode: u32) -> io::Result<()> {
+    use nix::fcntl::OFlag;
+    let fd = nix::fcntl::open(
+        dir,
+        OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let stat = nix::sys::stat::fstat(&fd)?;
+    if !is_our(&stat, nix::sys::stat::SFlag::S_IFDIR) {
+        return Err(io::Error::other(
+            "the path no longer holds the directory we created",
+        ));
+    }
+    if let Some(gid) = gid {
+        nix::unistd::fchown(&fd, None, Some(nix::unistd::Gid::from_raw(gid)))?;
+    }
+    nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(mode as _))?;
+    Ok(())
 }
 
 fn bind_error(path: &Path, source: io::Error) -> TransportError {
@@ -305,27 +544,89 @@ fn bind_error(path: &Path, source: io::Error) -> TransportError {
 
 fn bind_socket(path: &Path) -> io::Result<UnixSocket> {
     let socket = UnixSocket::new_stream()?;
+    // Linux creates the socket file with the socket inode's mode less the
+    // umask: this keeps the file at most 0660 from the moment it exists,
+    // before `secure` sets exactly 0660.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    nix::sys::stat::fchmod(
+        &socket,
+        nix::sys::stat::Mode::from_bits_truncate(SOCKET_MODE as _),
+    )?;
     socket.bind(path)?;
     Ok(socket)
 }
 
-/// Sets group and mode on the bound (not yet listening) socket, and
-/// records its identity for [`remove_if_ours`].
+/// Sets group and mode on the bound (not yet listening) socket without
+/// following links, and records its identity for [`remove_if_ours`]. On
+/// failure the socket is removed only if it was proven ours.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn secure(path: &Path, gid: Option<u32>) -> Result<BoundSocket, TransportError> {
     let perm_err = |source| TransportError::Permissions {
         path: path.to_owned(),
         source,
     };
-    if let Some(gid) = gid {
-        std::os::unix::fs::chown(path, None, Some(gid)).map_err(perm_err)?;
+    let (fd, stat) = open_inode(path).map_err(perm_err)?;
+    if !is_our(&stat, nix::sys::stat::SFlag::S_IFSOCK) {
+        return Err(perm_err(io::Error::other(
+            "the path no longer holds the socket we bound",
+        )));
     }
-    fs::set_permissions(path, Permissions::from_mode(SOCKET_MODE)).map_err(perm_err)?;
+    // dev_t and ino_t are narrower than u64 on some 32-bit targets.
+    #[allow(clippy::unnecessary_cast)]
+    let bound = BoundSocket {
+        path: path.to_owned(),
+        dev: stat.st_dev as u64,
+        ino: stat.st_ino as u64,
+    };
+    match set_group_and_mode(&fd, gid, SOCKET_MODE) {
+        Ok(()) => Ok(bound),
+        Err(err) => {
+            let _ = remove_if_ours(&bound);
+            Err(perm_err(err))
+        }
+    }
+}
+
+/// Sets group and mode on the bound (not yet listening) socket without
+/// following links (`lchown`, `fchmodat(AT_SYMLINK_NOFOLLOW)`), and records
+/// its identity for [`remove_if_ours`].
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn secure(path: &Path, gid: Option<u32>) -> Result<BoundSocket, TransportError> {
+    use nix::sys::stat::{FchmodatFlags, Mode, fchmodat};
+    let perm_err = |source| TransportError::Permissions {
+        path: path.to_owned(),
+        source,
+    };
     let meta = fs::symlink_metadata(path).map_err(perm_err)?;
-    Ok(BoundSocket {
+    if !meta.file_type().is_socket() || meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(perm_err(io::Error::other(
+            "the path no longer holds the socket we bound",
+        )));
+    }
+    let bound = BoundSocket {
         path: path.to_owned(),
         dev: meta.dev(),
         ino: meta.ino(),
-    })
+    };
+    let changed = (|| {
+        if let Some(gid) = gid {
+            std::os::unix::fs::lchown(path, None, Some(gid))?;
+        }
+        fchmodat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            Mode::from_bits_truncate(SOCKET_MODE as _),
+            FchmodatFlags::NoFollowSymlink,
+        )?;
+        Ok::<(), io::Error>(())
+    })();
+    match changed {
+        Ok(()) => Ok(bound),
+        Err(err) => {
+            let _ = remove_if_ours(&bound);
+            Err(perm_err(err))
+        }
+    }
 }
 
 fn kind_of(file_type: fs::FileType) -> &'static str {
