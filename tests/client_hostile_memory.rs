@@ -50,7 +50,7 @@ async fn host_survives(dir: &Path, writer: &str) {
 }
 
 #[tokio::test]
-#[ignore = "pushes 4 GiB through pipes (about 20 s); .ci/run runs it"]
+#[ignore = "pushes gigabytes through pipes (about a minute); .ci/run runs it"]
 async fn a_gigabyte_of_output_costs_the_host_and_the_probe_little() {
     let dir = tempfile::tempdir().unwrap();
     let before = peak_rss_kib();
@@ -80,22 +80,32 @@ async fn a_gigabyte_of_output_costs_the_host_and_the_probe_little() {
         <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rpcplugin"))
+    let mut probe = std::process::Command::new(env!("CARGO_BIN_EXE_rpcplugin"))
         .args(["probe", "--mtls", "off", "--"])
         .arg(&script)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
+    // The probe's own peak, read from /proc while it runs (it only grows).
+    let status = format!("/proc/{}/status", probe.id());
+    let mut probe_kib = 0;
+    while let Ok(None) = probe.try_wait() {
+        if let Ok(text) = std::fs::read_to_string(&status)
+            && let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            probe_kib = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut report = String::new();
+    std::io::Read::read_to_string(&mut probe.stdout.take().unwrap(), &mut report).unwrap();
     assert!(report.contains("FAIL  handshake line"), "{report}");
-    let usage =
-        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
-    let probe_kib = usage.max_rss() as u64;
     eprintln!(
-        "probe peak RSS with 2 GiB of stderr lines (two launches): {} MiB",
+        "probe peak RSS with a plugin flooding stderr with lines: {} MiB",
         probe_kib / 1024
     );
     assert!(
-        probe_kib < BUDGET_KIB,
+        probe_kib > 0 && probe_kib < BUDGET_KIB,
         "the probe peaked at {probe_kib} KiB"
     );
 }
