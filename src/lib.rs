@@ -172,6 +172,7 @@
 mod broker;
 mod client;
 pub mod echo;
+mod grpc;
 mod handshake;
 mod log;
 mod probe;

@@ -51,7 +51,7 @@ pub enum BrokerError {
     /// Dialling an announced listener failed.
     #[error(
         "broker id {id}: cannot connect to {endpoint}: {}",
-        crate::client::chain(source)
+        crate::grpc::chain(source)
     )]
     Dial {
         /// The id.

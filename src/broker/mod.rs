@@ -23,6 +23,7 @@ use tonic::transport::Channel;
 
 pub use error::BrokerError;
 
+use crate::grpc::{CONNECTION_WINDOW, DRAIN_LIMIT, STREAM_WINDOW};
 use crate::proto::plugin::ConnInfo;
 use crate::{Endpoint, Incoming, PortRange, SocketGroup, TcpTransport, Transport, UnixTransport};
 
@@ -30,14 +31,6 @@ use crate::{Endpoint, Incoming, PortRange, SocketGroup, TcpTransport, Transport,
 /// how long an announcement nobody dials is kept: go-plugin's 5 s, so
 /// that mixed Go and Rust pairs agree.
 const ANNOUNCE_WAIT: Duration = Duration::from_secs(5);
-
-/// How long calls on a brokered server may take to finish once it stops,
-/// as for the plugin's main server.
-const DRAIN_LIMIT: Duration = Duration::from_millis(1000);
-
-/// HTTP/2 windows of brokered servers, as on the main connection.
-const STREAM_WINDOW: u32 = 4 << 20;
-const CONNECTION_WINDOW: u32 = 8 << 20;
 
 /// One side of go-plugin's GRPCBroker.
 ///
@@ -326,7 +319,7 @@ impl Broker {
             }
         })?;
         let tls = self.context()?.client_tls.clone();
-        crate::client::open_channel(&endpoint, tls)
+        crate::grpc::open_channel(&endpoint, tls)
             .await
             .map_err(|source| BrokerError::Dial {
                 id,
@@ -439,7 +432,7 @@ async fn serve(
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .add_routes(routes);
-    if let Err(err) = crate::server::serve_draining(router, incoming, stopping, DRAIN_LIMIT).await {
+    if let Err(err) = crate::grpc::serve_draining(router, incoming, stopping, DRAIN_LIMIT).await {
         tracing::warn!(%err, "a brokered server failed");
     }
     listener.close().await;

@@ -109,7 +109,7 @@ async fn pair(mtls: bool) -> Pair {
             .serve_with_incoming(incoming),
     );
     let client_tls = host.inner.context.get().unwrap().client_tls.clone();
-    let channel = crate::client::open_channel(&endpoint, client_tls)
+    let channel = crate::grpc::open_channel(&endpoint, client_tls)
         .await
         .unwrap();
     host.open_stream("test".into(), channel);
@@ -266,12 +266,12 @@ async fn brokered_tls_refuses_another_certificate_and_plaintext() {
     let stranger = Identity::generate().unwrap();
     let host_cert = pair.host_identity.as_ref().unwrap().cert_der().to_vec();
     let config = tls::client_config(&stranger, host_cert.into()).unwrap();
-    let refused = match crate::client::open_channel(server.endpoint(), Some(config)).await {
+    let refused = match crate::grpc::open_channel(server.endpoint(), Some(config)).await {
         Err(_) => true,
         Ok(channel) => sum(channel, 1, 1).await.is_err(),
     };
     assert!(refused, "another client certificate is refused");
-    let refused = match crate::client::open_channel(server.endpoint(), None).await {
+    let refused = match crate::grpc::open_channel(server.endpoint(), None).await {
         Err(_) => true,
         Ok(channel) => sum(channel, 1, 1).await.is_err(),
     };
@@ -325,7 +325,7 @@ async fn a_second_broker_stream_is_refused() {
         .unwrap()
         .path();
     let endpoint = crate::Endpoint::unix(main).unwrap();
-    let channel = crate::client::open_channel(&endpoint, None).await.unwrap();
+    let channel = crate::grpc::open_channel(&endpoint, None).await.unwrap();
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let refused = crate::proto::plugin::grpc_broker_client::GrpcBrokerClient::new(channel)
         .start_stream(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))

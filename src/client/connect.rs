@@ -1,34 +1,18 @@
-//! The host's connection to a plugin: a tonic channel through our
-//! transports (TLS pinned to the plugin's certificate when AutoMTLS is on),
-//! the health ping, and the plugin's stdio stream.
+//! The host's connection to a plugin: the main channel with each step
+//! under the start deadline, the first health check, and the plugin's
+//! stdio stream.
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
-
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
-use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 use tokio::time::Instant;
+use tonic::transport::Channel;
 
-use super::{ClientError, ConnectStep, chain};
+use super::ClientError;
+use crate::grpc::{self, ConnectStep, Dial};
 use crate::proto::plugin::grpc_stdio_client::GrpcStdioClient;
 use crate::proto::plugin::stdio_data::Channel as StdioChannel;
-use crate::{Connection, Endpoint, TransportError};
-
-/// How long dialling (and the TLS handshake of) a reconnect or a brokered
-/// connection may take: the plugin listens before it prints its line, so
-/// this only bounds a peer that died or stalled.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// HTTP/2 windows of the host's connection, as on the plugin side: several
-/// MiB, so large messages flow without waiting for WINDOW_UPDATE frames.
-const STREAM_WINDOW: u32 = 4 << 20;
-const CONNECTION_WINDOW: u32 = 8 << 20;
+use crate::transport::Endpoint;
 
 /// A function that receives the plugin's stdio: the channel (`Stdout` or
 /// `Stderr`) and the bytes.
@@ -73,88 +57,6 @@ impl StdioSink {
     }
 }
 
-/// Dials `endpoint` and, with `tls`, completes the TLS handshake (server
-/// name `localhost`, the certificate pinned by the config), each step by
-/// `deadline`.
-async fn dial(
-    endpoint: &Endpoint,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    deadline: Instant,
-) -> Result<Connection, ClientError> {
-    let stalled = |step| ClientError::Stalled {
-        step,
-        endpoint: endpoint.clone(),
-        waited: deadline.saturating_duration_since(Instant::now()),
-    };
-    let budget = deadline.saturating_duration_since(Instant::now());
-    let conn = match crate::connect(endpoint, budget).await {
-        Ok(conn) => conn,
-        Err(TransportError::ConnectTimeout { timeout, .. }) => {
-            return Err(ClientError::Stalled {
-                step: ConnectStep::Connect,
-                endpoint: endpoint.clone(),
-                waited: timeout,
-            });
-        }
-        Err(err) => return Err(err.into()),
-    };
-    let Some(config) = tls else {
-        return Ok(conn);
-    };
-    let waited = stalled(ConnectStep::TlsHandshake);
-    let name = ServerName::try_from("localhost").expect("a valid name");
-    let handshake = tokio_rustls::TlsConnector::from(config).connect(name, conn);
-    match tokio::time::timeout_at(deadline, handshake).await {
-        Ok(Ok(tls)) => Ok(Connection::from(tls)),
-        Ok(Err(source)) => Err(TransportError::Connect {
-            endpoint: endpoint.clone(),
-            source,
-        }
-        .into()),
-        Err(_) => Err(waited),
-    }
-}
-
-/// Opens a gRPC channel to `endpoint`, for brokered connections and
-/// reconnects: each connection dialled and TLS-handshaken within
-/// [`CONNECT_TIMEOUT`].
-pub(crate) async fn open_channel(
-    endpoint: &Endpoint,
-    tls: Option<Arc<rustls::ClientConfig>>,
-) -> Result<Channel, tonic::transport::Error> {
-    channel(endpoint, tls, None).await
-}
-
-/// A channel whose first connection is `first` (already open), and whose
-/// reconnects dial anew.
-async fn channel(
-    endpoint: &Endpoint,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    first: Option<Connection>,
-) -> Result<Channel, tonic::transport::Error> {
-    let target = endpoint.clone();
-    let first = Arc::new(std::sync::Mutex::new(first));
-    let connector = tower::service_fn(move |_| {
-        let (target, tls, first) = (target.clone(), tls.clone(), first.clone());
-        async move {
-            let opened = first.lock().expect("first connection lock").take();
-            let conn = match opened {
-                Some(conn) => conn,
-                None => dial(&target, tls, Instant::now() + CONNECT_TIMEOUT)
-                    .await
-                    .map_err(|err| io::Error::other(chain(&err)))?,
-            };
-            Ok::<_, io::Error>(TokioIo::new(conn))
-        }
-    });
-    let scheme = "http://localhost";
-    tonic::transport::Endpoint::from_static(scheme)
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .connect_with_connector(connector)
-        .await
-}
-
 /// The host's main connection to a plugin: dial, TLS and HTTP/2, each
 /// bounded by `deadline` and named when it stalls.
 /// Gives the channel and, over a unix socket, the pid of the process that
@@ -164,26 +66,35 @@ pub(crate) async fn open_plugin_channel(
     tls: Option<Arc<rustls::ClientConfig>>,
     deadline: Instant,
 ) -> Result<(Channel, Option<i32>), ClientError> {
-    let conn = dial(endpoint, tls.clone(), deadline).await?;
-    let peer_pid = conn.peer_pid();
-    let waited = deadline.saturating_duration_since(Instant::now());
-    let channel = match tokio::time::timeout_at(deadline, channel(endpoint, tls, Some(conn))).await
-    {
-        Ok(Ok(channel)) => channel,
-        Ok(Err(source)) => {
-            return Err(ClientError::Connect {
-                endpoint: endpoint.clone(),
-                source,
-            });
-        }
-        Err(_) => {
-            return Err(ClientError::Stalled {
-                step: ConnectStep::Http2,
+    let conn = grpc::dial(endpoint, tls.clone(), deadline)
+        .await
+        .map_err(|err| match err {
+            Dial::Stalled(step, waited) => ClientError::Stalled {
+                step,
                 endpoint: endpoint.clone(),
                 waited,
-            });
-        }
-    };
+            },
+            Dial::Failed(err) => ClientError::Transport(err),
+        })?;
+    let peer_pid = conn.peer_pid();
+    let waited = deadline.saturating_duration_since(Instant::now());
+    let channel =
+        match tokio::time::timeout_at(deadline, grpc::channel(endpoint, tls, Some(conn))).await {
+            Ok(Ok(channel)) => channel,
+            Ok(Err(source)) => {
+                return Err(ClientError::Connect {
+                    endpoint: endpoint.clone(),
+                    source,
+                });
+            }
+            Err(_) => {
+                return Err(ClientError::Stalled {
+                    step: ConnectStep::Http2,
+                    endpoint: endpoint.clone(),
+                    waited,
+                });
+            }
+        };
     Ok((channel, peer_pid))
 }
 
@@ -206,22 +117,9 @@ pub(crate) async fn ping_by(
 
 /// go-plugin's ping: `grpc.health.v1.Health/Check` on service `"plugin"`.
 pub(crate) async fn ping(channel: Channel) -> Result<(), ClientError> {
-    let response = HealthClient::new(channel)
-        .check(HealthCheckRequest {
-            service: "plugin".into(),
-        })
+    grpc::ping(channel)
         .await
-        .map_err(|status| ClientError::Unhealthy { status })?;
-    let status = response.into_inner().status;
-    if status != ServingStatus::Serving as i32 {
-        let name = ServingStatus::try_from(status)
-            .map(|s| s.as_str_name())
-            .unwrap_or("UNKNOWN");
-        return Err(ClientError::Unhealthy {
-            status: tonic::Status::unavailable(format!("service \"plugin\" is {name}")),
-        });
-    }
-    Ok(())
+        .map_err(|status| ClientError::Unhealthy { status })
 }
 
 /// Streams the plugin's stdout and stderr into `sink` until the stream

@@ -6,6 +6,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use super::pipe::printable;
+use crate::grpc::{ConnectStep, chain};
 use crate::{Endpoint, HandshakeError, ReattachError, TlsError, TransportError};
 
 /// Why a plugin could not be started, reached or used.
@@ -131,71 +132,10 @@ pub enum ClientError {
     Reattach(#[from] ReattachError),
 }
 
-/// The steps of connecting to a plugin, each with its own deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConnectStep {
-    /// Opening the socket.
-    Connect,
-    /// The TLS handshake (AutoMTLS).
-    TlsHandshake,
-    /// Setting up the HTTP/2 connection.
-    Http2,
-    /// The first health check.
-    HealthCheck,
-}
-
-impl std::fmt::Display for ConnectStep {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ConnectStep::Connect => "socket connect",
-            ConnectStep::TlsHandshake => "TLS handshake",
-            ConnectStep::Http2 => "HTTP/2 connection set-up",
-            ConnectStep::HealthCheck => "first health check",
-        })
-    }
-}
-
 fn stderr_tail(lines: &[String]) -> String {
     if lines.is_empty() {
         String::new()
     } else {
         format!("; its stderr ended with:\n  {}", lines.join("\n  "))
-    }
-}
-
-/// An error and its causes, `a: b: c`, so that tonic's bare "transport
-/// error" says what went wrong underneath. A cause whose text the message
-/// before it already holds is not repeated.
-pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut last = text.clone();
-    let mut cause = err.source();
-    while let Some(next) = cause {
-        let said = next.to_string();
-        if !last.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        last = said;
-        cause = next.source();
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_chain_says_each_cause_once() {
-        let io = io::Error::new(io::ErrorKind::ConnectionRefused, "Connection refused");
-        let endpoint: Endpoint = "127.0.0.1:1".parse().unwrap();
-        let transport = TransportError::Connect {
-            endpoint,
-            source: io,
-        };
-        let text = chain(&transport);
-        assert_eq!(text.matches("Connection refused").count(), 1, "{text}");
     }
 }

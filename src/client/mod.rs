@@ -23,10 +23,10 @@ use crate::{
     HandshakeConfig, HandshakeLine, PortRange, Protocol, ReattachConfig, ReattachError, SocketGroup,
 };
 
+pub use crate::grpc::ConnectStep;
 pub use connect::{StdioHandler, StdioSink};
-pub(crate) use connect::{open_channel, open_plugin_channel, ping_by};
-pub(crate) use error::chain;
-pub use error::{ClientError, ConnectStep};
+pub(crate) use connect::{open_plugin_channel, ping_by};
+pub use error::ClientError;
 use owner::{Owner, PluginSocket, ProvenProcess};
 use stderr::Tail;
 use tokio::time::Instant;

@@ -198,7 +198,7 @@ impl<T: crate::Transport + 'static, S: Sink + Clone> Transport for GrpcTransport
         let stop = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
-        let server = crate::server::serve_draining(router, incoming, stop, STOP_GRACE);
+        let server = crate::grpc::serve_draining(router, incoming, stop, STOP_GRACE);
         let task = tokio::spawn(async move {
             if let Err(err) = server.await {
                 tracing::warn!(%err, "the sample server failed");

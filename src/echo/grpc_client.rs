@@ -146,7 +146,7 @@ impl GrpcClient {
         spec: &Spec,
         max_inflight: usize,
     ) -> Result<Self, EchoClientError> {
-        let channel = crate::client::open_channel(endpoint, None)
+        let channel = crate::grpc::open_channel(endpoint, None)
             .await
             .map_err(|err| EchoClientError::ConnectionClosed {
                 reason: err.to_string(),

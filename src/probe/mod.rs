@@ -362,7 +362,7 @@ impl Probe {
         let (channel, listener) = match connected {
             Ok(connected) => connected,
             Err(err) => {
-                report.require("connect", false, crate::client::chain(&err));
+                report.require("connect", false, crate::grpc::chain(&err));
                 report.skip(
                     &["health \"plugin\"", "GRPCController.Shutdown"],
                     "no connection",

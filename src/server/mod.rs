@@ -2,7 +2,6 @@
 //! plugin does, so that any go-plugin host can launch the binary.
 
 mod controller;
-mod drain;
 mod error;
 mod parent;
 mod shutdown;
@@ -11,46 +10,25 @@ mod stdio;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::Duration;
 
 use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use crate::broker::{self, Broker};
+use crate::grpc::{CONNECTION_WINDOW, DRAIN_LIMIT, HEALTH_SERVICES, STREAM_WINDOW};
 use crate::handshake::{HandshakeConfig, HandshakeLine, negotiate_version_from_env};
 use crate::proto::plugin::grpc_controller_server::GrpcControllerServer;
 use crate::tls::{self, Identity};
 use crate::transport::{Incoming, PortRange, SocketGroup, TcpTransport, Transport, UnixTransport};
 
-pub(crate) use drain::serve_draining;
+pub use crate::grpc::MAX_MESSAGE_SIZE;
 pub use error::ServeError;
 use shutdown::Shutdown;
 use stdio::Stdio;
 
-/// The largest gRPC message either side may send: go-plugin hosts dial
-/// with send and receive limits of 2^31 − 1 bytes. tonic decodes at most 4
-/// MiB by default, so set this on your generated servers:
-/// `KvServer::new(kv).max_decoding_message_size(MAX_MESSAGE_SIZE)`.
-pub const MAX_MESSAGE_SIZE: usize = i32::MAX as usize;
-
-/// HTTP/2 flow-control windows of the plugin's server. Large enough that a
-/// multi-megabyte message (a Terraform provider schema) flows without
-/// waiting for WINDOW_UPDATE frames; small enough that one stalled stream
-/// cannot pin much memory.
-const STREAM_WINDOW: u32 = 4 << 20;
-const CONNECTION_WINDOW: u32 = 8 << 20;
-
-/// How long in-flight calls may take to finish once shutdown begins. A
-/// go-plugin host SIGKILLs the plugin 2 s after `Shutdown`; we must be gone,
-/// with our socket removed, well before that.
-const DRAIN_LIMIT: Duration = Duration::from_millis(1000);
-
 /// Environment variable with the host's AutoMTLS certificate (PEM).
 const ENV_CLIENT_CERT: &str = "PLUGIN_CLIENT_CERT";
-
-/// The service names a go-plugin host checks with `grpc.health.v1`.
-const HEALTH_SERVICES: [&str; 2] = ["plugin", ""];
 
 /// Which socket the plugin listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -409,18 +387,11 @@ impl Plugin {
                 tracing::warn!(error = %err, "closing the listener failed");
             }
         };
-        let served = server.serve_with_incoming_shutdown(incoming, stopping);
-        let drain_limit = async {
-            shutdown.wait().await;
-            tokio::time::sleep(DRAIN_LIMIT).await;
-        };
-        let result = tokio::select! {
-            result = served => result.map_err(|source| ServeError::Server { source }),
-            () = drain_limit => {
-                tracing::warn!("calls still running {DRAIN_LIMIT:?} after shutdown began; stopping anyway");
-                Ok(())
-            }
-        };
+        // As brokered and echo servers: calls still running the drain
+        // limit after shutdown began are cut, not left running.
+        let result = crate::grpc::serve_draining(server, incoming, stopping, DRAIN_LIMIT)
+            .await
+            .map_err(|source| ServeError::Server { source });
         if let Some(capture) = capture {
             capture.restore().await;
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tonic::transport::server::Router;
 
-use crate::Incoming;
+use crate::transport::Incoming;
 
 /// Serves `router` on `incoming` until `stop` completes (it may also close
 /// the listener), then lets calls finish for up to `grace`, then cuts every
@@ -23,26 +23,26 @@ use crate::Incoming;
 pub(crate) async fn serve_draining(
     router: Router,
     incoming: Incoming,
-    stop: impl Future<Output = ()> + Send + 'static,
+    stop: impl Future<Output = ()> + Send,
     grace: Duration,
 ) -> Result<(), tonic::transport::Error> {
     let (cut, cut_rx) = watch::channel(false);
-    let (stopping_tx, stopping) = oneshot::channel::<()>();
-    let signal = async move {
+    let (stopped, stopped_rx) = oneshot::channel::<()>();
+    let served = router.serve_with_incoming_shutdown(incoming.with_cutoff(cut_rx), async {
+        let _ = stopped_rx.await;
+    });
+    // `stop` is polled here, not by tonic: tonic stops polling its signal
+    // once the incoming stream ends (closing the listener inside `stop`
+    // does that) and then waits for every connection to close, which an
+    // open stream or an idle peer can put off forever.
+    let stopping = async {
         stop.await;
-        let _ = stopping_tx.send(());
-    };
-    let served = router.serve_with_incoming_shutdown(incoming.with_cutoff(cut_rx), signal);
-    let grace_over = async {
-        match stopping.await {
-            Ok(()) => tokio::time::sleep(grace).await,
-            // The server ended by itself.
-            Err(_) => std::future::pending().await,
-        }
+        let _ = stopped.send(());
+        tokio::time::sleep(grace).await;
     };
     let result = tokio::select! {
         served = served => served,
-        () = grace_over => {
+        () = stopping => {
             tracing::debug!("calls or connections still open {grace:?} after stop; cutting them");
             Ok(())
         }

@@ -1,0 +1,129 @@
+//! Dialling a gRPC channel through this crate's transports: the socket,
+//! then (under AutoMTLS) TLS with the peer's certificate pinned, then
+//! HTTP/2, each step under a deadline and named when it stalls.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::time::Instant;
+use tonic::transport::Channel;
+
+use super::{CONNECT_TIMEOUT, CONNECTION_WINDOW, STREAM_WINDOW, chain};
+use crate::transport::{Connection, Endpoint, TransportError};
+
+/// The steps of connecting to a plugin, each with its own deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectStep {
+    /// Opening the socket.
+    Connect,
+    /// The TLS handshake (AutoMTLS).
+    TlsHandshake,
+    /// Setting up the HTTP/2 connection.
+    Http2,
+    /// The first health check.
+    HealthCheck,
+}
+
+impl std::fmt::Display for ConnectStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConnectStep::Connect => "socket connect",
+            ConnectStep::TlsHandshake => "TLS handshake",
+            ConnectStep::Http2 => "HTTP/2 connection set-up",
+            ConnectStep::HealthCheck => "first health check",
+        })
+    }
+}
+
+/// Why a dial failed.
+#[derive(Debug)]
+pub(crate) enum Dial {
+    /// A step did not finish in the time it was given.
+    Stalled(ConnectStep, Duration),
+    /// The socket or the TLS handshake failed.
+    Failed(TransportError),
+}
+
+impl std::fmt::Display for Dial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dial::Stalled(step, waited) => write!(f, "the {step} did not finish within {waited:?}"),
+            Dial::Failed(err) => f.write_str(&chain(err)),
+        }
+    }
+}
+
+/// Dials `endpoint` and, with `tls`, completes the TLS handshake (server
+/// name `localhost`, the certificate pinned by the config), each step by
+/// `deadline`.
+pub(crate) async fn dial(
+    endpoint: &Endpoint,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    deadline: Instant,
+) -> Result<Connection, Dial> {
+    let budget = deadline.saturating_duration_since(Instant::now());
+    let conn = match crate::transport::connect(endpoint, budget).await {
+        Ok(conn) => conn,
+        Err(TransportError::ConnectTimeout { timeout, .. }) => {
+            return Err(Dial::Stalled(ConnectStep::Connect, timeout));
+        }
+        Err(err) => return Err(Dial::Failed(err)),
+    };
+    let Some(config) = tls else {
+        return Ok(conn);
+    };
+    let waited = deadline.saturating_duration_since(Instant::now());
+    let name = ServerName::try_from("localhost").expect("a valid name");
+    let handshake = tokio_rustls::TlsConnector::from(config).connect(name, conn);
+    match tokio::time::timeout_at(deadline, handshake).await {
+        Ok(Ok(tls)) => Ok(Connection::from(tls)),
+        Ok(Err(source)) => Err(Dial::Failed(TransportError::Connect {
+            endpoint: endpoint.clone(),
+            source,
+        })),
+        Err(_) => Err(Dial::Stalled(ConnectStep::TlsHandshake, waited)),
+    }
+}
+
+/// Opens a gRPC channel to `endpoint`, for brokered connections and
+/// reconnects: each connection dialled and TLS-handshaken within
+/// [`CONNECT_TIMEOUT`].
+pub(crate) async fn open_channel(
+    endpoint: &Endpoint,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Channel, tonic::transport::Error> {
+    channel(endpoint, tls, None).await
+}
+
+/// A channel whose first connection is `first` (already open), and whose
+/// reconnects dial anew.
+pub(crate) async fn channel(
+    endpoint: &Endpoint,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    first: Option<Connection>,
+) -> Result<Channel, tonic::transport::Error> {
+    let target = endpoint.clone();
+    let first = Arc::new(Mutex::new(first));
+    let connector = tower::service_fn(move |_| {
+        let (target, tls, first) = (target.clone(), tls.clone(), first.clone());
+        async move {
+            let opened = first.lock().expect("first connection lock").take();
+            let conn = match opened {
+                Some(conn) => conn,
+                None => dial(&target, tls, Instant::now() + CONNECT_TIMEOUT)
+                    .await
+                    .map_err(|err| io::Error::other(err.to_string()))?,
+            };
+            Ok::<_, io::Error>(TokioIo::new(conn))
+        }
+    });
+    tonic::transport::Endpoint::from_static("http://localhost")
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .connect_with_connector(connector)
+        .await
+}

@@ -1,0 +1,81 @@
+//! The gRPC layer that the host, the plugin, the broker and echo share:
+//! dialling a channel through this crate's transports (TLS pinned to one
+//! certificate under AutoMTLS), go-plugin's health check, serving a router
+//! so that stopping it is bounded, the limits and HTTP/2 windows every side
+//! agrees on, and the error-chain formatter.
+//!
+//! It sits between `transport`/`tls` below and `broker`, `server`, `client`
+//! and `echo` above, and names none of them.
+
+mod dial;
+mod drain;
+mod health;
+
+use std::time::Duration;
+
+pub use dial::ConnectStep;
+pub(crate) use dial::{Dial, channel, dial, open_channel};
+pub(crate) use drain::serve_draining;
+pub(crate) use health::{HEALTH_SERVICES, ping};
+
+/// The largest gRPC message either side may send: go-plugin hosts dial
+/// with send and receive limits of 2^31 − 1 bytes. tonic decodes at most 4
+/// MiB by default, so set this on your generated servers:
+/// `KvServer::new(kv).max_decoding_message_size(MAX_MESSAGE_SIZE)`.
+pub const MAX_MESSAGE_SIZE: usize = i32::MAX as usize;
+
+/// HTTP/2 flow-control windows of every connection we open or serve
+/// (echo's sample streams size their own). Large enough that a
+/// multi-megabyte message (a Terraform provider schema) flows without
+/// waiting for WINDOW_UPDATE frames; small enough that one stalled stream
+/// cannot pin much memory.
+pub(crate) const STREAM_WINDOW: u32 = 4 << 20;
+pub(crate) const CONNECTION_WINDOW: u32 = 8 << 20;
+
+/// How long calls in flight may go on once a server (the plugin's own, or
+/// a brokered one) stops, before its connections are cut: well inside
+/// go-plugin's 2 s kill window, so a plugin that was asked to shut down
+/// exits by itself.
+pub(crate) const DRAIN_LIMIT: Duration = Duration::from_millis(1000);
+
+/// How long dialling (and the TLS handshake of) a reconnect or a brokered
+/// connection may take: the peer listens before it announces itself, so
+/// this only bounds a peer that died or stalled.
+pub(crate) const CONNECT_TIMEOUT: Duration = crate::transport::DEFAULT_CONNECT_TIMEOUT;
+
+/// An error and its causes, `a: b: c`, so that tonic's bare "transport
+/// error" says what went wrong underneath. A cause whose text the message
+/// before it already holds is not repeated.
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut last = text.clone();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        let said = next.to_string();
+        if !last.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        last = said;
+        cause = next.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Endpoint, TransportError};
+
+    #[test]
+    fn a_chain_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let endpoint: Endpoint = "127.0.0.1:1".parse().unwrap();
+        let transport = TransportError::Connect {
+            endpoint,
+            source: io,
+        };
+        let text = chain(&transport);
+        assert_eq!(text.matches("Connection refused").count(), 1, "{text}");
+    }
+}
