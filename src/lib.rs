@@ -178,7 +178,7 @@ mod log;
 mod probe;
 mod server;
 mod tls;
-mod transport;
+pub mod transport;
 
 pub mod proto;
 mod reattach;

@@ -11,7 +11,6 @@ mod error;
 mod stream;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -25,7 +24,7 @@ pub use error::BrokerError;
 
 use crate::grpc::{CONNECTION_WINDOW, DRAIN_LIMIT, STREAM_WINDOW};
 use crate::proto::plugin::ConnInfo;
-use crate::{Endpoint, Incoming, PortRange, SocketGroup, TcpTransport, Transport, UnixTransport};
+use crate::transport::{AnyTransport, Endpoint, Incoming, Listen, Transport};
 
 /// How long [`Broker::dial`] waits for the other side's announcement, and
 /// how long an announcement nobody dials is kept: go-plugin's 5 s, so
@@ -71,7 +70,7 @@ struct Inner {
     /// `Some(reason)` once closed.
     closed: watch::Sender<Option<String>>,
     /// Listeners of brokered servers, closed with the broker.
-    listeners: Mutex<Vec<Arc<Listener>>>,
+    listeners: Mutex<Vec<Arc<AnyTransport>>>,
 }
 
 /// How a side of the broker listens and dials: the main connection's
@@ -83,58 +82,6 @@ pub(crate) struct Context {
     pub(crate) client_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
-/// Where brokered listeners go.
-#[derive(Debug, Clone)]
-pub(crate) enum Listen {
-    /// A fresh socket in `dir`, owned by `group`.
-    Unix {
-        dir: PathBuf,
-        group: Option<SocketGroup>,
-    },
-    /// 127.0.0.1, in this port range.
-    Tcp(PortRange),
-}
-
-/// A brokered server's listener: either transport.
-#[derive(Debug)]
-enum Listener {
-    Unix(UnixTransport),
-    Tcp(TcpTransport),
-}
-
-impl Listener {
-    fn new(listen: &Listen) -> Self {
-        match listen {
-            Listen::Unix { dir, group } => {
-                let transport = UnixTransport::in_dir(dir);
-                Listener::Unix(match group {
-                    Some(group) => transport.with_group(group.clone()),
-                    None => transport,
-                })
-            }
-            Listen::Tcp(ports) => Listener::Tcp(TcpTransport::localhost().with_port_range(*ports)),
-        }
-    }
-
-    async fn listen(&self) -> Result<(Endpoint, Incoming), crate::TransportError> {
-        match self {
-            Listener::Unix(t) => t.listen().await,
-            Listener::Tcp(t) => t.listen().await,
-        }
-    }
-
-    /// Stops accepting and removes the socket.
-    async fn close(&self) {
-        let closed = match self {
-            Listener::Unix(t) => t.close().await,
-            Listener::Tcp(t) => t.close().await,
-        };
-        if let Err(err) = closed {
-            tracing::warn!(%err, "closing a brokered listener failed");
-        }
-    }
-}
-
 /// A service served through the broker, from
 /// [`Broker::accept_and_serve`]. It serves until [`stop`](Self::stop), until
 /// it is dropped, or until the broker closes; then its listener (and
@@ -144,7 +91,7 @@ pub struct BrokeredServer {
     id: u32,
     endpoint: Endpoint,
     stop: watch::Sender<bool>,
-    listener: Arc<Listener>,
+    listener: Arc<AnyTransport>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -163,7 +110,7 @@ impl BrokeredServer {
     /// (up to 1 s), and returns when the server has stopped.
     pub async fn stop(mut self) {
         self.stop.send_replace(true);
-        self.listener.close().await;
+        close_listener(&self.listener).await;
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
@@ -244,7 +191,7 @@ impl Broker {
         routes: Routes,
     ) -> Result<BrokeredServer, BrokerError> {
         let context = self.context()?.clone();
-        let listener = Arc::new(Listener::new(&context.listen));
+        let listener = Arc::new(context.listen.transport());
         let (endpoint, incoming) = listener
             .listen()
             .await
@@ -272,7 +219,7 @@ impl Broker {
                 })
             });
         if !matches!(announced, Some(Ok(()))) {
-            listener.close().await;
+            close_listener(&listener).await;
             return Err(self.closed_error());
         }
         {
@@ -372,13 +319,13 @@ impl Broker {
     pub async fn close(&self) {
         let listeners = self.close_now("closed");
         for listener in listeners {
-            listener.close().await;
+            close_listener(&listener).await;
         }
     }
 
     /// Marks the broker closed (first reason wins) and gives the listeners
     /// still to close.
-    fn close_now(&self, reason: &str) -> Vec<Arc<Listener>> {
+    fn close_now(&self, reason: &str) -> Vec<Arc<AnyTransport>> {
         self.inner.closed.send_if_modified(|closed| {
             if closed.is_none() {
                 *closed = Some(reason.to_owned());
@@ -400,10 +347,17 @@ impl Broker {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 for listener in listeners {
-                    listener.close().await;
+                    close_listener(&listener).await;
                 }
             });
         }
+    }
+}
+
+/// Stops accepting and removes the socket of a brokered listener.
+async fn close_listener(listener: &AnyTransport) {
+    if let Err(err) = listener.close().await {
+        tracing::warn!(%err, "closing a brokered listener failed");
     }
 }
 
@@ -414,7 +368,7 @@ impl Broker {
 async fn serve(
     routes: Routes,
     incoming: Incoming,
-    listener: Arc<Listener>,
+    listener: Arc<AnyTransport>,
     mut stopped: watch::Receiver<bool>,
     mut closed: watch::Receiver<Option<String>>,
 ) {
@@ -425,7 +379,7 @@ async fn serve(
                 _ = stopped.wait_for(|s| *s) => {}
                 _ = closed.wait_for(Option::is_some) => {}
             }
-            listener.close().await;
+            close_listener(&listener).await;
         }
     };
     let router = tonic::transport::Server::builder()
@@ -435,7 +389,7 @@ async fn serve(
     if let Err(err) = crate::grpc::serve_draining(router, incoming, stopping, DRAIN_LIMIT).await {
         tracing::warn!(%err, "a brokered server failed");
     }
-    listener.close().await;
+    close_listener(&listener).await;
 }
 
 #[cfg(test)]

@@ -8,11 +8,12 @@ use tonic::service::Routes;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-use super::{Broker, BrokerError, Context, Listen};
+use super::{Broker, BrokerError, Context};
 use crate::proto::counter::add_helper_client::AddHelperClient;
 use crate::proto::counter::add_helper_server::{AddHelper, AddHelperServer};
 use crate::proto::counter::{SumRequest, SumResponse};
 use crate::tls::{self, Identity};
+use crate::transport::Listen;
 use crate::{Transport, UnixTransport};
 
 /// Adds, plus `bias` (to tell services apart), after `delay`.

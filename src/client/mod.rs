@@ -360,14 +360,14 @@ impl ClientConfig {
         let broker = Broker::new();
         broker.connect(broker::Context {
             listen: match line.endpoint().unix_path() {
-                Some(_) => broker::Listen::Unix {
+                Some(_) => crate::transport::Listen::Unix {
                     dir: self
                         .socket_dir
                         .clone()
                         .unwrap_or_else(crate::transport::socket_dir_from_env),
                     group: self.socket_group.clone(),
                 },
-                None => broker::Listen::Tcp(self.ports),
+                None => crate::transport::Listen::Tcp(self.ports),
             },
             server_tls: tls.as_ref().map(|(server, _)| server.clone()),
             client_tls: tls.map(|(_, client)| client),

@@ -20,7 +20,7 @@ use crate::grpc::{CONNECTION_WINDOW, DRAIN_LIMIT, HEALTH_SERVICES, STREAM_WINDOW
 use crate::handshake::{HandshakeConfig, HandshakeLine, negotiate_version_from_env};
 use crate::proto::plugin::grpc_controller_server::GrpcControllerServer;
 use crate::tls::{self, Identity};
-use crate::transport::{Incoming, PortRange, SocketGroup, TcpTransport, Transport, UnixTransport};
+use crate::transport::{Incoming, Listen, Transport};
 
 pub use crate::grpc::MAX_MESSAGE_SIZE;
 pub use error::ServeError;
@@ -287,25 +287,15 @@ struct PluginTls {
 impl Plugin {
     async fn run_on(self, network: Network) -> Result<(), ServeError> {
         match network {
-            Network::Unix => {
-                let listen = broker::Listen::Unix {
-                    dir: crate::transport::socket_dir_from_env(),
-                    group: SocketGroup::from_env(),
-                };
-                self.run(UnixTransport::from_env()?, listen).await
-            }
-            Network::Tcp => {
-                let listen = broker::Listen::Tcp(PortRange::from_env()?);
-                self.run(TcpTransport::from_env()?, listen).await
-            }
+            Network::Unix => self.run(Listen::unix_from_env()?).await,
+            Network::Tcp => self.run(Listen::tcp_from_env()?).await,
         }
     }
 
-    async fn run(
-        self,
-        transport: impl Transport,
-        broker_listen: broker::Listen,
-    ) -> Result<(), ServeError> {
+    /// Serves on a fresh listener where `listen` says; brokered listeners go
+    /// there too.
+    async fn run(self, listen: Listen) -> Result<(), ServeError> {
+        let transport = listen.transport();
         let shutdown = Shutdown::new();
         signals::install(&shutdown, self.debug.is_some())
             .map_err(|source| ServeError::Signals { source })?;
@@ -316,7 +306,7 @@ impl Plugin {
         let (endpoint, incoming) = transport.listen().await?;
         let mut line = HandshakeLine::new(self.version, endpoint.clone())?;
         self.broker.connect(broker::Context {
-            listen: broker_listen,
+            listen,
             server_tls: self.tls.as_ref().map(|tls| tls.server.clone()),
             client_tls: self.tls.as_ref().map(|tls| tls.client.clone()),
         });

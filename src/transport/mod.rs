@@ -11,6 +11,7 @@ mod cutoff;
 mod endpoint;
 mod env;
 mod error;
+mod listen;
 mod tcp;
 mod unix;
 
@@ -21,6 +22,7 @@ pub use conn::{Connection, ConnectionInfo, Incoming};
 pub use endpoint::{Endpoint, EndpointError, Host};
 pub use env::{PortRange, SocketGroup};
 pub use error::TransportError;
+pub use listen::{AnyTransport, Listen};
 pub use tcp::TcpTransport;
 pub use unix::{SUN_PATH_MAX, UnixTransport};
 pub(crate) use unix::{remove_stale_socket, socket_dir_from_env};
