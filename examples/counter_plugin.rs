@@ -11,25 +11,19 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use rpcplugin::proto::counter::add_helper_client::AddHelperClient;
 use rpcplugin::proto::counter::counter_server::{Counter, CounterServer};
 use rpcplugin::proto::counter::{Empty, GetRequest, GetResponse, PutRequest, SumRequest};
 use rpcplugin::{Broker, HandshakeConfig, Network, ServeConfig};
 use tonic::{Request, Response, Status};
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Transport {
-    Unix,
-    Tcp,
-}
-
 #[derive(Debug, Parser)]
 #[command(about = "go-plugin's bidirectional (broker) example plugin, in Rust")]
 struct Args {
     /// The socket to listen on.
-    #[arg(long, value_enum, default_value = "unix")]
-    transport: Transport,
+    #[arg(long, default_value = "unix")]
+    transport: Network,
 }
 
 /// Counters by key; sums computed by the host.
@@ -73,10 +67,7 @@ async fn main() {
     if let Err(err) = rpcplugin::init_logging("counter_plugin") {
         eprintln!("counter_plugin: {err}");
     }
-    let network = match args.transport {
-        Transport::Unix => Network::Unix,
-        Transport::Tcp => Network::Tcp,
-    };
+    let network = args.transport;
     let config = ServeConfig::new(HandshakeConfig::basic_example()).network(network);
     let counter = BrokeredCounter {
         broker: config.broker(),

@@ -10,22 +10,16 @@
 #[path = "common/memory_kv.rs"]
 mod memory_kv;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use rpcplugin::proto::kv::kv_server::KvServer;
 use rpcplugin::{HandshakeConfig, MAX_MESSAGE_SIZE, Network, ServeConfig};
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Transport {
-    Unix,
-    Tcp,
-}
 
 #[derive(Debug, Parser)]
 #[command(about = "go-plugin's KV example plugin, in Rust")]
 struct Args {
     /// The socket to listen on.
-    #[arg(long, value_enum, default_value = "unix")]
-    transport: Transport,
+    #[arg(long, default_value = "unix")]
+    transport: Network,
     /// Debug (reattach) mode: no cookie needed; prints the
     /// TF_REATTACH_PROVIDERS configuration and serves until Ctrl-C.
     #[arg(long)]
@@ -39,10 +33,7 @@ async fn main() {
     if let Err(err) = rpcplugin::init_logging("kv_plugin") {
         eprintln!("kv_plugin: {err}");
     }
-    let network = match args.transport {
-        Transport::Unix => Network::Unix,
-        Transport::Tcp => Network::Tcp,
-    };
+    let network = args.transport;
     let kv = KvServer::new(memory_kv::MemoryKv::default())
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);

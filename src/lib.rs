@@ -168,6 +168,7 @@
 //! ```
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod broker;
 mod client;

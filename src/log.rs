@@ -101,6 +101,7 @@ impl HclogLayer {
     }
 
     /// Sets `@module` (hclog's logger name); by default each event's target.
+    #[must_use]
     pub fn with_module(mut self, module: impl Into<String>) -> Self {
         self.module = Some(module.into());
         self

@@ -96,6 +96,7 @@ impl ClientConfig {
 
     /// The app protocol versions offered (go-plugin's `VersionedPlugins`
     /// keys); the plugin picks one.
+    #[must_use]
     pub fn versions(mut self, versions: impl IntoIterator<Item = u32>) -> Self {
         self.versions = versions.into_iter().collect();
         self
@@ -103,6 +104,7 @@ impl ClientConfig {
 
     /// The RPC protocols accepted. Only gRPC is spoken here; a `netrpc`
     /// plugin is refused with go-plugin's "Unsupported plugin protocol".
+    #[must_use]
     pub fn allowed_protocols(mut self, protocols: impl IntoIterator<Item = Protocol>) -> Self {
         self.protocols = protocols.into_iter().collect();
         self
@@ -110,6 +112,7 @@ impl ClientConfig {
 
     /// Turns AutoMTLS off: the connection to the plugin is plaintext, and
     /// any local process that can reach its socket can call it.
+    #[must_use]
     pub fn danger_disable_auto_mtls(mut self) -> Self {
         self.auto_mtls = false;
         self
@@ -118,30 +121,35 @@ impl ClientConfig {
     /// How long [`start`](Self::start) (or [`attach`](Self::attach)) may
     /// take in all: the handshake line, then connecting, the TLS handshake,
     /// HTTP/2 and the first health check share this one deadline.
+    #[must_use]
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.start_timeout = timeout;
         self
     }
 
     /// How long [`Client::kill`] waits after `Shutdown` before SIGKILL.
+    #[must_use]
     pub fn kill_grace(mut self, grace: Duration) -> Self {
         self.kill_grace = grace;
         self
     }
 
     /// `PLUGIN_MIN_PORT`/`PLUGIN_MAX_PORT` for plugins that listen on TCP.
+    #[must_use]
     pub fn port_range(mut self, ports: PortRange) -> Self {
         self.ports = ports;
         self
     }
 
     /// `PLUGIN_UNIX_SOCKET_DIR`: where the plugin creates its socket.
+    #[must_use]
     pub fn socket_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.socket_dir = Some(dir.into());
         self
     }
 
     /// `PLUGIN_UNIX_SOCKET_GROUP`: the group of the plugin's socket.
+    #[must_use]
     pub fn socket_group(mut self, group: SocketGroup) -> Self {
         self.socket_group = Some(group);
         self
@@ -149,12 +157,14 @@ impl ClientConfig {
 
     /// Refuses to run a plugin binary whose SHA-256 differs (go-plugin's
     /// `SecureConfig`), compared in constant time before anything runs.
+    #[must_use]
     pub fn checksum_sha256(mut self, sha256: [u8; 32]) -> Self {
         self.checksum = Some(sha256);
         self
     }
 
     /// Where the plugin's stdout and stderr, streamed by `GRPCStdio`, go.
+    #[must_use]
     pub fn stdio(mut self, sink: StdioSink) -> Self {
         self.stdio = sink;
         self
@@ -175,7 +185,7 @@ impl ClientConfig {
     /// AutoMTLS, a connection step that failed or stalled, or the health
     /// check. On every error the plugin's process group has been killed and
     /// reaped, and a socket it made removed.
-    pub async fn start(self, command: std::process::Command) -> Result<Client, ClientError> {
+    pub async fn start(&self, command: std::process::Command) -> Result<Client, ClientError> {
         let deadline = Instant::now() + self.start_timeout;
         if let Some(expected) = &self.checksum {
             process::verify_checksum(&command, expected)?;

@@ -111,6 +111,7 @@ impl HandshakeLine {
     }
 
     /// Adds the plugin's AutoMTLS certificate (DER).
+    #[must_use]
     pub fn with_server_cert(mut self, der: impl Into<Vec<u8>>) -> Self {
         self.server_cert = Some(der.into());
         self
@@ -118,6 +119,7 @@ impl HandshakeLine {
 
     /// Adds the seventh field; print it only when the host set
     /// `PLUGIN_MULTIPLEX_GRPC`.
+    #[must_use]
     pub fn with_multiplex(mut self, multiplex: bool) -> Self {
         self.multiplex = Some(multiplex);
         self

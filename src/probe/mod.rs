@@ -80,18 +80,21 @@ impl Probe {
     }
 
     /// The app protocol versions offered (`PLUGIN_PROTOCOL_VERSIONS`).
+    #[must_use]
     pub fn versions(mut self, versions: impl IntoIterator<Item = u32>) -> Self {
         self.versions = versions.into_iter().collect();
         self
     }
 
     /// Whether to offer AutoMTLS (`PLUGIN_CLIENT_CERT`).
+    #[must_use]
     pub fn mtls(mut self, on: bool) -> Self {
         self.mtls = on;
         self
     }
 
     /// How long to wait for the handshake line (20 s by default).
+    #[must_use]
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.start_timeout = timeout;
         self

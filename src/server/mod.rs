@@ -42,6 +42,30 @@ pub enum Network {
     Tcp,
 }
 
+impl std::str::FromStr for Network {
+    type Err = String;
+
+    /// `unix` or `tcp`, as go-plugin names them (for command lines).
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "unix" => Ok(Network::Unix),
+            "tcp" => Ok(Network::Tcp),
+            other => Err(format!(
+                "{other:?} is not a network: expected \"unix\" or \"tcp\""
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Network::Unix => "unix",
+            Network::Tcp => "tcp",
+        })
+    }
+}
+
 /// How a plugin serves: its handshake, its services per app protocol
 /// version, and its socket.
 ///
@@ -91,6 +115,7 @@ impl ServeConfig {
     /// that was SIGKILLed or crashed): it notices within 100 ms that it was
     /// re-parented, and removes its socket. go-plugin's plugins live on
     /// instead. Not in debug mode, where a person started the plugin.
+    #[must_use]
     pub fn exit_with_host(mut self, exit: bool) -> Self {
         self.exit_with_host = exit;
         self
@@ -128,12 +153,14 @@ impl ServeConfig {
 
     /// The services of one app protocol version (go-plugin's
     /// `VersionedPlugins`): the version negotiated with the host is served.
+    #[must_use]
     pub fn version(mut self, version: u32, routes: Routes) -> Self {
         self.versions.insert(version, routes);
         self
     }
 
     /// Listens on a unix socket (the default) or TCP.
+    #[must_use]
     pub fn network(mut self, network: Network) -> Self {
         self.network = network;
         self
@@ -145,6 +172,7 @@ impl ServeConfig {
     /// under `name` (e.g. `registry.terraform.io/example/kv`), serves until
     /// Ctrl-C, SIGTERM or `GRPCController.Shutdown`. Also turned on by the
     /// environment variable [`DEBUG_ENV`] (its value is the name).
+    #[must_use]
     pub fn debug(mut self, name: impl Into<String>) -> Self {
         self.debug = Some(name.into());
         self
@@ -153,6 +181,7 @@ impl ServeConfig {
     /// With `false`, fds 1 and 2 are left alone after the handshake line
     /// and `GRPCStdio` streams nothing. By default they are captured and
     /// streamed to the host, as go-plugin does.
+    #[must_use]
     pub fn capture_stdio(mut self, capture: bool) -> Self {
         self.capture_stdio = capture;
         self
@@ -161,6 +190,7 @@ impl ServeConfig {
     /// With `false`, a wrong or missing cookie makes [`serve`](Self::serve)
     /// return [`ServeError::Handshake`] instead of printing go-plugin's text
     /// and exiting with status 1. For embedders and tests.
+    #[must_use]
     pub fn exit_on_cookie_mismatch(mut self, exit: bool) -> Self {
         self.exit_on_cookie_mismatch = exit;
         self

@@ -86,12 +86,14 @@ impl TcpTransport {
     }
 
     /// The ports to try when the endpoint's port is 0.
+    #[must_use]
     pub fn with_port_range(mut self, range: PortRange) -> Self {
         self.range = range;
         self
     }
 
     /// How long [`connect`](Transport::connect) may take.
+    #[must_use]
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

@@ -148,12 +148,14 @@ impl UnixTransport {
     }
 
     /// The group that owns the socket (`chown` before listening).
+    #[must_use]
     pub fn with_group(mut self, group: SocketGroup) -> Self {
         self.group = Some(group);
         self
     }
 
     /// How long [`connect`](Transport::connect) may take.
+    #[must_use]
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
