@@ -229,7 +229,9 @@ impl ClientConfig {
             source: Box::new(source),
             stderr: tail.lines(),
         };
-        let line = match HandshakeLine::parse(&raw_line) {
+        // We never ask for multiplexing, so the seventh field is ignored, as
+        // go-plugin's host ignores it unless it asked.
+        let line = match HandshakeLine::parse_unasked(&raw_line) {
             Ok(line) => line,
             Err(err) => {
                 guard.kill_and_reap(&mut child).await;
