@@ -165,7 +165,9 @@ impl ClientConfig {
     /// The command's own environment is kept, and go-plugin's is added: the
     /// cookie, `PLUGIN_MIN_PORT`/`PLUGIN_MAX_PORT`, `PLUGIN_PROTOCOL_VERSIONS`,
     /// `PLUGIN_CLIENT_CERT` (AutoMTLS), and the socket directory and group
-    /// when set. The plugin runs in its own process group, with stdin closed.
+    /// when set; `PLUGIN_MULTIPLEX_GRPC` is removed (this host never asks
+    /// for multiplexing, and ignores the line's seventh field). The plugin
+    /// runs in its own process group, with stdin closed.
     ///
     /// # Errors
     ///
