@@ -25,7 +25,7 @@ const LAUNCHES: usize = 5;
 const CALLS: usize = 250;
 
 fn main() {
-    let peers = common::go_peers();
+    let peers = common::go_peers(common::GoPlugin::V1_0_1);
     let rust_plugin = common::example("kv_plugin");
     let configs = [
         ("go-plugin 1.0.1 (Go)", peers.kvplugin.clone(), false),

@@ -210,6 +210,7 @@ fn send(server: &EchoServer, args: &[&str], limit: Duration) -> common::Run {
         status,
         stdout: stdout.lock().unwrap().clone(),
         stderr: stderr.lock().unwrap().clone(),
+        label: String::new(),
     }
 }
 

@@ -1,38 +1,44 @@
-//! `rpcplugin probe` passes the plugins of real peers: go-plugin 1.0.1's
-//! (Go, Debian) and pyvider-rpcplugin 0.5.5's (Python), with and without
-//! AutoMTLS.
+//! `rpcplugin probe` passes the plugins of real peers: go-plugin's (Go:
+//! 1.0.1 from Debian, 1.4.9 and 1.8.0 as Go modules, one test per version)
+//! and pyvider-rpcplugin 0.5.5's (Python), with and without AutoMTLS.
 
+#[macro_use]
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-fn probe(mtls: &str, plugin: &[&Path]) -> String {
+/// Probes `plugin`; `label` names its peer in failure messages.
+fn probe(label: &dyn std::fmt::Display, mtls: &str, plugin: &[&Path]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_rpcplugin"))
         .args(["probe", "--mtls", mtls, "--"])
         .args(plugin)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{stdout}");
-    assert!(stdout.ends_with("RESULT: PASS\n"), "{stdout}");
+    assert!(out.status.success(), "{label}: {stdout}");
+    assert!(stdout.ends_with("RESULT: PASS\n"), "{label}: {stdout}");
     stdout
 }
 
-#[test]
-#[ignore = "needs the Go peers (Debian go-plugin 1.0.1): run .ci/install-peers, then cargo test -- --ignored"]
-fn go_plugin_1_0_1_plugins_pass() {
-    let peers = common::go_peers();
-    for plugin in [&peers.kvplugin, &peers.counterplugin] {
-        let report = probe("on", &[plugin]);
-        assert!(
-            report.contains("AutoMTLS certificate: ECDSA P-521"),
-            "{report}"
-        );
-        // go-plugin 1.0.1 has no GRPCStdio (it came in 1.2): a warning only.
-        assert!(report.contains("warn  GRPCStdio:"), "{report}");
-        assert!(report.contains("hclog JSON"), "{report}");
-        probe("off", &[plugin]);
+go_plugin_tests! {
+    fn go_plugins_pass(v) {
+        let peers = common::go_peers(v);
+        for plugin in [&peers.kvplugin, &peers.counterplugin] {
+            let report = probe(&v, "on", &[plugin]);
+            assert!(
+                report.contains("AutoMTLS certificate: ECDSA P-521"),
+                "{v}: {report}"
+            );
+            if v.has_grpc_stdio() {
+                assert!(report.contains("ok    GRPCStdio:"), "{v}: {report}");
+            } else {
+                // go-plugin 1.0.1 has no GRPCStdio (it came in 1.2): a warning only.
+                assert!(report.contains("warn  GRPCStdio:"), "{v}: {report}");
+            }
+            assert!(report.contains("hclog JSON"), "{v}: {report}");
+            probe(&v, "off", &[plugin]);
+        }
     }
 }
 
@@ -41,7 +47,7 @@ fn go_plugin_1_0_1_plugins_pass() {
 fn pyvider_plugins_pass() {
     let python = common::peers_python();
     let script = common::crate_dir().join("tests/interop/python/kv_plugin_pyvider.py");
-    let report = probe("on", &[&python, &script]);
+    let report = probe(&"pyvider-rpcplugin 0.5.5", "on", &[&python, &script]);
     assert!(
         report.contains("AutoMTLS certificate: ECDSA P-384"),
         "{report}"
@@ -51,5 +57,5 @@ fn pyvider_plugins_pass() {
         report.contains("warn  certificate shape: not a CA"),
         "{report}"
     );
-    probe("off", &[&python, &script]);
+    probe(&"pyvider-rpcplugin 0.5.5", "off", &[&python, &script]);
 }

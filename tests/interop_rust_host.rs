@@ -1,13 +1,23 @@
-//! Our `kv_host` example (the Rust host) against real plugins: go-plugin
-//! 1.0.1's KV plugin (Go, P-521 AutoMTLS), and our own `kv_plugin` in every
-//! combination of network and AutoMTLS.
+//! Our `kv_host` example (the Rust host) against real plugins: go-plugin's
+//! KV plugin (Go, P-521 AutoMTLS; 1.0.1 from Debian, 1.4.9 and 1.8.0 as Go
+//! modules, one test per version), pyvider-rpcplugin's, and our own
+//! `kv_plugin` in every combination of network and AutoMTLS.
 
+#[macro_use]
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-fn kv_host(mtls: bool, transport: &str, plugin: &Path, plugin_args: &[&str]) -> common::Run {
+/// Runs `kv_host` against `plugin`; `label` names the plugin's peer in
+/// failure messages.
+fn kv_host(
+    label: impl std::fmt::Display,
+    mtls: bool,
+    transport: &str,
+    plugin: &Path,
+    plugin_args: &[&str],
+) -> common::Run {
     let mut cmd = Command::new(common::example("kv_host"));
     cmd.args([
         "--mtls",
@@ -20,7 +30,7 @@ fn kv_host(mtls: bool, transport: &str, plugin: &Path, plugin_args: &[&str]) -> 
     .args(["--transport", transport, "--"])
     .arg(plugin)
     .args(plugin_args);
-    let run = common::run_capture(&mut cmd);
+    let run = common::run_capture(&mut cmd).labelled(&label);
     run.assert_pass();
     for check in [
         "CHECK ok: health ping",
@@ -33,12 +43,16 @@ fn kv_host(mtls: bool, transport: &str, plugin: &Path, plugin_args: &[&str]) -> 
     ] {
         assert!(
             run.stdout.contains(check),
-            "missing {check:?}:\n{}",
+            "{label}: missing {check:?}:\n{}",
             run.stdout
         );
     }
     if transport == "unix" {
-        assert!(run.stdout.contains("CHECK ok: socket"), "{}", run.stdout);
+        assert!(
+            run.stdout.contains("CHECK ok: socket"),
+            "{label}: {}",
+            run.stdout
+        );
     }
     run
 }
@@ -47,21 +61,20 @@ fn kv_host(mtls: bool, transport: &str, plugin: &Path, plugin_args: &[&str]) -> 
 fn rust_host_rust_plugin_every_combination() {
     let plugin = common::example("kv_plugin");
     for mtls in [false, true] {
-        kv_host(mtls, "unix", &plugin, &[]);
-        kv_host(mtls, "tcp", &plugin, &["--transport", "tcp"]);
+        kv_host("rpcplugin", mtls, "unix", &plugin, &[]);
+        kv_host("rpcplugin", mtls, "tcp", &plugin, &["--transport", "tcp"]);
     }
 }
 
-#[test]
-#[ignore = "needs the Go peers (Debian go-plugin 1.0.1): run .ci/install-peers, then cargo test -- --ignored"]
-fn rust_host_go_plugin_plain() {
-    kv_host(false, "unix", &common::go_peers().kvplugin, &[]);
-}
+go_plugin_tests! {
+    fn rust_host_go_plugin_plain(v) {
+        kv_host(v, false, "unix", &common::go_peers(v).kvplugin, &[]);
+    }
 
-#[test]
-#[ignore = "needs the Go peers (Debian go-plugin 1.0.1): run .ci/install-peers, then cargo test -- --ignored"]
-fn rust_host_go_plugin_automtls_p521() {
-    kv_host(true, "unix", &common::go_peers().kvplugin, &[]);
+    /// go-plugin answers AutoMTLS with its own P-521 certificate.
+    fn rust_host_go_plugin_automtls_p521(v) {
+        kv_host(v, true, "unix", &common::go_peers(v).kvplugin, &[]);
+    }
 }
 
 /// pyvider-rpcplugin 0.5.5's plugin, serving the same KV service.
@@ -73,7 +86,13 @@ fn pyvider_plugin(mtls: bool, transport: &str) {
     } else {
         vec![script]
     };
-    let run = kv_host(mtls, transport, &common::peers_python(), &args);
+    let run = kv_host(
+        "pyvider-rpcplugin 0.5.5",
+        mtls,
+        transport,
+        &common::peers_python(),
+        &args,
+    );
     if mtls {
         // pyvider answers AutoMTLS with its own P-384 certificate.
         assert!(run.stdout.contains("mtls=true"), "{}", run.stdout);

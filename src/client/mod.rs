@@ -175,7 +175,9 @@ impl ClientConfig {
     /// The command's own environment is kept, and go-plugin's is added: the
     /// cookie, `PLUGIN_MIN_PORT`/`PLUGIN_MAX_PORT`, `PLUGIN_PROTOCOL_VERSIONS`,
     /// `PLUGIN_CLIENT_CERT` (AutoMTLS), and the socket directory and group
-    /// when set. The plugin runs in its own process group, with stdin closed.
+    /// when set; `PLUGIN_MULTIPLEX_GRPC` is removed (this host never asks
+    /// for multiplexing, and ignores the line's seventh field). The plugin
+    /// runs in its own process group, with stdin closed.
     ///
     /// # Errors
     ///
@@ -239,7 +241,9 @@ impl ClientConfig {
             source: Box::new(source),
             stderr: tail.lines(),
         };
-        let line = match HandshakeLine::parse(&raw_line) {
+        // We never ask for multiplexing, so the seventh field is ignored, as
+        // go-plugin's host ignores it unless it asked.
+        let line = match HandshakeLine::parse_unasked(&raw_line) {
             Ok(line) => line,
             Err(err) => {
                 guard.kill_and_reap(&mut child).await;

@@ -48,6 +48,10 @@ pub(crate) fn plugin_command(
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .process_group(0);
+    // We never ask for multiplexing: one in our own environment must not
+    // reach the plugin, which would then multiplex a connection we do not
+    // (go-plugin's host passes it on, and breaks).
+    cmd.env_remove(crate::handshake::ENV_MULTIPLEX_GRPC);
     if let Some(pem) = client_cert_pem {
         cmd.env("PLUGIN_CLIENT_CERT", pem);
     }

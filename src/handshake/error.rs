@@ -109,7 +109,9 @@ pub enum HandshakeError {
         value: String,
     },
     /// The plugin says it multiplexes gRPC over one connection (go-plugin ≥
-    /// 1.6), which this host never asks for and does not speak.
+    /// 1.6), which this host does not speak. Not returned today: this
+    /// crate's host never asks for multiplexing, and a host that did not ask
+    /// ignores the field (as go-plugin's does).
     #[error(
         "the plugin announced multiplexed gRPC, which this host did not ask for and does not support"
     )]

@@ -234,14 +234,29 @@ impl HandshakeLine {
         })
     }
 
+    /// Parses a line as a host that did not ask for multiplexing does:
+    /// like [`parse`](Self::parse), with the seventh field and any after it
+    /// ignored, whatever they say (go-plugin's host reads field 7 only when
+    /// it asked with `PLUGIN_MULTIPLEX_GRPC`).
+    ///
+    /// # Errors
+    ///
+    /// As [`parse`](Self::parse), less
+    /// [`MultiplexSyntax`](HandshakeError::MultiplexSyntax).
+    pub(crate) fn parse_unasked(line: &str) -> Result<Self, HandshakeError> {
+        let six: Vec<&str> = line.trim().splitn(7, '|').take(6).collect();
+        Self::parse(&six.join("|"))
+    }
+
     /// Checks the line against what the host offered, as go-plugin does.
     ///
     /// # Errors
     ///
     /// [`HandshakeError::IncompatibleAppVersion`] when the version is not in
     /// `offered_versions`; [`HandshakeError::UnsupportedProtocol`] when the
-    /// protocol is not in `allowed`; [`HandshakeError::MultiplexUnsupported`]
-    /// when the seventh field says `true`.
+    /// protocol is not in `allowed`. The seventh (multiplexing) field is not
+    /// checked: a host that did not ask for multiplexing ignores it, as
+    /// go-plugin's does, and this crate's host never asks.
     pub fn check(
         &self,
         offered_versions: &[u32],
@@ -258,9 +273,6 @@ impl HandshakeLine {
                 protocol: self.protocol.as_str().into(),
                 supported: allowed.to_vec(),
             });
-        }
-        if self.multiplex == Some(true) {
-            return Err(HandshakeError::MultiplexUnsupported);
         }
         Ok(())
     }

@@ -231,14 +231,19 @@ fn format_then_parse_round_trips() {
 }
 
 #[test]
-fn a_host_refuses_a_plugin_that_multiplexes() {
+fn a_host_that_did_not_ask_ignores_the_multiplexing_field() {
     let base = "1|1|unix|/tmp/plugin1|grpc|";
+    for seventh in ["|true", "|false", "|yes", "|true|more", ""] {
+        let raw = format!("{base}{seventh}");
+        let line = HandshakeLine::parse_unasked(&raw).unwrap();
+        assert_eq!(line.multiplex(), None, "{raw}");
+        assert_eq!(line.to_string(), base, "{raw}");
+        line.check(&[1], &[Protocol::Grpc]).unwrap();
+    }
+    // The strict parse still reads it, and `check` does not refuse it.
     let line = HandshakeLine::parse(&format!("{base}|true")).unwrap();
-    let err = line.check(&[1], &[Protocol::Grpc]).unwrap_err();
-    assert!(
-        matches!(err, HandshakeError::MultiplexUnsupported),
-        "{err:?}"
-    );
-    let line = HandshakeLine::parse(&format!("{base}|false")).unwrap();
+    assert_eq!(line.multiplex(), Some(true));
     line.check(&[1], &[Protocol::Grpc]).unwrap();
+    // The other fields are still checked.
+    assert!(HandshakeLine::parse_unasked("1|1|udp|x|grpc||true").is_err());
 }

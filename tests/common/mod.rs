@@ -1,6 +1,7 @@
 //! Helpers shared by the process-level tests: our example binaries and the
-//! real interop peers (Go programs built from Debian's go-plugin 1.0.1,
-//! Python programs in the peers' virtualenv).
+//! real interop peers (Go programs built against go-plugin 1.0.1 from
+//! Debian and 1.4.9 and 1.8.0 as Go modules, Python programs in the peers'
+//! virtualenv).
 
 #![allow(dead_code)]
 
@@ -11,7 +12,8 @@ use std::sync::OnceLock;
 /// How to install the peers, for failure messages.
 pub const INSTALL_HINT: &str = "run .ci/install-peers (Debian: openssl golang-go \
     golang-github-hashicorp-go-plugin-dev golang-google-grpc-dev protobuf-compiler \
-    golang-goprotobuf-dev; PyPI: pyvider-rpcplugin==0.5.5 id-echo in .venv-peers)";
+    golang-goprotobuf-dev; Go >= 1.24 first on PATH and go mod download for \
+    tests/interop/go/modules/*; PyPI: pyvider-rpcplugin==0.5.5 id-echo in .venv-peers)";
 
 pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -41,8 +43,81 @@ pub fn example(name: &str) -> PathBuf {
     target_dir().join("examples").join(name)
 }
 
-/// The Go peers, built once per test binary in GOPATH mode, offline.
+/// A go-plugin version the Go peers are built against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoPlugin {
+    /// Debian's golang-github-hashicorp-go-plugin-dev, built in GOPATH mode:
+    /// the oldest peer.
+    V1_0_1,
+    /// The newest 1.4.x, a Go module (tests/interop/go/modules/v1.4.9).
+    V1_4_9,
+    /// A Go module (tests/interop/go/modules/v1.8.0).
+    V1_8_0,
+}
+
+impl GoPlugin {
+    pub const ALL: [GoPlugin; 3] = [GoPlugin::V1_0_1, GoPlugin::V1_4_9, GoPlugin::V1_8_0];
+
+    /// The version as go-plugin tags it, e.g. `v1.8.0`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            GoPlugin::V1_0_1 => "v1.0.1",
+            GoPlugin::V1_4_9 => "v1.4.9",
+            GoPlugin::V1_8_0 => "v1.8.0",
+        }
+    }
+
+    /// Whether this version's plugins serve GRPCStdio (go-plugin ≥ 1.2).
+    pub fn has_grpc_stdio(self) -> bool {
+        self != GoPlugin::V1_0_1
+    }
+
+    /// Whether this version's plugins dial a host's brokered servers
+    /// wrongly under AutoMTLS (hashicorp/go-plugin#109; fixed by 1.4.9, the
+    /// next version tested).
+    pub fn has_broker_tls_fault(self) -> bool {
+        self == GoPlugin::V1_0_1
+    }
+}
+
+impl std::fmt::Display for GoPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "go-plugin {}", self.tag())
+    }
+}
+
+/// Generates, from test bodies that take a [`GoPlugin`], one ignored test
+/// per go-plugin version, in modules `v1_0_1`, `v1_4_9` and `v1_8_0` (so
+/// the version is in every test's name), each test with the same reason.
+#[macro_export]
+macro_rules! go_plugin_tests {
+    ($($(#[$meta:meta])* fn $name:ident($v:ident) $body:block)*) => {
+        $crate::go_plugin_tests!(@version v1_0_1 V1_0_1 $($(#[$meta])* fn $name($v) $body)*);
+        $crate::go_plugin_tests!(@version v1_4_9 V1_4_9 $($(#[$meta])* fn $name($v) $body)*);
+        $crate::go_plugin_tests!(@version v1_8_0 V1_8_0 $($(#[$meta])* fn $name($v) $body)*);
+    };
+    (@version $module:ident $variant:ident $($(#[$meta:meta])* fn $name:ident($v:ident) $body:block)*) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[$meta])*
+                #[test]
+                #[ignore = "needs the Go peers (go-plugin 1.0.1 from Debian; 1.4.9 and 1.8.0 as Go modules): run .ci/install-peers, then cargo test -- --ignored"]
+                fn $name() {
+                    let $v = $crate::common::GoPlugin::$variant;
+                    $body
+                }
+            )*
+        }
+    };
+}
+
+/// The Go peers of one go-plugin version, built once per test binary,
+/// offline: 1.0.1 in GOPATH mode from Debian's packages, the others as Go
+/// modules from the module cache `.ci/install-peers` filled.
 pub struct GoPeers {
+    pub version: GoPlugin,
     pub kvhost: PathBuf,
     pub kvplugin: PathBuf,
     /// The GRPCBroker ("bidirectional") counter example's host and plugin.
@@ -50,9 +125,10 @@ pub struct GoPeers {
     pub counterplugin: PathBuf,
 }
 
-pub fn go_peers() -> &'static GoPeers {
-    static PEERS: OnceLock<GoPeers> = OnceLock::new();
-    PEERS.get_or_init(build_go_peers)
+pub fn go_peers(version: GoPlugin) -> &'static GoPeers {
+    static PEERS: [OnceLock<GoPeers>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let index = GoPlugin::ALL.iter().position(|v| *v == version).unwrap();
+    PEERS[index].get_or_init(|| build_go_peers(version))
 }
 
 fn run(cmd: &mut Command, what: &str) {
@@ -80,41 +156,96 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn build_go_peers() -> GoPeers {
-    let gopath = target_dir().join("interop-go");
-    let _ = std::fs::remove_dir_all(&gopath);
-    copy_dir(
-        &crate_dir().join("tests/interop/go/src"),
-        &gopath.join("src"),
-    );
-    // Each proto's stubs go to the Go package directory its programs import.
+/// `go` from PATH, offline, with its build cache in our target directory.
+/// `GOTOOLCHAIN=local`: never download another toolchain.
+fn go(version: GoPlugin) -> Command {
+    let mut cmd = Command::new("go");
+    cmd.env("GOPROXY", "off")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOWORK", "off")
+        .env("GOFLAGS", "-mod=readonly -buildvcs=false")
+        .env("GOCACHE", target_dir().join("go-cache"));
+    if version == GoPlugin::V1_0_1 {
+        cmd.env("GO111MODULE", "off");
+    } else {
+        cmd.env("GO111MODULE", "on");
+    }
+    cmd
+}
+
+/// Builds the interop programs (tests/interop/go/src, packages under the
+/// import path `interop/`) against one go-plugin version. The gRPC stubs
+/// are generated from proto/examples with protoc-gen-go's `plugins=grpc`:
+/// Debian's (1.3.5) for 1.0.1, the one of the module's own
+/// github.com/golang/protobuf (a `tool` in its go.mod) for the others.
+fn build_go_peers(version: GoPlugin) -> GoPeers {
+    let what = |step: &str| format!("{version}: {step}");
+    let root = target_dir().join(format!("interop-go-{}", version.tag()));
+    let _ = std::fs::remove_dir_all(&root);
+    let sources = crate_dir().join("tests/interop/go/src");
+    // The directory whose subdirectories are the packages interop/...
+    let module = if version == GoPlugin::V1_0_1 {
+        root.join("src/interop")
+    } else {
+        root.clone()
+    };
+    copy_dir(&sources, &module);
+    let bin = root.join("bin");
+    let protoc_gen_go = if version == GoPlugin::V1_0_1 {
+        PathBuf::from("/usr/bin/protoc-gen-go")
+    } else {
+        let pins = crate_dir()
+            .join("tests/interop/go/modules")
+            .join(version.tag());
+        for file in ["go.mod", "go.sum"] {
+            std::fs::copy(pins.join(file), module.join(file))
+                .unwrap_or_else(|e| panic!("{}: {e}", what(&format!("copy {file}"))));
+        }
+        run(
+            go(version)
+                .args(["build", "-o"])
+                .arg(bin.join("protoc-gen-go"))
+                .arg("github.com/golang/protobuf/protoc-gen-go")
+                .current_dir(&module),
+            &what("go build protoc-gen-go"),
+        );
+        bin.join("protoc-gen-go")
+    };
+    // Each proto's stubs go to the package its programs import.
+    let protos = crate_dir().join("proto/examples");
     for (proto, package) in [("kv.proto", "kvproto"), ("counter.proto", "counterproto")] {
-        let stubs = gopath.join("src").join(package);
+        let stubs = module.join(package);
         std::fs::create_dir_all(&stubs).unwrap();
         run(
             Command::new("protoc")
+                .arg(format!(
+                    "--plugin=protoc-gen-go={}",
+                    protoc_gen_go.display()
+                ))
                 .arg("-I")
-                .arg(crate_dir().join("proto/examples"))
-                .arg(format!("--go_out=plugins=grpc:{}", stubs.display()))
-                .arg(crate_dir().join("proto/examples").join(proto)),
-            &format!("protoc --go_out (Go stubs for {proto})"),
+                .arg(&protos)
+                .arg(format!(
+                    "--go_out=plugins=grpc,paths=source_relative,M{proto}=interop/{package}:{}",
+                    stubs.display()
+                ))
+                .arg(protos.join(proto)),
+            &what(&format!("protoc --go_out (Go stubs for {proto})")),
         );
     }
-    let bin = gopath.join("bin");
     for program in ["kvhost", "kvplugin", "counterhost", "counterplugin"] {
-        run(
-            Command::new("go")
-                .args(["build", "-o"])
-                .arg(bin.join(program))
-                .arg(program)
-                .env("GO111MODULE", "off")
-                .env("GOPROXY", "off")
-                .env("GOPATH", format!("{}:/usr/share/gocode", gopath.display()))
-                .env("GOCACHE", target_dir().join("go-cache")),
-            &format!("go build {program}"),
-        );
+        let mut cmd = go(version);
+        cmd.args(["build", "-o"])
+            .arg(bin.join(program))
+            .arg(format!("interop/{program}"));
+        if version == GoPlugin::V1_0_1 {
+            cmd.env("GOPATH", format!("{}:/usr/share/gocode", root.display()));
+        } else {
+            cmd.current_dir(&module);
+        }
+        run(&mut cmd, &what(&format!("go build {program}")));
     }
     GoPeers {
+        version,
         kvhost: bin.join("kvhost"),
         kvplugin: bin.join("kvplugin"),
         counterhost: bin.join("counterhost"),
@@ -127,13 +258,26 @@ pub struct Run {
     pub status: std::process::ExitStatus,
     pub stdout: String,
     pub stderr: String,
+    /// Which peer ran (e.g. `go-plugin v1.8.0`), for failure messages.
+    pub label: String,
 }
 
 impl Run {
+    /// Names the peer in this run's failure messages.
+    pub fn labelled(mut self, label: impl std::fmt::Display) -> Self {
+        self.label = label.to_string();
+        self
+    }
+
     pub fn assert_pass(&self) {
         assert!(
             self.status.success() && self.stdout.contains("RESULT: PASS"),
-            "peer run failed ({}):\n{}\nstderr:\n{}",
+            "{}peer run failed ({}):\n{}\nstderr:\n{}",
+            if self.label.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", self.label)
+            },
             self.status,
             self.stdout,
             self.stderr
@@ -149,6 +293,7 @@ pub fn run_capture(cmd: &mut Command) -> Run {
         status: out.status,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        label: String::new(),
     }
 }
 

@@ -1,4 +1,4 @@
-// counterhost: a go-plugin 1.0.1 host for the counter example
+// counterhost: a go-plugin host for the counter example
 // (proto/examples/counter.proto), checking the GRPCBroker both ways the
 // way go-plugin's "bidirectional" example uses it.
 //
@@ -24,7 +24,7 @@ import (
 	hclog "github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 
-	"countershared"
+	"interop/countershared"
 )
 
 var failed bool

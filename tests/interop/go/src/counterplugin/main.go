@@ -1,5 +1,5 @@
 // counterplugin: the counter example (proto/examples/counter.proto) as a
-// go-plugin 1.0.1 plugin. Put dials the host's AddHelper through the
+// go-plugin plugin. Put dials the host's AddHelper through the
 // GRPCBroker on the id the host sent (add_server) and stores Sum(current,
 // value); Get returns the stored value (0 for a key never put).
 package main
@@ -11,8 +11,8 @@ import (
 
 	plugin "github.com/hashicorp/go-plugin"
 
-	counterproto "counterproto"
-	"countershared"
+	counterproto "interop/counterproto"
+	"interop/countershared"
 )
 
 type counter struct {

@@ -15,7 +15,7 @@ import (
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
-	counterproto "counterproto"
+	counterproto "interop/counterproto"
 )
 
 // callTimeout bounds each host-side call, so that a hung plugin fails a

@@ -1,4 +1,4 @@
-// kvhost: a go-plugin 1.0.1 host that launches any KV plugin, checks it the
+// kvhost: a go-plugin host that launches any KV plugin, checks it the
 // way Terraform-style hosts use a plugin, and measures it.
 //
 //	kvhost [-mtls] [-launches L] [-calls N] [-json] -- PLUGIN [ARGS...]
@@ -28,8 +28,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	kvproto "kvproto"
-	"kvshared"
+	kvproto "interop/kvproto"
+	"interop/kvshared"
 )
 
 type report struct {

@@ -1,4 +1,4 @@
-// kvplugin: the KV example service as a go-plugin 1.0.1 plugin, the Go
+// kvplugin: the KV example service as a go-plugin plugin, the Go
 // baseline that rpcplugin's kv_plugin is measured beside.
 package main
 
@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	kvproto "kvproto"
-	"kvshared"
+	kvproto "interop/kvproto"
+	"interop/kvshared"
 )
 
 type memoryKV struct {

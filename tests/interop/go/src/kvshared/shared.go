@@ -1,5 +1,5 @@
 // Package kvshared is the go-plugin glue for the KV example service, as a
-// go-plugin 1.0.1 host and plugin use it. The gRPC stubs (package kvproto)
+// go-plugin host and plugin use it. The gRPC stubs (package kvproto)
 // are generated from proto/examples/kv.proto when the interop suite builds.
 package kvshared
 
@@ -9,7 +9,7 @@ import (
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
-	kvproto "kvproto"
+	kvproto "interop/kvproto"
 )
 
 // Handshake is go-plugin's basic example handshake.
