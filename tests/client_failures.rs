@@ -3,20 +3,11 @@
 
 mod common;
 
-use std::path::Path;
+use common::fake_plugin as script;
+
 use std::time::Duration;
 
 use rpcplugin::{ClientConfig, ClientError, HandshakeConfig, HandshakeError};
-
-/// A fake plugin: a shell script that writes its pid to `pidfile`, then
-/// runs `body`.
-fn script(pidfile: &Path, body: &str) -> std::process::Command {
-    let mut command = std::process::Command::new("sh");
-    command
-        .arg("-c")
-        .arg(format!("echo $$ > {}; {body}", pidfile.display()));
-    command
-}
 
 fn plain() -> ClientConfig {
     ClientConfig::new(HandshakeConfig::basic_example())

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::fake_plugin as script;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,16 +15,6 @@ use rpcplugin::{
     ClientConfig, ClientError, ConnectStep, Endpoint, HandshakeConfig, HandshakeError,
     ReattachConfig,
 };
-
-/// A fake plugin: a shell script that writes its pid to `pidfile`, then
-/// runs `body`.
-fn script(pidfile: &Path, body: &str) -> std::process::Command {
-    let mut command = std::process::Command::new("sh");
-    command
-        .arg("-c")
-        .arg(format!("echo $$ > {}; {body}", pidfile.display()));
-    command
-}
 
 fn plain(timeout: Duration) -> ClientConfig {
     ClientConfig::new(HandshakeConfig::basic_example())

@@ -108,14 +108,6 @@ pub enum HandshakeError {
         /// The field as written.
         value: String,
     },
-    /// The plugin says it multiplexes gRPC over one connection (go-plugin ≥
-    /// 1.6), which this host does not speak. Not returned today: this
-    /// crate's host never asks for multiplexing, and a host that did not ask
-    /// ignores the field (as go-plugin's does).
-    #[error(
-        "the plugin announced multiplexed gRPC, which this host did not ask for and does not support"
-    )]
-    MultiplexUnsupported,
     /// The plugin's first stdout line is not UTF-8, so it cannot be a
     /// handshake line.
     #[error("the handshake line is not UTF-8 (invalid byte at offset {at})")]

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 
-use super::{ENV_MULTIPLEX_GRPC, HandshakeError};
+use super::HandshakeError;
 use crate::transport::Endpoint;
 
 /// go-plugin's core protocol version, the first field of every line.
@@ -123,18 +123,6 @@ impl HandshakeLine {
     pub fn with_multiplex(mut self, multiplex: bool) -> Self {
         self.multiplex = Some(multiplex);
         self
-    }
-
-    /// Adds the seventh field, set to `supported`, only when the host set
-    /// `PLUGIN_MULTIPLEX_GRPC` (go-plugin ≥ 1.6 hosts); older hosts never
-    /// see it, so it cannot be glued onto their certificate field.
-    pub fn with_multiplex_if_requested(self, supported: bool) -> Self {
-        let requested = std::env::var_os(ENV_MULTIPLEX_GRPC).is_some_and(|v| !v.is_empty());
-        if requested {
-            self.with_multiplex(supported)
-        } else {
-            self
-        }
     }
 
     /// The negotiated app protocol version.

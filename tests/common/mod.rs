@@ -483,3 +483,13 @@ pub fn wait_gone(pid: u32, limit: std::time::Duration) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// A fake plugin: a shell script that writes its pid to `pidfile`, then
+/// runs `body`.
+pub fn fake_plugin(pidfile: &Path, body: &str) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("echo $$ > {}; {body}", pidfile.display()));
+    command
+}
