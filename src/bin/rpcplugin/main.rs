@@ -75,6 +75,10 @@ enum EchoCommand {
         /// Samples in flight (unacknowledged) at most.
         #[arg(long, default_value_t = rpcplugin::echo::DEFAULT_MAX_INFLIGHT)]
         inflight: usize,
+        /// Fail when no acknowledgement comes for this many seconds while
+        /// samples are outstanding.
+        #[arg(long, default_value_t = rpcplugin::echo::DEFAULT_PROGRESS_TIMEOUT.as_secs_f64())]
+        progress_timeout: f64,
     },
 }
 
@@ -94,13 +98,16 @@ async fn main() -> ExitCode {
             spec,
             count,
             inflight,
-        }) => {
-            if inflight == 0 {
-                Err("--inflight must be at least 1".to_owned())
-            } else {
-                echo::send(transport, connect, spec, count, inflight).await
+            progress_timeout,
+        }) => match std::time::Duration::try_from_secs_f64(progress_timeout) {
+            _ if inflight == 0 => Err("--inflight must be at least 1".to_owned()),
+            Ok(progress) if !progress.is_zero() => {
+                echo::send(transport, connect, spec, count, inflight, progress).await
             }
-        }
+            _ => Err(format!(
+                "--progress-timeout must be a positive number of seconds, not {progress_timeout}"
+            )),
+        },
         Command::Probe(args) => return probe::run(args).await,
     };
     match result {
