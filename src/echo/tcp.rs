@@ -80,7 +80,7 @@ pub trait Transport: Send + Sync {
 /// Bounded whatever peers do: at most [`max_connections`](Self::max_connections)
 /// connections (1024 by default) are served, the rest are closed at once;
 /// the buffers holding partial samples share a budget of
-/// [`buffer_budget`](Self::buffer_budget) bytes (256 MiB by default), and a
+/// [`buffer_budget`](Self::buffer_budget) bytes (192 MiB by default), and a
 /// connection that would need more is closed; a connection that opens with
 /// the HTTP/2 preface or a TLS ClientHello is closed before anything
 /// reaches the sink. Each refusal is logged (`tracing`, level warn).
@@ -121,7 +121,7 @@ impl<T: crate::Transport + 'static, S: Sink + Clone> TcpTransport<T, S> {
     }
 
     /// Lets the receive buffers of all connections hold at most `bytes`
-    /// (default 256 MiB), but always enough for one connection's buffer
+    /// (default 192 MiB), but always enough for one connection's buffer
     /// (a sample plus 64 KiB). A connection whose partial sample would need
     /// more is closed, with a log line.
     pub fn buffer_budget(mut self, bytes: usize) -> Self {
