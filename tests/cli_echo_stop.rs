@@ -4,6 +4,7 @@
 //! acknowledged, and none it did not.
 
 mod bad_input;
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -142,4 +143,62 @@ async fn tcp_serve_ctrl_c_beside_senders_that_never_read_counts_every_ack() {
         acked <= counted,
         "{acked} acknowledged to the readers alone, {counted} counted: {out}"
     );
+}
+
+/// `examples/echo_server` with a small queue; its child and v1 endpoint.
+fn echo_server(args: &[&str]) -> (std::process::Child, Endpoint) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(common::example("echo_server"))
+        .args(["--spec", SPEC, "--queue", "4"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("ECHO_TCP ").unwrap().to_owned();
+    // The rest (the gRPC line, then the summary) is read at the end.
+    child.stdout = Some(stdout.into_inner());
+    (child, Endpoint::tcp(addr.parse().unwrap()))
+}
+
+/// Waits for the example to exit by itself; its `RECEIVED` count.
+async fn exit_count(mut child: std::process::Child) -> u64 {
+    let status = within("echo_server's exit", async {
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{status}: {out}");
+    let line = out.lines().find(|l| l.starts_with("RECEIVED ")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_server_example_stops_after_expect_with_a_full_queue() {
+    let (child, endpoint) = echo_server(&["--expect", "10"]);
+    let acks = burst(&endpoint, 3000).await;
+    let counted = exit_count(child).await;
+    let acks = within("the client's end", acks).await.unwrap() as u64;
+    assert!(counted >= 10, "{counted}");
+    assert!(acks <= counted, "{acks} acknowledged, {counted} counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_server_example_obeys_sigterm_with_a_full_queue() {
+    let (child, endpoint) = echo_server(&[]);
+    let acks = burst(&endpoint, 3000).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let counted = exit_count(child).await;
+    let acks = within("the client's end", acks).await.unwrap() as u64;
+    assert!(acks <= counted, "{acks} acknowledged, {counted} counted");
 }

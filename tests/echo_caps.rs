@@ -196,9 +196,11 @@ async fn idle_readers_between_samples_give_the_budget_back() {
         .buffer_budget(2 * SIZE + (128 << 10));
     let endpoint = server.start().await.unwrap();
     // Ten clients one after another, each sending whole samples and
-    // staying connected: between samples they hold no budget.
+    // staying connected: once quiet between samples (100 ms) they hold no
+    // budget.
     let mut clients = Vec::new();
     for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let client = echo::TcpClient::connect(&endpoint, &spec, 2).await.unwrap();
         for _ in 0..2 {
             client.send(Bytes::from(vec![1u8; SIZE])).await.unwrap();

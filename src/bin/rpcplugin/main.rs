@@ -3,6 +3,7 @@
 //! ```text
 //! rpcplugin echo serve --transport tcp|grpc --listen ENDPOINT --spec SPEC [--count N]
 //! rpcplugin echo send  --transport tcp|grpc --connect ENDPOINT --spec SPEC --count N [--inflight K]
+//!                      [--progress-timeout SECS]
 //! rpcplugin probe [--cookie KEY=VALUE | --terraform] [--versions 5,6] [--mtls on|off] [--json] [--launches N] -- PLUGIN [ARGS...]
 //! ```
 //!
