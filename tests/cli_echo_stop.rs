@@ -145,8 +145,21 @@ async fn tcp_serve_ctrl_c_beside_senders_that_never_read_counts_every_ack() {
     );
 }
 
+/// A child process killed when dropped, so that a failed test leaves no
+/// server behind.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `examples/echo_server` with a small queue; its child and v1 endpoint.
-fn echo_server(args: &[&str]) -> (std::process::Child, Endpoint) {
+fn echo_server(args: &[&str]) -> (Reaped, Endpoint) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(common::example("echo_server"))
         .args(["--spec", SPEC, "--queue", "4"])
@@ -160,14 +173,14 @@ fn echo_server(args: &[&str]) -> (std::process::Child, Endpoint) {
     let addr = line.trim().strip_prefix("ECHO_TCP ").unwrap().to_owned();
     // The rest (the gRPC line, then the summary) is read at the end.
     child.stdout = Some(stdout.into_inner());
-    (child, Endpoint::tcp(addr.parse().unwrap()))
+    (Reaped(child), Endpoint::tcp(addr.parse().unwrap()))
 }
 
 /// Waits for the example to exit by itself; its `RECEIVED` count.
-async fn exit_count(mut child: std::process::Child) -> u64 {
+async fn exit_count(mut child: Reaped) -> u64 {
     let status = within("echo_server's exit", async {
         loop {
-            if let Some(status) = child.try_wait().unwrap() {
+            if let Some(status) = child.0.try_wait().unwrap() {
                 return status;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -175,7 +188,7 @@ async fn exit_count(mut child: std::process::Child) -> u64 {
     })
     .await;
     let mut out = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut out).unwrap();
     assert!(status.success(), "{status}: {out}");
     let line = out.lines().find(|l| l.starts_with("RECEIVED ")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
@@ -196,7 +209,7 @@ async fn echo_server_example_obeys_sigterm_with_a_full_queue() {
     let (child, endpoint) = echo_server(&[]);
     let acks = burst(&endpoint, 3000).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let pid = nix::unistd::Pid::from_raw(child.0.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let counted = exit_count(child).await;
     let acks = within("the client's end", acks).await.unwrap() as u64;
