@@ -71,45 +71,11 @@ impl Inflight {
         self.progress
     }
 
-    /// Resolves once samples have been outstanding for the progress
-    /// timeout without an ack (the stream is then failed, for every call);
-    /// pending otherwise. Raced against whatever waits on the server.
-    pub(crate) async fn stalled(&self) -> EchoClientError {
-        let mut acked = self.acked.clone();
-        loop {
-            let seen = *acked.borrow_and_update();
-            let outstanding = self.sent.load(Ordering::SeqCst).saturating_sub(seen);
-            let at = *self.progress_at.lock().expect("progress lock");
-            let deadline = match outstanding {
-                0 => None,
-                _ => at.checked_add(self.progress),
-            };
-            let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now));
-            tokio::select! {
-                changed = acked.changed() => {
-                    if changed.is_err() {
-                        // The stream ended; the waiter fails on its own.
-                        std::future::pending::<()>().await;
-                    }
-                }
-                _ = sleep, if deadline.is_some() => {
-                    if *self.progress_at.lock().expect("progress lock") != at {
-                        continue;
-                    }
-                    let err = EchoClientError::Stalled {
-                        outstanding,
-                        after: self.progress,
-                    };
-                    self.fail(err.to_string());
-                    self.credits.close();
-                    return err;
-                }
-            }
-        }
-    }
-
-    /// `operation`, unless the stream stalls first. The watch starts only
-    /// when the operation has to wait, so the fast path costs no timer.
+    /// `operation`, unless samples stay outstanding for the progress
+    /// timeout without an ack while it waits; then the stream is failed
+    /// for every call, and the error names the count outstanding. One
+    /// timer per wait, none when the operation completes at once: the
+    /// deadline is checked when it passes, not on every ack.
     pub(crate) async fn guard<T>(
         &self,
         operation: impl Future<Output = Result<T, EchoClientError>>,
@@ -119,11 +85,39 @@ impl Inflight {
         if let Poll::Ready(done) = first {
             return done;
         }
-        tokio::select! {
-            biased;
-            done = operation => done,
-            stalled = self.stalled() => Err(stalled),
+        loop {
+            let at = *self.progress_at.lock().expect("progress lock");
+            // The clock runs from the last progress while samples are
+            // outstanding; with none outstanding yet, from now.
+            let base = match self.outstanding() {
+                0 => Instant::now(),
+                _ => at,
+            };
+            let Some(deadline) = base.checked_add(self.progress) else {
+                return operation.await;
+            };
+            if let Ok(done) = tokio::time::timeout_at(deadline, operation.as_mut()).await {
+                return done;
+            }
+            let outstanding = self.outstanding();
+            let moved = *self.progress_at.lock().expect("progress lock") != at;
+            if outstanding == 0 || moved {
+                continue;
+            }
+            let err = EchoClientError::Stalled {
+                outstanding,
+                after: self.progress,
+            };
+            self.fail(err.to_string());
+            self.credits.close();
+            return Err(err);
         }
+    }
+
+    /// Samples sent and not acknowledged.
+    fn outstanding(&self) -> u64 {
+        let sent = self.sent.load(Ordering::SeqCst);
+        sent.saturating_sub(*self.acked.borrow())
     }
 
     /// The error for a closed stream, with the reason it ended.
