@@ -325,21 +325,20 @@ async fn clients_of_the_other_protocol_fail_clearly() {
     grpc.shutdown().await;
     drop((tcp, grpc));
     let by_stream = within("the sink's end", collected).await.unwrap();
-    // v1 cannot tell a client's bytes from samples: whatever the gRPC
-    // client wrote (its preface, settings, a request) arrives as whole
-    // samples, on streams of its own.
+    // The gRPC client opened with the HTTP/2 preface: refused before
+    // anything reached the sink. Only the v1 client's samples are there.
     let good: Vec<Bytes> = (0..100).map(sample).collect();
-    let v1 = by_stream.iter().filter(|(stream, _)| **stream != 0);
-    let (mut goods, mut junk) = (0, 0);
-    for (_, samples) in v1 {
-        assert!(samples.iter().all(|s| s.len() == SIZE));
-        match *samples == good {
-            true => goods += 1,
-            false => junk += samples.len(),
-        }
-    }
-    eprintln!("the gRPC client's bytes made {junk} samples at the v1 port");
-    assert_eq!(goods, 1, "the v1 client's samples");
+    let v1: Vec<_> = by_stream
+        .iter()
+        .filter(|(stream, _)| **stream != 0)
+        .collect();
+    assert_eq!(
+        v1.len(),
+        1,
+        "streams at the v1 port: {:?}",
+        by_stream.keys()
+    );
+    assert_eq!(*v1[0].1, good, "the v1 client's samples");
     assert_eq!(by_stream[&0], [sample(100)]);
 }
 
@@ -379,4 +378,71 @@ async fn a_thousand_idle_connections_cost_little_and_block_no_one() {
     let (status, out) = server.exit().await;
     assert!(status.success(), "{status}: {out}");
     assert!(out.contains("received 2000 samples, 56000 bytes"), "{out}");
+}
+
+/// Sends `opening` on a fresh connection; what the server answers before
+/// it closes (nothing: no ack).
+async fn refused(endpoint: &Endpoint, opening: &[u8]) -> Vec<u8> {
+    let mut conn = raw(endpoint).await;
+    conn.write_all(opening).await.unwrap();
+    let mut got = Vec::new();
+    // The server closes with our bytes unread, which may reset the socket.
+    let mut buf = [0u8; 256];
+    loop {
+        match within("the server's refusal", conn.read(&mut buf)).await {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_and_tls_openings_are_refused_before_the_sink() {
+    let (sink, rx) = unchecked(64);
+    let collected = collect(rx);
+    let server = echo::TcpTransport::new(spec(), sink, TcpTransport::localhost());
+    let endpoint = server.start().await.unwrap();
+    // An HTTP/2 client: preface, SETTINGS, then a HEADERS frame: 8 whole
+    // samples' worth of bytes, and more.
+    let mut h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x0c\x04\x00\x00\x00\x00\x00".to_vec();
+    h2.extend_from_slice(&[0, 3, 0, 0, 0, 100, 0, 4, 0, 0, 0xff, 0xff]);
+    h2.extend_from_slice(&garbage(200, 7));
+    assert_eq!(
+        refused(&endpoint, &h2).await,
+        b"",
+        "acks for an HTTP/2 client"
+    );
+    // A TLS 1.3 ClientHello: record header, handshake header, body.
+    let mut hello = vec![
+        0x16, 0x03, 0x01, 0x01, 0x00, 0x01, 0x00, 0x00, 0xfc, 0x03, 0x03,
+    ];
+    hello.extend_from_slice(&garbage(250, 9));
+    assert_eq!(
+        refused(&endpoint, &hello).await,
+        b"",
+        "acks for a TLS client"
+    );
+    // A client whose first sample begins as a ClientHello record would
+    // (but for its length, 3) is served, once its opening is unambiguous.
+    let mut tricky = sample(0).to_vec();
+    tricky[..6].copy_from_slice(&[0x16, 0x03, 0x01, 0x00, 0x03, 0x01]);
+    let mut conn = raw(&endpoint).await;
+    conn.write_all(&tricky[..4]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    conn.write_all(&tricky[4..]).await.unwrap();
+    let mut ack = [0u8; 1];
+    within("the tricky sample's ack", conn.read_exact(&mut ack))
+        .await
+        .unwrap();
+    assert_eq!(ack, [1]);
+    drop(conn);
+    server.shutdown().await;
+    drop(server);
+    let by_stream = within("the sink's end", collected).await.unwrap();
+    let delivered: Vec<_> = by_stream.values().flatten().collect();
+    assert_eq!(
+        delivered,
+        [&Bytes::from(tricky)],
+        "only the echo client's sample"
+    );
 }

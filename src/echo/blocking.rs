@@ -38,6 +38,13 @@ macro_rules! blocking_client {
                 Ok($name { runtime, inner })
             }
 
+            /// Lets samples stay outstanding at most `timeout` without an
+            /// ack before `send` and `wait` fail (default a minute).
+            pub fn with_progress_timeout(self, timeout: std::time::Duration) -> Self {
+                let $name { runtime, inner } = self;
+                $name { runtime, inner: inner.with_progress_timeout(timeout) }
+            }
+
             /// Sends one sample, blocking at the in-flight limit.
             ///
             /// # Errors

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::Frame;
@@ -26,6 +27,17 @@ use crate::proto::echo::{Ack, GetSpecRequest, PushRequest};
 
 /// echo's default number of unacknowledged samples.
 pub const DEFAULT_MAX_INFLIGHT: usize = 32;
+
+/// How long a sample client lets samples stay outstanding without a single
+/// ack before it gives up on the server (see `with_progress_timeout`). A
+/// full sink holds acks back on purpose (a learner busy with a training
+/// step), so this is far beyond such pauses: a minute without any ack is a
+/// stuck or silently vanished server, not back-pressure.
+pub const DEFAULT_PROGRESS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long connecting may take: the connection, the spec, opening the
+/// stream. A server that answers at all does so in milliseconds.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A failure of a sample client.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -48,6 +60,19 @@ pub enum EchoClientError {
     ConnectionClosed {
         /// Why.
         reason: String,
+    },
+    /// No acknowledgement came for the progress timeout while samples were
+    /// outstanding: the server is stuck, or gone without closing. The
+    /// stream is closed; later calls fail with
+    /// [`ConnectionClosed`](Self::ConnectionClosed) giving this reason.
+    #[error(
+        "no acknowledgement from the server for {after:?} with {outstanding} samples outstanding"
+    )]
+    Stalled {
+        /// Samples sent and not acknowledged.
+        outstanding: u64,
+        /// The progress timeout.
+        after: Duration,
     },
 }
 
@@ -79,7 +104,7 @@ impl GrpcClient {
     ///
     /// [`EchoClientError::SpecMismatch`] naming the leaf that differs;
     /// [`EchoClientError::ConnectionClosed`] when the server cannot be
-    /// reached or refuses the stream.
+    /// reached, refuses the stream, or does not answer within 10 s.
     ///
     /// # Panics
     ///
@@ -99,9 +124,12 @@ impl GrpcClient {
         let mut client = SampleStreamClient::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE);
-        let theirs = client
-            .get_spec(GetSpecRequest {})
+        let silent = |what: &str| EchoClientError::ConnectionClosed {
+            reason: format!("the server did not answer {what} within {CONNECT_TIMEOUT:?}"),
+        };
+        let theirs = tokio::time::timeout(CONNECT_TIMEOUT, client.get_spec(GetSpecRequest {}))
             .await
+            .map_err(|_| silent("GetSpec"))?
             .map_err(closed)?
             .into_inner();
         let theirs = Spec::from_proto(&theirs).map_err(EchoClientError::SpecMismatch)?;
@@ -115,7 +143,10 @@ impl GrpcClient {
                 reason: format!("the spec does not fit a message: {err}"),
             }
         })?;
-        let mut acks = open_push(channel, body).await.map_err(closed)?;
+        let mut acks = tokio::time::timeout(CONNECT_TIMEOUT, open_push(channel, body))
+            .await
+            .map_err(|_| silent("Push"))?
+            .map_err(closed)?;
 
         let (inflight, ack_side) = Inflight::new(spec.payload_size(), max_inflight);
         let reader = tokio::spawn(async move {
@@ -146,8 +177,12 @@ impl GrpcClient {
         spec: &Spec,
         max_inflight: usize,
     ) -> Result<Self, EchoClientError> {
-        let channel = crate::grpc::open_channel(endpoint, None)
+        let opening = crate::grpc::open_channel(endpoint, None);
+        let channel = tokio::time::timeout(CONNECT_TIMEOUT, opening)
             .await
+            .map_err(|_| EchoClientError::ConnectionClosed {
+                reason: format!("no connection to {endpoint} within {CONNECT_TIMEOUT:?}"),
+            })?
             .map_err(|err| EchoClientError::ConnectionClosed {
                 reason: err.to_string(),
             })?;
@@ -160,12 +195,23 @@ impl GrpcClient {
     /// # Errors
     ///
     /// [`EchoClientError::WrongSize`] for a sample of the wrong size;
-    /// [`EchoClientError::ConnectionClosed`] once the stream is closed.
+    /// [`EchoClientError::ConnectionClosed`] once the stream is closed;
+    /// [`EchoClientError::Stalled`] when no ack came for the progress
+    /// timeout while it waited.
     pub async fn send(&self, sample: Bytes) -> Result<(), EchoClientError> {
         let queue = self.queue.lock().expect("queue lock").clone();
         let queue = queue.ok_or_else(|| self.inflight.closed())?;
         self.inflight.reserve(sample.len()).await?;
-        queue.send(sample).await.map_err(|_| self.inflight.closed())
+        let queued = async { queue.send(sample).await.map_err(|_| self.inflight.closed()) };
+        self.inflight.guard(queued).await
+    }
+
+    /// Lets samples stay outstanding at most `timeout` without an ack
+    /// (default [`DEFAULT_PROGRESS_TIMEOUT`], a minute) before `send` and
+    /// `wait` fail with [`EchoClientError::Stalled`].
+    pub fn with_progress_timeout(mut self, timeout: Duration) -> Self {
+        self.inflight.set_progress_timeout(timeout);
+        self
     }
 
     /// Waits until every sample sent so far is acknowledged.
@@ -173,7 +219,9 @@ impl GrpcClient {
     /// # Errors
     ///
     /// [`EchoClientError::ConnectionClosed`] when the stream ends first
-    /// (echo 0.1.1's `wait` hangs forever then).
+    /// (echo 0.1.1's `wait` hangs forever then);
+    /// [`EchoClientError::Stalled`] when no ack comes for the progress
+    /// timeout.
     pub async fn wait(&self) -> Result<(), EchoClientError> {
         self.inflight.wait().await
     }
@@ -184,13 +232,16 @@ impl GrpcClient {
     }
 
     /// Ends the stream after the samples already sent, and waits for the
-    /// server to finish it. Idempotent.
+    /// server to finish it, at most the progress timeout. Idempotent.
     pub async fn close(&self) {
         self.inflight.fail("closed by the client");
         drop(self.queue.lock().expect("queue lock").take());
         let tasks: Vec<JoinHandle<()>> = self.tasks.lock().expect("tasks lock").drain(..).collect();
-        for task in tasks {
-            let _ = task.await;
+        for mut task in tasks {
+            let finished = tokio::time::timeout(self.inflight.progress_timeout(), &mut task).await;
+            if finished.is_err() {
+                task.abort();
+            }
         }
     }
 }

@@ -112,6 +112,15 @@ async fn stream<S: Sink + Clone>(
                 // A full sink must not hold up shutdown.
                 _ = stop.wait_for(|s| *s) => Err(shutting_down()),
             };
+            if answer.is_err() {
+                // The samples the sink took before the refusal (or the
+                // stop) are acknowledged all the same, before the status.
+                tokio::select! {
+                    biased;
+                    _ = tx.send(Ok(Ack { delivered })) => {}
+                    _ = stop.wait_for(|s| *s) => {}
+                }
+            }
             let answer = answer.map(|()| Ack { delivered });
             let failed = answer.is_err();
             // A client that reads no acks must not hold it up either.

@@ -2,10 +2,14 @@
 //! acknowledgements give back), the count of samples sent and acknowledged,
 //! and why the stream ended.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
 
 use super::EchoClientError;
 
@@ -17,6 +21,10 @@ pub(crate) struct Inflight {
     sent: AtomicU64,
     acked: watch::Receiver<u64>,
     failure: Arc<Mutex<Option<String>>>,
+    /// The last ack, or when samples became outstanding after none were.
+    progress_at: Arc<Mutex<Instant>>,
+    /// How long samples may stay outstanding without an ack.
+    progress: Duration,
 }
 
 /// The acknowledging side, for the task that reads acks.
@@ -25,6 +33,7 @@ pub(crate) struct Acks {
     credits: Arc<Semaphore>,
     acked: watch::Sender<u64>,
     failure: Arc<Mutex<Option<String>>>,
+    progress_at: Arc<Mutex<Instant>>,
 }
 
 impl Inflight {
@@ -33,10 +42,12 @@ impl Inflight {
         let credits = Arc::new(Semaphore::new(max_inflight));
         let (acked_tx, acked) = watch::channel(0u64);
         let failure = Arc::new(Mutex::new(None));
+        let progress_at = Arc::new(Mutex::new(Instant::now()));
         let acks = Acks {
             credits: credits.clone(),
             acked: acked_tx,
             failure: failure.clone(),
+            progress_at: progress_at.clone(),
         };
         let inflight = Inflight {
             payload,
@@ -44,8 +55,69 @@ impl Inflight {
             sent: AtomicU64::new(0),
             acked,
             failure,
+            progress_at,
+            progress: super::DEFAULT_PROGRESS_TIMEOUT,
         };
         (inflight, acks)
+    }
+
+    /// Sets how long samples may stay outstanding without an ack.
+    pub(crate) fn set_progress_timeout(&mut self, timeout: Duration) {
+        self.progress = timeout;
+    }
+
+    /// How long samples may stay outstanding without an ack.
+    pub(crate) fn progress_timeout(&self) -> Duration {
+        self.progress
+    }
+
+    /// `operation`, unless samples stay outstanding for the progress
+    /// timeout without an ack while it waits; then the stream is failed
+    /// for every call, and the error names the count outstanding. One
+    /// timer per wait, none when the operation completes at once: the
+    /// deadline is checked when it passes, not on every ack.
+    pub(crate) async fn guard<T>(
+        &self,
+        operation: impl Future<Output = Result<T, EchoClientError>>,
+    ) -> Result<T, EchoClientError> {
+        let mut operation = std::pin::pin!(operation);
+        let first = std::future::poll_fn(|cx| Poll::Ready(operation.as_mut().poll(cx))).await;
+        if let Poll::Ready(done) = first {
+            return done;
+        }
+        loop {
+            let at = *self.progress_at.lock().expect("progress lock");
+            // The clock runs from the last progress while samples are
+            // outstanding; with none outstanding yet, from now.
+            let base = match self.outstanding() {
+                0 => Instant::now(),
+                _ => at,
+            };
+            let Some(deadline) = base.checked_add(self.progress) else {
+                return operation.await;
+            };
+            if let Ok(done) = tokio::time::timeout_at(deadline, operation.as_mut()).await {
+                return done;
+            }
+            let outstanding = self.outstanding();
+            let moved = *self.progress_at.lock().expect("progress lock") != at;
+            if outstanding == 0 || moved {
+                continue;
+            }
+            let err = EchoClientError::Stalled {
+                outstanding,
+                after: self.progress,
+            };
+            self.fail(err.to_string());
+            self.credits.close();
+            return Err(err);
+        }
+    }
+
+    /// Samples sent and not acknowledged.
+    fn outstanding(&self) -> u64 {
+        let sent = self.sent.load(Ordering::SeqCst);
+        sent.saturating_sub(*self.acked.borrow())
     }
 
     /// The error for a closed stream, with the reason it ended.
@@ -73,14 +145,21 @@ impl Inflight {
                 actual: size as u64,
             });
         }
-        let permit = self.credits.acquire().await.map_err(|_| self.closed())?;
-        permit.forget();
-        self.sent.fetch_add(1, Ordering::SeqCst);
+        let acquire = async { self.credits.acquire().await.map_err(|_| self.closed()) };
+        self.guard(acquire).await?.forget();
+        if self.sent.fetch_add(1, Ordering::SeqCst) <= *self.acked.borrow() {
+            // The first sample outstanding: its ack is due from now.
+            *self.progress_at.lock().expect("progress lock") = Instant::now();
+        }
         Ok(())
     }
 
     /// Waits until every sample sent so far is acknowledged.
     pub(crate) async fn wait(&self) -> Result<(), EchoClientError> {
+        self.guard(self.wait_acked()).await
+    }
+
+    async fn wait_acked(&self) -> Result<(), EchoClientError> {
         let sent = self.sent.load(Ordering::SeqCst);
         let mut acked = self.acked.clone();
         loop {
@@ -110,6 +189,9 @@ impl Acks {
 
     /// `n` more samples acknowledged.
     pub(crate) fn more(&self, n: u64) {
+        if n > 0 {
+            *self.progress_at.lock().expect("progress lock") = Instant::now();
+        }
         self.credits.add_permits(n as usize);
         self.acked.send_modify(|count| *count += n);
     }

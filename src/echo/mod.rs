@@ -16,10 +16,15 @@ mod sink;
 mod spec;
 mod tcp;
 mod tcp_client;
+mod tcp_conn;
+mod tcp_guard;
 
 pub use grpc::{GrpcTransport, Server as GrpcServer, Service as GrpcService};
-pub use grpc_client::{DEFAULT_MAX_INFLIGHT, EchoClientError, GrpcClient};
+pub use grpc_client::{
+    DEFAULT_MAX_INFLIGHT, DEFAULT_PROGRESS_TIMEOUT, EchoClientError, GrpcClient,
+};
 pub use sink::{Batch, ChannelSink, Sample, SampleReceiver, Sink, SinkError, channel};
 pub use spec::{DType, Leaf, MAX_PAYLOAD, Spec, SpecError, WireSpec};
 pub use tcp::{EchoError, TcpTransport, Transport};
 pub use tcp_client::TcpClient;
+pub use tcp_guard::{DEFAULT_BUFFER_BUDGET, DEFAULT_MAX_CONNECTIONS};

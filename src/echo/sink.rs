@@ -37,6 +37,11 @@ pub enum SinkError {
 /// Where a transport pushes whole samples. `push` completes once the sample
 /// is accepted (a transport acknowledges it only then), and waits while the
 /// sink is full.
+///
+/// A transport drops a `push` unfinished when it shuts down while the sink
+/// is full (so that a full sink cannot hold shutdown back), and never
+/// acknowledges that sample: a `push` dropped before it completed must not
+/// have delivered it, as with a bounded `tokio::sync::mpsc` channel.
 pub trait Sink: Send + Sync + 'static {
     /// Delivers one sample, waiting for room.
     ///

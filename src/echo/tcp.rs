@@ -4,27 +4,22 @@
 
 use std::future::Future;
 use std::sync::Mutex;
-use std::task::Poll;
+use std::time::Duration;
 
-use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
 
-use super::{Sample, Sink, SinkError, Spec};
-use crate::{Connection, Endpoint, TransportError};
+use super::tcp_conn::{Conn, serve};
+use super::tcp_guard::{Budget, DEFAULT_BUFFER_BUDGET, DEFAULT_MAX_CONNECTIONS};
+use super::{Sink, Spec};
+use crate::{Endpoint, TransportError};
 
-/// The acknowledgement byte of protocol v1.
-const ACK: u8 = 0x01;
-
-/// Bytes read from a connection at a time, at least, once samples flow:
-/// small samples arrive many per read, large ones in few reads.
-const READ_CHUNK: usize = 64 * 1024;
-
-/// Buffer of a connection before its first sample bytes arrive, so that
-/// many idle connections hold little memory.
-const IDLE_READ: usize = 512;
+/// How long connections may go on once the server stops, as for the gRPC
+/// transport: no sample is pushed after the stop, so this only lets the
+/// last acks out to clients that read them. Then every connection is cut,
+/// reading or not.
+const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// A failure of a sample transport.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +63,8 @@ pub trait Transport: Send + Sync {
 
     /// Stops accepting, lets every sample already acknowledged reach the
     /// sink (it has: a sample is acknowledged only once delivered), and
-    /// closes the connections. Idempotent.
+    /// closes the connections: at most about a second after it begins,
+    /// whatever the clients or the sink do. Idempotent.
     fn shutdown(&self) -> impl Future<Output = ()> + Send;
 }
 
@@ -80,11 +76,21 @@ pub trait Transport: Send + Sync {
 /// acknowledged with one `0x01` byte (acks for samples that arrived
 /// together go out in one write). A connection that ends inside a sample
 /// drops that partial sample: it is never delivered.
+///
+/// Bounded whatever peers do: at most [`max_connections`](Self::max_connections)
+/// connections (1024 by default) are served, the rest are closed at once;
+/// the buffers holding partial samples share a budget of
+/// [`buffer_budget`](Self::buffer_budget) bytes (192 MiB by default), and a
+/// connection that would need more is closed; a connection that opens with
+/// the HTTP/2 preface or a TLS ClientHello is closed before anything
+/// reaches the sink. Each refusal is logged (`tracing`, level warn).
 #[derive(Debug)]
 pub struct TcpTransport<T, S> {
     spec: Spec,
     sink: S,
     listener: T,
+    max_connections: usize,
+    buffer_budget: usize,
     state: Mutex<Option<Running>>,
 }
 
@@ -101,8 +107,26 @@ impl<T: crate::Transport + 'static, S: Sink + Clone> TcpTransport<T, S> {
             spec,
             sink,
             listener,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            buffer_budget: DEFAULT_BUFFER_BUDGET,
             state: Mutex::new(None),
         }
+    }
+
+    /// Serves at most `n` connections at once (default 1024); a client
+    /// beyond them is closed at once, with a log line.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Lets the receive buffers of all connections hold at most `bytes`
+    /// (default 192 MiB), but always enough for one connection's buffer
+    /// (a sample plus 64 KiB). A connection whose partial sample would need
+    /// more is closed, with a log line.
+    pub fn buffer_budget(mut self, bytes: usize) -> Self {
+        self.buffer_budget = bytes;
+        self
     }
 }
 
@@ -116,6 +140,12 @@ impl<T: crate::Transport + 'static, S: Sink + Clone> Transport for TcpTransport<
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let (spec, sink) = (self.spec.clone(), self.sink.clone());
+        // One connection's largest buffer: a sample and a read beyond it.
+        let one = usize::try_from(spec.payload_size())
+            .unwrap_or(usize::MAX)
+            .saturating_add(64 * 1024);
+        let budget = Budget::new(self.buffer_budget.max(one));
+        let max_connections = self.max_connections;
         let mut accept_stopped = stopped.clone();
         tasks.spawn(async move {
             let mut connections = JoinSet::new();
@@ -128,11 +158,42 @@ impl<T: crate::Transport + 'static, S: Sink + Clone> Transport for TcpTransport<
                         _ => break,
                     },
                 };
+                while connections.try_join_next().is_some() {}
+                if connections.len() >= max_connections {
+                    tracing::warn!(
+                        max_connections,
+                        "refused a sample connection: the server serves {max_connections} already"
+                    );
+                    drop(conn);
+                    continue;
+                }
                 stream_id += 1;
-                let task = serve(conn, stream_id, spec.clone(), sink.clone(), stopped.clone());
-                connections.spawn(task);
+                let ctx = Conn {
+                    stream: stream_id,
+                    spec: spec.clone(),
+                    sink: sink.clone(),
+                    stop: stopped.clone(),
+                    budget: budget.clone(),
+                };
+                connections.spawn(serve(conn, ctx));
             }
-            while connections.join_next().await.is_some() {}
+            drop(incoming);
+            let finished = {
+                let all_done = async { while connections.join_next().await.is_some() {} };
+                tokio::pin!(all_done);
+                let done = tokio::select! {
+                    _ = &mut all_done => true,
+                    _ = accept_stopped.wait_for(|s| *s) => false,
+                };
+                done || tokio::time::timeout(STOP_GRACE, all_done).await.is_ok()
+            };
+            if !finished {
+                tracing::debug!(
+                    left = connections.len(),
+                    "sample connections cut at the end of the stop grace"
+                );
+                connections.shutdown().await;
+            }
         });
         *self.state.lock().expect("state lock") = Some(Running { stop, tasks });
         Ok(endpoint)
@@ -147,97 +208,5 @@ impl<T: crate::Transport + 'static, S: Sink + Clone> Transport for TcpTransport<
             running.stop.send_replace(true);
             while running.tasks.join_next().await.is_some() {}
         }
-    }
-}
-
-/// One connection: spec header, then samples until EOF or shutdown.
-async fn serve<S: Sink>(
-    mut conn: Connection,
-    stream: u64,
-    spec: Spec,
-    sink: S,
-    mut stop: watch::Receiver<bool>,
-) {
-    if let Err(err) = conn.write_all(&spec.to_wire()).await {
-        tracing::debug!(stream, %err, "sample client went away before the spec");
-        return;
-    }
-    let size = spec.payload_size() as usize;
-    let mut buf = BytesMut::with_capacity(IDLE_READ);
-    let mut flowing = false;
-    loop {
-        // Deliver every whole sample buffered, then acknowledge them at once.
-        let mut acks = 0usize;
-        while buf.len() >= size {
-            let sample = Sample {
-                stream,
-                data: buf.split_to(size).freeze(),
-            };
-            let mut push = std::pin::pin!(sink.push(sample));
-            let pushed = match std::future::poll_fn(|cx| Poll::Ready(push.as_mut().poll(cx))).await
-            {
-                Poll::Ready(pushed) => pushed,
-                Poll::Pending => {
-                    // The sink is full: acknowledge what it took so far
-                    // before waiting, so the client does not wait on us.
-                    if !acknowledge(&mut conn, acks, &mut stop).await {
-                        return;
-                    }
-                    acks = 0;
-                    push.await
-                }
-            };
-            match pushed {
-                Ok(()) => acks += 1,
-                Err(SinkError::Closed) => return,
-                Err(err) => {
-                    tracing::warn!(stream, %err, "sample refused by the sink");
-                    return;
-                }
-            }
-        }
-        if !acknowledge(&mut conn, acks, &mut stop).await {
-            return;
-        }
-        if flowing && buf.capacity() - buf.len() < READ_CHUNK.min(size.max(1)) {
-            buf.reserve(READ_CHUNK.max(size - buf.len()));
-        }
-        let read = tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            read = conn.read_buf(&mut buf) => read,
-        };
-        match read {
-            Ok(0) => {
-                if !buf.is_empty() {
-                    tracing::debug!(
-                        stream,
-                        bytes = buf.len(),
-                        "connection ended inside a sample; partial sample dropped"
-                    );
-                }
-                return;
-            }
-            Ok(_) => flowing = true,
-            Err(err) => {
-                tracing::debug!(stream, %err, "sample connection failed");
-                return;
-            }
-        }
-    }
-}
-
-/// Writes `n` acks; false when the connection is done. Gives up at
-/// shutdown only while the write is blocked: a client that reads no acks
-/// blocks it once the socket buffers are full, and must not hold shutdown
-/// back; a client that reads gets its acks even during shutdown.
-async fn acknowledge(conn: &mut Connection, n: usize, stop: &mut watch::Receiver<bool>) -> bool {
-    if n == 0 {
-        return true;
-    }
-    let acks = vec![ACK; n];
-    tokio::select! {
-        biased;
-        written = conn.write_all(&acks) => written.is_ok(),
-        _ = stop.wait_for(|s| *s) => false,
     }
 }

@@ -13,8 +13,7 @@ use super::inflight::{Acks, Inflight};
 use super::{EchoClientError, Spec, WireSpec};
 use crate::{Connection, Endpoint};
 
-/// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+use super::grpc_client::CONNECT_TIMEOUT;
 
 /// How long the server may take to send its spec header once connected: a
 /// server speaks first at once, so this only bounds one that never does.
@@ -94,15 +93,38 @@ impl TcpClient {
     ///
     /// # Errors
     ///
-    /// [`EchoClientError::WrongSize`]; [`EchoClientError::ConnectionClosed`].
+    /// [`EchoClientError::WrongSize`]; [`EchoClientError::ConnectionClosed`];
+    /// [`EchoClientError::Stalled`] when no ack came for the progress
+    /// timeout while it waited.
+    ///
+    /// A server that neither reads nor acknowledges makes it fail with
+    /// [`EchoClientError::Stalled`] after the progress timeout; the
+    /// connection is then unusable (a sample may be half written).
     pub async fn send(&self, sample: Bytes) -> Result<(), EchoClientError> {
         self.inflight.reserve(sample.len()).await?;
         let mut writer = self.writer.lock().await;
-        let writer = writer.as_mut().ok_or_else(|| self.inflight.closed())?;
-        writer.write_all(&sample).await.map_err(|e| {
-            self.inflight.fail(e.to_string());
-            self.inflight.closed()
-        })
+        let writing = async {
+            let writer = writer.as_mut().ok_or_else(|| self.inflight.closed())?;
+            writer.write_all(&sample).await.map_err(|e| {
+                self.inflight.fail(e.to_string());
+                self.inflight.closed()
+            })
+        };
+        let written = self.inflight.guard(writing).await;
+        if matches!(written, Err(EchoClientError::Stalled { .. })) {
+            // Half a sample may be on the wire: nothing more may follow.
+            writer.take();
+        }
+        written
+    }
+
+    /// Lets samples stay outstanding at most `timeout` without an ack
+    /// (default [`DEFAULT_PROGRESS_TIMEOUT`](super::DEFAULT_PROGRESS_TIMEOUT),
+    /// a minute) before `send` and `wait` fail with
+    /// [`EchoClientError::Stalled`].
+    pub fn with_progress_timeout(mut self, timeout: Duration) -> Self {
+        self.inflight.set_progress_timeout(timeout);
+        self
     }
 
     /// Waits until every sample sent so far is acknowledged.
@@ -110,7 +132,8 @@ impl TcpClient {
     /// # Errors
     ///
     /// [`EchoClientError::ConnectionClosed`] when the server goes away
-    /// first.
+    /// first; [`EchoClientError::Stalled`] when no ack comes for the
+    /// progress timeout.
     pub async fn wait(&self) -> Result<(), EchoClientError> {
         self.inflight.wait().await
     }

@@ -1,9 +1,11 @@
 //! `rpcplugin echo serve|send`: echo sample streams from the command line.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rpcplugin::echo;
+use rpcplugin::echo::{self, Sample, Sink, SinkError};
 use rpcplugin::{Endpoint, TcpTransport, UnixTransport};
 
 use crate::Protocol;
@@ -55,6 +57,45 @@ fn rate(samples: u64, bytes: u64, seconds: f64) -> String {
     )
 }
 
+/// The server's sink: it takes at most `--count` samples, so that no
+/// sample beyond them is ever acknowledged (a transport acknowledges only
+/// what its sink took); the rest are refused as by a closed sink.
+#[derive(Debug, Clone)]
+struct Counted {
+    inner: echo::ChannelSink,
+    taken: Arc<AtomicU64>,
+    limit: u64,
+}
+
+impl Sink for Counted {
+    async fn push(&self, sample: Sample) -> Result<(), SinkError> {
+        let slot = self
+            .taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limit).then_some(n + 1)
+            });
+        if slot.is_err() {
+            return Err(SinkError::Closed);
+        }
+        // Given back unless the sample went in, also when the transport
+        // drops this push unfinished (at shutdown, with the sink full).
+        let mut slot = Slot(Some(&self.taken));
+        self.inner.push(sample).await?;
+        slot.0 = None;
+        Ok(())
+    }
+}
+
+struct Slot<'a>(Option<&'a AtomicU64>);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Some(taken) = self.0 {
+            taken.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
 pub(crate) async fn serve(
     protocol: Protocol,
     listen: Endpoint,
@@ -62,6 +103,11 @@ pub(crate) async fn serve(
     count: Option<u64>,
 ) -> Result<(), String> {
     let (sink, mut samples) = echo::channel(spec.clone(), 1024);
+    let sink = Counted {
+        inner: sink,
+        taken: Arc::default(),
+        limit: count.unwrap_or(u64::MAX),
+    };
     macro_rules! run {
         ($listener:expr) => {{
             match protocol {
@@ -90,6 +136,9 @@ pub(crate) async fn serve(
     }
 }
 
+/// Counts samples until `count` or Ctrl-C, then stops the server (no
+/// sample is taken after that) and counts what it had already taken: every
+/// sample acknowledged is in the summary.
 async fn receive(
     server: impl echo::Transport,
     samples: &mut echo::SampleReceiver,
@@ -116,8 +165,16 @@ async fn receive(
             _ = interrupt.recv() => break,
         }
     }
-    let seconds = first.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
+    // Stop reading first (bounded: about a second), then drain.
     server.shutdown().await;
+    // The transport and its connections held the sink: once they are gone,
+    // the channel ends after the last sample they put in.
+    drop(server);
+    while let Some(sample) = samples.recv().await {
+        received += 1;
+        bytes += sample.data.len() as u64;
+    }
+    let seconds = first.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
     println!(
         "received {received} samples, {bytes} bytes in {seconds:.3} s ({})",
         rate(received, bytes, seconds)
@@ -131,11 +188,15 @@ pub(crate) async fn send(
     spec: echo::Spec,
     count: u64,
     inflight: usize,
+    progress: Duration,
 ) -> Result<(), String> {
     let sample = Bytes::from(vec![0u8; spec.payload_size() as usize]);
     macro_rules! stream {
         ($client:expr) => {{
-            let client = $client.await.map_err(|e| e.to_string())?;
+            let client = $client
+                .await
+                .map_err(|e| e.to_string())?
+                .with_progress_timeout(progress);
             let start = Instant::now();
             let mut progress = Progress::new(count);
             for sent in 1..=count {

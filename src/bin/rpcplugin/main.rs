@@ -3,6 +3,7 @@
 //! ```text
 //! rpcplugin echo serve --transport tcp|grpc --listen ENDPOINT --spec SPEC [--count N]
 //! rpcplugin echo send  --transport tcp|grpc --connect ENDPOINT --spec SPEC --count N [--inflight K]
+//!                      [--progress-timeout SECS]
 //! rpcplugin probe [--cookie KEY=VALUE | --terraform] [--versions 5,6] [--mtls on|off] [--json] [--launches N] -- PLUGIN [ARGS...]
 //! ```
 //!
@@ -75,6 +76,10 @@ enum EchoCommand {
         /// Samples in flight (unacknowledged) at most.
         #[arg(long, default_value_t = rpcplugin::echo::DEFAULT_MAX_INFLIGHT)]
         inflight: usize,
+        /// Fail when no acknowledgement comes for this many seconds while
+        /// samples are outstanding.
+        #[arg(long, default_value_t = rpcplugin::echo::DEFAULT_PROGRESS_TIMEOUT.as_secs_f64())]
+        progress_timeout: f64,
     },
 }
 
@@ -107,13 +112,16 @@ async fn main() -> ExitCode {
             spec,
             count,
             inflight,
-        }) => {
-            if inflight == 0 {
-                Err("--inflight must be at least 1".to_owned())
-            } else {
-                echo::send(transport, connect, spec, count, inflight).await
+            progress_timeout,
+        }) => match std::time::Duration::try_from_secs_f64(progress_timeout) {
+            _ if inflight == 0 => Err("--inflight must be at least 1".to_owned()),
+            Ok(progress) if !progress.is_zero() => {
+                echo::send(transport, connect, spec, count, inflight, progress).await
             }
-        }
+            _ => Err(format!(
+                "--progress-timeout must be a positive number of seconds, not {progress_timeout}"
+            )),
+        },
         Command::Probe(args) => return probe::run(args).await,
     };
     match result {
