@@ -8,11 +8,14 @@ The sample is {"obs": float32[4], "reward": float32[1], "t": float64[]}
 (spec "float32[4],float32[1],float64[]"), batches of 10. Prints "PORT <port>",
 receives COUNT samples (a multiple of 10), checks that every sample's bytes
 are zero (what `rpcplugin echo send` sends), prints "RECEIVED <count>", and
-exits at once (echo 0.2.1's Rust core panics when its runtime is torn down).
+waits to be killed: exiting at once could cut the acknowledgements of the
+last batch before they reach the client, and echo 0.2.1's Rust core panics
+when its runtime is torn down.
 """
 
 import os
 import sys
+import time
 
 import numpy as np
 from echo import Server, TcpTransport
@@ -41,6 +44,7 @@ def main() -> None:
             os._exit(1)
         received += BATCH
     print(f"RECEIVED {received}", flush=True)
+    time.sleep(120)
     os._exit(0)
 
 
