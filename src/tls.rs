@@ -2,12 +2,32 @@
 //! pinned to the exact certificate the peer announced.
 //!
 //! go-plugin's certificates are P-521 `CA:TRUE` leaves, which rustls'
-//! webpki verifiers reject (`CaUsedAsEndEntity`) and which rustls' `ring`
-//! provider cannot verify at all. So verification here pins the exact DER
-//! exchanged at start-up and still checks the handshake signature with the
-//! aws-lc-rs provider, which supports P-521. Our own certificates use P-256,
-//! which every peer can use (grpcio, under pyvider-rpcplugin, cannot sign or
-//! verify with P-521).
+//! webpki verifiers reject (`CaUsedAsEndEntity`). So verification here pins
+//! the exact DER exchanged at start-up and still checks the handshake
+//! signature. Our own certificates use P-256, which every peer can use
+//! (grpcio, under pyvider-rpcplugin, cannot sign or verify with P-521).
+//!
+//! The crypto is rustls' `ring` provider (key generation, key exchange,
+//! P-256/P-384/Ed25519/RSA signatures), plus RustCrypto's pure-Rust `p521`
+//! for the one thing ring lacks: verifying the ECDSA P-521 signatures of a
+//! Go peer. Not aws-lc-rs: aws-lc seeds its random generator from CPU
+//! jitter entropy on the first draw of every process, unless aws-lc-sys is
+//! built with `AWS_LC_SYS_NO_JITTER_ENTROPY=1`, an environment variable
+//! that no dependency can set for the crate that depends on it (aws-lc-sys
+//! 0.47 has no cargo feature and no runtime switch for it; its
+//! `FIPS_is_entropy_cpu_jitter` only reports). Time from spawn to the
+//! handshake line with AutoMTLS, median of 31 interleaved launches of the KV
+//! plugin (`tests/dependent/measure.py`), 2 shared cores, load about 3:
+//!
+//! ```text
+//!                                   aws-lc-rs    ring + p521
+//! dependent crate (nothing set)       50.6 ms         2.7 ms
+//! this repository (env var set)        3.0 ms         2.6 ms
+//! Go's go-plugin 1.0.1 KV plugin      25.4 ms (its P-521 key)
+//! ```
+//!
+//! ring and getrandom draw from the OS generator only, as Go's crypto/rand
+//! does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +35,10 @@ use std::time::Duration;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::pki_types::{
+    AlgorithmIdentifier, CertificateDer, InvalidSignature, PrivateKeyDer, PrivatePkcs8KeyDer,
+    ServerName, SignatureVerificationAlgorithm, UnixTime, alg_id,
+};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, ServerConfig,
@@ -269,7 +292,132 @@ fn check_der(what: &'static str, der: &[u8]) -> Result<(), TlsError> {
 }
 
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    Arc::new(CryptoProvider {
+        signature_verification_algorithms: SIGNATURE_ALGORITHMS,
+        ..rustls::crypto::ring::default_provider()
+    })
+}
+
+/// The handshake signatures a peer may send: the `ring` provider's, and
+/// ECDSA P-521 (go-plugin's keys). The order of `mapping` is our preference
+/// as sent to the peer; it is the aws-lc-rs provider's. TLS 1.3 ties each
+/// ECDSA scheme to one curve; TLS 1.2 does not, hence the extra curves.
+static SIGNATURE_ALGORITHMS: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
+    all: &[
+        webpki::ring::ECDSA_P256_SHA256,
+        webpki::ring::ECDSA_P256_SHA384,
+        webpki::ring::ECDSA_P384_SHA256,
+        webpki::ring::ECDSA_P384_SHA384,
+        &ECDSA_P521_SHA256,
+        &ECDSA_P521_SHA384,
+        &ECDSA_P521_SHA512,
+        webpki::ring::ED25519,
+        webpki::ring::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+        webpki::ring::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+        webpki::ring::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+        webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+        webpki::ring::RSA_PKCS1_2048_8192_SHA384,
+        webpki::ring::RSA_PKCS1_2048_8192_SHA512,
+    ],
+    mapping: &[
+        (
+            SignatureScheme::ECDSA_NISTP384_SHA384,
+            &[
+                webpki::ring::ECDSA_P384_SHA384,
+                webpki::ring::ECDSA_P256_SHA384,
+                &ECDSA_P521_SHA384,
+            ],
+        ),
+        (
+            SignatureScheme::ECDSA_NISTP256_SHA256,
+            &[
+                webpki::ring::ECDSA_P256_SHA256,
+                webpki::ring::ECDSA_P384_SHA256,
+                &ECDSA_P521_SHA256,
+            ],
+        ),
+        (
+            SignatureScheme::ECDSA_NISTP521_SHA512,
+            &[&ECDSA_P521_SHA512],
+        ),
+        (SignatureScheme::ED25519, &[webpki::ring::ED25519]),
+        (
+            SignatureScheme::RSA_PSS_SHA512,
+            &[webpki::ring::RSA_PSS_2048_8192_SHA512_LEGACY_KEY],
+        ),
+        (
+            SignatureScheme::RSA_PSS_SHA384,
+            &[webpki::ring::RSA_PSS_2048_8192_SHA384_LEGACY_KEY],
+        ),
+        (
+            SignatureScheme::RSA_PSS_SHA256,
+            &[webpki::ring::RSA_PSS_2048_8192_SHA256_LEGACY_KEY],
+        ),
+        (
+            SignatureScheme::RSA_PKCS1_SHA512,
+            &[webpki::ring::RSA_PKCS1_2048_8192_SHA512],
+        ),
+        (
+            SignatureScheme::RSA_PKCS1_SHA384,
+            &[webpki::ring::RSA_PKCS1_2048_8192_SHA384],
+        ),
+        (
+            SignatureScheme::RSA_PKCS1_SHA256,
+            &[webpki::ring::RSA_PKCS1_2048_8192_SHA256],
+        ),
+    ],
+};
+
+static ECDSA_P521_SHA256: EcdsaP521 = EcdsaP521 {
+    digest: &ring::digest::SHA256,
+    signature_alg_id: alg_id::ECDSA_SHA256,
+};
+static ECDSA_P521_SHA384: EcdsaP521 = EcdsaP521 {
+    digest: &ring::digest::SHA384,
+    signature_alg_id: alg_id::ECDSA_SHA384,
+};
+static ECDSA_P521_SHA512: EcdsaP521 = EcdsaP521 {
+    digest: &ring::digest::SHA512,
+    signature_alg_id: alg_id::ECDSA_SHA512,
+};
+
+/// ECDSA on P-521 with one hash, verified by RustCrypto's `p521` (ring
+/// cannot): the signature is DER, the key an SEC1 point, as in X.509.
+struct EcdsaP521 {
+    digest: &'static ring::digest::Algorithm,
+    signature_alg_id: AlgorithmIdentifier,
+}
+
+impl std::fmt::Debug for EcdsaP521 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EcdsaP521({:?})", self.digest)
+    }
+}
+
+impl SignatureVerificationAlgorithm for EcdsaP521 {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), InvalidSignature> {
+        use p521::ecdsa::signature::hazmat::PrehashVerifier;
+        let key =
+            p521::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| InvalidSignature)?;
+        let signature =
+            p521::ecdsa::Signature::from_der(signature).map_err(|_| InvalidSignature)?;
+        let prehash = ring::digest::digest(self.digest, message);
+        key.verify_prehash(prehash.as_ref(), &signature)
+            .map_err(|_| InvalidSignature)
+    }
+
+    fn public_key_alg_id(&self) -> AlgorithmIdentifier {
+        alg_id::ECDSA_P521
+    }
+
+    fn signature_alg_id(&self) -> AlgorithmIdentifier {
+        self.signature_alg_id
+    }
 }
 
 /// The plugin's TLS configuration: our identity, a client certificate

@@ -3,17 +3,125 @@ use super::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-/// A certificate of go-plugin's shape: P-521, `CA:TRUE`, SAN localhost.
-fn go_shaped_identity() -> Identity {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
-    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let cert = params.self_signed(&key).unwrap();
-    Identity {
-        pem: cert.pem(),
-        cert: cert.der().clone(),
-        key: Arc::new(PrivatePkcs8KeyDer::from(key.serialize_der())),
+/// A go-plugin peer's key: ECDSA P-521, which ring can neither generate nor
+/// sign with, so the tests sign with RustCrypto's `p521`, as a Go peer would.
+#[derive(Debug, Clone)]
+struct P521Key {
+    key: p521::ecdsa::SigningKey,
+    public: Vec<u8>,
+}
+
+impl P521Key {
+    fn generate() -> Self {
+        use ring::rand::SecureRandom;
+        let rng = ring::rand::SystemRandom::new();
+        loop {
+            let mut scalar = [0u8; 66];
+            rng.fill(&mut scalar).unwrap();
+            scalar[0] &= 1; // 521 bits; the rare value ≥ the order is drawn again
+            if let Ok(key) = p521::ecdsa::SigningKey::from_slice(&scalar) {
+                let public = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+                return P521Key { key, public };
+            }
+        }
+    }
+
+    /// A DER ECDSA signature of `message` with SHA-512.
+    fn sign_sha512(&self, message: &[u8]) -> Vec<u8> {
+        use p521::ecdsa::signature::Signer;
+        let signature: p521::ecdsa::Signature = self.key.sign(message);
+        signature.to_der().as_bytes().to_vec()
+    }
+}
+
+impl rustls::sign::SigningKey for P521Key {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn rustls::sign::Signer>> {
+        offered
+            .contains(&SignatureScheme::ECDSA_NISTP521_SHA512)
+            .then(|| Box::new(self.clone()) as Box<dyn rustls::sign::Signer>)
+    }
+
+    fn algorithm(&self) -> rustls::SignatureAlgorithm {
+        rustls::SignatureAlgorithm::ECDSA
+    }
+}
+
+impl rustls::sign::Signer for P521Key {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        Ok(self.sign_sha512(message))
+    }
+
+    fn scheme(&self) -> SignatureScheme {
+        SignatureScheme::ECDSA_NISTP521_SHA512
+    }
+}
+
+/// A go-plugin peer: P-521, `CA:TRUE`, SAN localhost, signing its TLS
+/// handshakes with ECDSA P-521 SHA-512 as Go does.
+struct GoPeer {
+    cert: CertificateDer<'static>,
+    key: P521Key,
+}
+
+impl GoPeer {
+    /// go-plugin 1.0.1's own certificate with a fresh key put in place of
+    /// its public key (neither ring nor rcgen on ring can make a P-521
+    /// certificate). Its self-signature no longer matches, which nothing
+    /// checks: the certificate is pinned, not chained.
+    fn new() -> Self {
+        use base64::Engine;
+        let line = include_str!("../tests/data/go-plugin-1.0.1-automtls.line");
+        let field = line.trim_end().rsplit('|').next().unwrap();
+        let mut der = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(field.trim_end_matches('='))
+            .unwrap();
+        // BIT STRING of 134 bytes, no unused bits, an uncompressed point.
+        let prefix = [0x03, 0x81, 0x86, 0x00, 0x04];
+        let at = der.windows(prefix.len()).position(|w| w == prefix).unwrap() + 4;
+        let key = P521Key::generate();
+        der[at..at + key.public.len()].copy_from_slice(&key.public);
+        GoPeer {
+            cert: CertificateDer::from(der),
+            key,
+        }
+    }
+
+    fn certified_key(&self) -> Arc<rustls::sign::CertifiedKey> {
+        Arc::new(rustls::sign::CertifiedKey::new(
+            vec![self.cert.clone()],
+            Arc::new(self.key.clone()),
+        ))
+    }
+
+    /// A Go plugin's TLS server, pinned to `client`.
+    fn server_config(&self, client: &Identity) -> Arc<ServerConfig> {
+        let provider = provider();
+        let verifier = PinnedClientVerifier(Pinned::new(client.cert.clone(), &provider));
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(Arc::new(verifier))
+            .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
+                self.certified_key(),
+            )));
+        config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        Arc::new(config)
+    }
+
+    /// A Go host's TLS client, pinned to `server`.
+    fn client_config(&self, server: &Identity) -> Arc<ClientConfig> {
+        let provider = provider();
+        let verifier = PinnedServerVerifier(Pinned::new(server.cert.clone(), &provider));
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
+                self.certified_key(),
+            )));
+        config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        Arc::new(config)
     }
 }
 
@@ -100,17 +208,72 @@ async fn pinned_mutual_tls_between_our_identities() {
 
 #[tokio::test]
 async fn go_shaped_p521_ca_certificates_are_accepted_on_both_sides() {
-    let go_host = go_shaped_identity();
     let ours = Identity::generate().unwrap();
     // A Go host (P-521 client certificate) talking to our plugin.
+    let go_host = GoPeer::new();
     let server = server_config(&ours, go_host.cert.clone()).unwrap();
-    let client = client_config(&go_host, ours.cert.clone()).unwrap();
-    handshake(server, client).await.unwrap();
+    handshake(server, go_host.client_config(&ours))
+        .await
+        .unwrap();
     // Our host talking to a Go plugin (P-521 server certificate).
-    let go_plugin = go_shaped_identity();
-    let server = server_config(&go_plugin, ours.cert.clone()).unwrap();
+    let go_plugin = GoPeer::new();
     let client = client_config(&ours, go_plugin.cert.clone()).unwrap();
-    handshake(server, client).await.unwrap();
+    handshake(go_plugin.server_config(&ours), client)
+        .await
+        .unwrap();
+}
+
+/// A P-521 signature is checked, not just accepted: a peer holding the
+/// pinned certificate but another key is refused.
+#[tokio::test]
+async fn a_p521_peer_without_the_pinned_key_is_refused() {
+    let ours = Identity::generate().unwrap();
+    let go_host = GoPeer::new();
+    let impostor = GoPeer {
+        cert: go_host.cert.clone(),
+        key: P521Key::generate(),
+    };
+    let server = server_config(&ours, go_host.cert.clone()).unwrap();
+    assert!(
+        handshake(server, impostor.client_config(&ours))
+            .await
+            .is_err()
+    );
+}
+
+#[test]
+fn p521_signatures_are_verified_with_each_hash() {
+    let key = P521Key::generate();
+    let message = b"TLS 1.2 lets a P-521 key sign with any hash";
+    for (algorithm, digest) in [
+        (&ECDSA_P521_SHA256, &ring::digest::SHA256),
+        (&ECDSA_P521_SHA384, &ring::digest::SHA384),
+        (&ECDSA_P521_SHA512, &ring::digest::SHA512),
+    ] {
+        use p521::ecdsa::signature::hazmat::PrehashSigner;
+        let prehash = ring::digest::digest(digest, message);
+        let signature: p521::ecdsa::Signature = key.key.sign_prehash(prehash.as_ref()).unwrap();
+        let der = signature.to_der();
+        algorithm
+            .verify_signature(&key.public, message, der.as_bytes())
+            .unwrap();
+        assert!(
+            algorithm
+                .verify_signature(&key.public, b"another message", der.as_bytes())
+                .is_err()
+        );
+        let other = P521Key::generate();
+        assert!(
+            algorithm
+                .verify_signature(&other.public, message, der.as_bytes())
+                .is_err()
+        );
+        assert!(
+            algorithm
+                .verify_signature(&key.public, message, &der.as_bytes()[1..])
+                .is_err()
+        );
+    }
 }
 
 #[tokio::test]

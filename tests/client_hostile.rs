@@ -327,7 +327,7 @@ async fn the_checksum_is_of_the_file_exec_runs() {
     let kv = std::fs::read(common::example("kv_plugin")).unwrap();
     std::fs::write(real.join("plugin"), &kv).unwrap();
     std::fs::set_permissions(real.join("plugin"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &kv);
+    let digest = ring::digest::digest(&ring::digest::SHA256, &kv);
     let mut command = std::process::Command::new("plugin");
     command.env("PATH", std::env::join_paths([&skipped, &real]).unwrap());
     let client = ClientConfig::new(HandshakeConfig::basic_example())

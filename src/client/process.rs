@@ -103,8 +103,10 @@ pub(crate) fn verify_checksum(
     let program = PathBuf::from(command.get_program());
     let path = resolve_program(command).map_err(read_err(program))?;
     let bytes = std::fs::read(&path).map_err(read_err(path.clone()))?;
-    let actual = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
-    if aws_lc_rs::constant_time::verify_slices_are_equal(actual.as_ref(), expected).is_err() {
+    let actual = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    // Every byte is compared, with no early exit.
+    let differing = (actual.as_ref().iter().zip(expected)).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    if actual.as_ref().len() != expected.len() || differing != 0 {
         return Err(ClientError::ChecksumMismatch {
             path,
             expected: hex(expected),
