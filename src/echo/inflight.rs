@@ -73,9 +73,10 @@ impl Inflight {
 
     /// `operation`, unless samples stay outstanding for the progress
     /// timeout without an ack while it waits; then the stream is failed
-    /// for every call, and the error names the count outstanding. One
-    /// timer per wait, none when the operation completes at once: the
-    /// deadline is checked when it passes, not on every ack.
+    /// for every call, and the error names the count outstanding. No timer
+    /// when the operation completes at once; otherwise one per wait, and
+    /// the operation is not polled again until something wakes it (an
+    /// extra poll of a blocked socket write is a wasted system call).
     pub(crate) async fn guard<T>(
         &self,
         operation: impl Future<Output = Result<T, EchoClientError>>,
@@ -85,33 +86,51 @@ impl Inflight {
         if let Poll::Ready(done) = first {
             return done;
         }
-        loop {
-            let at = *self.progress_at.lock().expect("progress lock");
-            // The clock runs from the last progress while samples are
-            // outstanding; with none outstanding yet, from now.
-            let base = match self.outstanding() {
-                0 => Instant::now(),
-                _ => at,
-            };
-            let Some(deadline) = base.checked_add(self.progress) else {
-                return operation.await;
-            };
-            if let Ok(done) = tokio::time::timeout_at(deadline, operation.as_mut()).await {
-                return done;
+        let mut at = *self.progress_at.lock().expect("progress lock");
+        let Some(deadline) = self.deadline(at) else {
+            return operation.await;
+        };
+        let mut sleep = std::pin::pin!(tokio::time::sleep_until(deadline));
+        // The first poll above registered the operation's waker already.
+        let mut just_polled = true;
+        std::future::poll_fn(|cx| {
+            if !std::mem::take(&mut just_polled)
+                && let Poll::Ready(done) = operation.as_mut().poll(cx)
+            {
+                return Poll::Ready(done);
             }
-            let outstanding = self.outstanding();
-            let moved = *self.progress_at.lock().expect("progress lock") != at;
-            if outstanding == 0 || moved {
-                continue;
+            while sleep.as_mut().poll(cx).is_ready() {
+                let now_at = *self.progress_at.lock().expect("progress lock");
+                let outstanding = self.outstanding();
+                if outstanding > 0 && now_at == at {
+                    let err = EchoClientError::Stalled {
+                        outstanding,
+                        after: self.progress,
+                    };
+                    self.fail(err.to_string());
+                    self.credits.close();
+                    return Poll::Ready(Err(err));
+                }
+                at = now_at;
+                match self.deadline(at) {
+                    Some(deadline) => sleep.as_mut().reset(deadline),
+                    None => return Poll::Pending,
+                }
             }
-            let err = EchoClientError::Stalled {
-                outstanding,
-                after: self.progress,
-            };
-            self.fail(err.to_string());
-            self.credits.close();
-            return Err(err);
-        }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// When samples outstanding since `at` (the last progress) time out:
+    /// with none outstanding yet, a full period from now. `None` when the
+    /// timeout is too long to have a deadline.
+    fn deadline(&self, at: Instant) -> Option<Instant> {
+        let base = match self.outstanding() {
+            0 => Instant::now(),
+            _ => at,
+        };
+        base.checked_add(self.progress)
     }
 
     /// Samples sent and not acknowledged.
