@@ -113,9 +113,14 @@ pub(super) async fn serve<S: Sink>(mut conn: Connection, ctx: Conn<S>) {
             }
             // Reuses the allocation when the sink's consumer has let go of
             // the samples cut from it (a fresh one per sample cost a third
-            // of the rate at 64 KiB: page faults).
-            buf.reserve(READ_CHUNK.max(size));
-            lease.hold_at_least(buf.capacity());
+            // of the rate at 64 KiB: page faults), but only when it is no
+            // larger than the lease: the budget counts what we hold.
+            // `reserve` would allocate anew, up to twice as much, whenever
+            // the consumer still held the last samples.
+            let reused = buf.try_reclaim(READ_CHUNK.max(size)) && buf.capacity() <= lease.held();
+            if !reused {
+                buf = BytesMut::with_capacity(READ_CHUNK.max(size));
+            }
             quiet = true;
         } else if buf.is_empty() && spare < want.min(IDLE_READ) {
             buf = BytesMut::with_capacity(IDLE_READ);
@@ -126,8 +131,9 @@ pub(super) async fn serve<S: Sink>(mut conn: Connection, ctx: Conn<S>) {
             if !lease.hold(target) {
                 return refuse(stream, target);
             }
-            buf.reserve(additional);
-            lease.hold_at_least(buf.capacity());
+            let mut grown = BytesMut::with_capacity(target);
+            grown.extend_from_slice(&buf);
+            buf = grown;
         }
         let undecided = first && !buf.is_empty();
         let read = tokio::select! {

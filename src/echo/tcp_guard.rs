@@ -73,14 +73,6 @@ impl Lease {
         true
     }
 
-    /// Holds `bytes` if that is more than it holds and the budget has
-    /// it: a reused allocation may be a little larger than asked for.
-    pub(super) fn hold_at_least(&mut self, bytes: usize) {
-        if bytes > self.held && self.budget.take(bytes - self.held) {
-            self.held = bytes;
-        }
-    }
-
     pub(super) fn held(&self) -> usize {
         self.held
     }
