@@ -218,6 +218,7 @@ class GrpcClient:
         self._ended: str | None = None  # why the stream ended
         self._call = None
         self._ack_thread = None
+        self._request_thread = None  # grpcio's thread that drains _requests()
 
         self._channel = grpc.insecure_channel(
             self._peer,
@@ -309,6 +310,8 @@ class GrpcClient:
 
     def _requests(self, hello):
         """The request stream, drained by grpcio's thread one message at a time."""
+        with self._lock:
+            self._request_thread = threading.current_thread()
         yield hello
         while True:
             with self._lock:
@@ -439,6 +442,16 @@ class GrpcClient:
         self._channel.close()
         if self._ack_thread is not None:
             self._ack_thread.join(timeout=1.0)
+        # grpcio's request thread is a daemon that takes the call's lock once
+        # our generator returns. Left running, the interpreter can freeze it
+        # at exit holding that lock, and the call's finalizer then waits for
+        # the lock forever: the program hangs after its last line (seen 3
+        # times in 80 runs of a 40-sample stream under load). It ends quickly
+        # once the generator has returned or the call is cancelled.
+        with self._lock:
+            request_thread = self._request_thread
+        if request_thread is not None and request_thread is not threading.current_thread():
+            request_thread.join(timeout=2.0)
 
     def __enter__(self) -> "GrpcClient":
         return self
