@@ -7,8 +7,6 @@ const PROTOS: &[&str] = &[
     "proto/plugin/grpc_controller.proto",
     "proto/plugin/grpc_stdio.proto",
     "proto/plugin/grpc_broker.proto",
-    "proto/examples/kv.proto",
-    "proto/examples/counter.proto",
     "proto/echo/v1/echo.proto",
 ];
 

@@ -14,8 +14,9 @@
 use std::time::Instant;
 
 use bytes::Bytes;
+use rpcplugin::Endpoint;
 use rpcplugin::echo::{self, Transport as _};
-use rpcplugin::{Endpoint, TcpTransport, UnixTransport};
+use rpcplugin::transport::{TcpTransport, UnixTransport};
 
 const ROUNDS: usize = 5;
 /// Bytes streamed per run: enough for a stable rate, small enough that the

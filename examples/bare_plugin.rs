@@ -12,14 +12,16 @@
 #[path = "common/memory_kv.rs"]
 mod memory_kv;
 
-use rpcplugin::proto::kv::kv_server::KvServer;
-use rpcplugin::{HandshakeConfig, HandshakeLine, Transport, UnixTransport};
+use demo_proto::kv::kv_server::KvServer;
+use rpcplugin::handshake::HandshakeLine;
+use rpcplugin::transport::UnixTransport;
+use rpcplugin::{HandshakeConfig, Transport};
 use tonic_health::ServingStatus;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     HandshakeConfig::basic_example().enforce_cookie();
-    let version = rpcplugin::negotiate_version_from_env(&[1]).version;
+    let version = rpcplugin::handshake::negotiate_version_from_env(&[1]).version;
     let transport = UnixTransport::from_env()?;
     let (endpoint, incoming) = transport.listen().await?;
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -19,9 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use rpcplugin::proto::counter::add_helper_server::{AddHelper, AddHelperServer};
-use rpcplugin::proto::counter::counter_client::CounterClient;
-use rpcplugin::proto::counter::{GetRequest, PutRequest, SumRequest, SumResponse};
+use demo_proto::counter::add_helper_server::{AddHelper, AddHelperServer};
+use demo_proto::counter::counter_client::CounterClient;
+use demo_proto::counter::{GetRequest, PutRequest, SumRequest, SumResponse};
 use rpcplugin::{Client, ClientConfig, HandshakeConfig};
 use tonic::service::Routes;
 use tonic::transport::Channel;

@@ -12,10 +12,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use clap::Parser;
-use rpcplugin::proto::counter::add_helper_client::AddHelperClient;
-use rpcplugin::proto::counter::counter_server::{Counter, CounterServer};
-use rpcplugin::proto::counter::{Empty, GetRequest, GetResponse, PutRequest, SumRequest};
-use rpcplugin::{Broker, HandshakeConfig, Network, ServeConfig};
+use demo_proto::counter::add_helper_client::AddHelperClient;
+use demo_proto::counter::counter_server::{Counter, CounterServer};
+use demo_proto::counter::{Empty, GetRequest, GetResponse, PutRequest, SumRequest};
+use rpcplugin::server::Network;
+use rpcplugin::{Broker, HandshakeConfig, ServeConfig};
 use tonic::{Request, Response, Status};
 
 #[derive(Debug, Parser)]

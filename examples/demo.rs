@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use demo_proto::counter::add_helper_server::{AddHelper, AddHelperServer};
+use demo_proto::counter::counter_client::CounterClient;
+use demo_proto::kv::kv_client::KvClient;
+use demo_proto::kv::{GetRequest, PutRequest};
 use rpcplugin::echo::{self, GrpcClient};
-use rpcplugin::proto::counter::add_helper_server::{AddHelper, AddHelperServer};
-use rpcplugin::proto::counter::counter_client::CounterClient;
-use rpcplugin::proto::kv::kv_client::KvClient;
-use rpcplugin::proto::kv::{GetRequest, PutRequest};
 use rpcplugin::{Client, ClientConfig, HandshakeConfig};
 use tonic::{Request, Response, Status};
 
@@ -170,11 +170,11 @@ struct Adder(Arc<AtomicU64>);
 impl AddHelper for Adder {
     async fn sum(
         &self,
-        request: Request<rpcplugin::proto::counter::SumRequest>,
-    ) -> Result<Response<rpcplugin::proto::counter::SumResponse>, Status> {
+        request: Request<demo_proto::counter::SumRequest>,
+    ) -> Result<Response<demo_proto::counter::SumResponse>, Status> {
         self.0.fetch_add(1, Ordering::Relaxed);
         let r = request.into_inner();
-        Ok(Response::new(rpcplugin::proto::counter::SumResponse {
+        Ok(Response::new(demo_proto::counter::SumResponse {
             r: r.a + r.b,
         }))
     }
@@ -189,7 +189,7 @@ async fn broker() -> Result<(), Error> {
         let id = broker.next_id();
         let routes = tonic::service::Routes::new(AddHelperServer::new(adder.clone()));
         let server = broker.accept_and_serve(id, routes).await?;
-        let request = rpcplugin::proto::counter::PutRequest {
+        let request = demo_proto::counter::PutRequest {
             add_server: id,
             key: "total".into(),
             value,
@@ -198,7 +198,7 @@ async fn broker() -> Result<(), Error> {
         server.stop().await;
     }
     let total = counter
-        .get(rpcplugin::proto::counter::GetRequest {
+        .get(demo_proto::counter::GetRequest {
             key: "total".into(),
         })
         .await?

@@ -11,7 +11,8 @@
 
 use clap::{Parser, ValueEnum};
 use rpcplugin::echo;
-use rpcplugin::{HandshakeConfig, Network, ServeConfig};
+use rpcplugin::server::Network;
+use rpcplugin::{HandshakeConfig, ServeConfig};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Transport {

@@ -14,8 +14,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use clap::Parser;
+use rpcplugin::Endpoint;
 use rpcplugin::echo::{self, Transport};
-use rpcplugin::{Endpoint, TcpTransport};
+use rpcplugin::transport::TcpTransport;
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Debug, Parser)]

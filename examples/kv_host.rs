@@ -18,8 +18,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use rpcplugin::proto::kv::kv_client::KvClient;
-use rpcplugin::proto::kv::{GetRequest, PutRequest};
+use demo_proto::kv::kv_client::KvClient;
+use demo_proto::kv::{GetRequest, PutRequest};
 use rpcplugin::{ClientConfig, HandshakeConfig, MAX_MESSAGE_SIZE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -236,7 +236,7 @@ async fn main() -> ExitCode {
         () = launches => false,
         () = stop_signal() => true,
     };
-    rpcplugin::cleanup_clients().await;
+    rpcplugin::client::cleanup_clients().await;
     if stopped {
         eprintln!("kv_host: stopped by a signal; every plugin was killed");
         return ExitCode::from(130);

@@ -11,8 +11,9 @@
 mod memory_kv;
 
 use clap::Parser;
-use rpcplugin::proto::kv::kv_server::KvServer;
-use rpcplugin::{HandshakeConfig, MAX_MESSAGE_SIZE, Network, ServeConfig};
+use demo_proto::kv::kv_server::KvServer;
+use rpcplugin::server::Network;
+use rpcplugin::{HandshakeConfig, MAX_MESSAGE_SIZE, ServeConfig};
 
 #[derive(Debug, Parser)]
 #[command(about = "go-plugin's KV example plugin, in Rust")]

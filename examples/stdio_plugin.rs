@@ -12,8 +12,8 @@
 
 use std::io::Write;
 
-use rpcplugin::proto::kv::kv_server::{Kv, KvServer};
-use rpcplugin::proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
+use demo_proto::kv::kv_server::{Kv, KvServer};
+use demo_proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
 use rpcplugin::{HandshakeConfig, ServeConfig};
 use tonic::{Request, Response, Status};
 

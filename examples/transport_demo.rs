@@ -12,12 +12,14 @@ mod memory_kv;
 
 use std::time::{Duration, Instant};
 
+use demo_proto::kv::kv_client::KvClient;
+use demo_proto::kv::kv_server::KvServer;
+use demo_proto::kv::{GetRequest, PutRequest};
 use hyper_util::rt::TokioIo;
 use memory_kv::MemoryKv;
-use rpcplugin::proto::kv::kv_client::KvClient;
-use rpcplugin::proto::kv::kv_server::KvServer;
-use rpcplugin::proto::kv::{GetRequest, PutRequest};
-use rpcplugin::{Endpoint, HandshakeConfig, HandshakeLine, TcpTransport, Transport, UnixTransport};
+use rpcplugin::handshake::HandshakeLine;
+use rpcplugin::transport::{TcpTransport, UnixTransport};
+use rpcplugin::{Endpoint, HandshakeConfig, Transport};
 use tonic::transport::Server;
 
 /// A tonic channel whose connections come from our transport layer.
@@ -27,7 +29,7 @@ async fn channel(endpoint: Endpoint) -> Result<tonic::transport::Channel, tonic:
             let endpoint = endpoint.clone();
             async move {
                 let conn = rpcplugin::connect(&endpoint, Duration::from_secs(5)).await?;
-                Ok::<_, rpcplugin::TransportError>(TokioIo::new(conn))
+                Ok::<_, rpcplugin::transport::TransportError>(TokioIo::new(conn))
             }
         }))
         .await

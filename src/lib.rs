@@ -15,8 +15,8 @@
 //! SIGTERM. Then it stops gracefully, removes its socket and returns.
 //!
 //! ```no_run
-//! use rpcplugin::proto::kv::kv_server::{Kv, KvServer};
-//! use rpcplugin::proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
+//! use demo_proto::kv::kv_server::{Kv, KvServer};
+//! use demo_proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
 //! use rpcplugin::{HandshakeConfig, MAX_MESSAGE_SIZE, ServeConfig};
 //! use tonic::{Request, Response, Status};
 //!
@@ -53,8 +53,8 @@
 //! configuration instead of the handshake line.
 //!
 //! ```no_run
-//! # use rpcplugin::proto::kv::kv_server::{Kv, KvServer};
-//! # use rpcplugin::proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
+//! # use demo_proto::kv::kv_server::{Kv, KvServer};
+//! # use demo_proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
 //! # use tonic::{Request, Response, Status};
 //! # #[derive(Default)] struct V5; #[derive(Default)] struct V6;
 //! # #[tonic::async_trait] impl Kv for V5 {
@@ -93,8 +93,8 @@
 //! way: `Shutdown`, a grace period, then SIGKILL of its process group.
 //!
 //! ```no_run
-//! use rpcplugin::proto::kv::kv_client::KvClient;
-//! use rpcplugin::proto::kv::PutRequest;
+//! use demo_proto::kv::kv_client::KvClient;
+//! use demo_proto::kv::PutRequest;
 //! use rpcplugin::{ClientConfig, HandshakeConfig, MAX_MESSAGE_SIZE};
 //!
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -116,42 +116,54 @@
 //!
 //! ## Checking a plugin
 //!
-//! [`Probe`] (and `rpcplugin probe` on the command line) launches any
-//! plugin as a host would and reports, check by check, what a host would
-//! trip over.
+//! [`probe::Probe`] (and `rpcplugin probe` on the command line) launches
+//! any plugin as a host would and reports, check by check, what a host
+//! would trip over.
 //!
-//! ## The layers underneath
+//! ## The crate by role
 //!
-//! - **Transports** ([`Transport`], [`TcpTransport`], [`UnixTransport`]):
-//!   listeners bound before their address is announced, go-plugin's
-//!   environment (`PLUGIN_MIN_PORT`, `PLUGIN_MAX_PORT`,
-//!   `PLUGIN_UNIX_SOCKET_DIR`, `PLUGIN_UNIX_SOCKET_GROUP`), safe stale-socket
-//!   cleanup, socket mode 0660 and group, `sun_path` checks.
-//! - **Endpoints** ([`Endpoint`]): `unix:`, `unix://`, paths, `host:port`,
-//!   `[v6]:port` and `tcp://`, parsed, normalized and printed canonically.
-//! - **Handshake** ([`HandshakeConfig`], [`negotiate_version`],
-//!   [`HandshakeLine`]): the magic cookie, app version negotiation as
-//!   go-plugin does it, and the stdout line, formatted and parsed with
-//!   go-plugin's rules and error wording.
-//! - **AutoMTLS** ([`Identity`]): per-launch P-256 certificates and
-//!   verifiers pinned to the peer's exact certificate (Go's P-521 included).
-//! - **Broker** ([`Broker`]): go-plugin's GRPCBroker on both sides, for
-//!   services passed between host and plugin (a host-served callback, a
-//!   second plugin service), over brokered connections with the main
-//!   connection's socket settings and AutoMTLS.
-//! - **Logs** ([`HclogLayer`], [`init_logging`]): hclog JSON lines that a
-//!   go-plugin host re-logs at their level.
-//! - **Reattach** ([`ReattachProviders`]): Terraform's
-//!   `TF_REATTACH_PROVIDERS` JSON.
-//! - **Protocol types** ([`proto`]): go-plugin's GRPCController, GRPCStdio
-//!   and GRPCBroker services, and go-plugin's KV example service, generated
-//!   without a system `protoc`.
+//! The root holds the entry points above; the rest lives in a module per
+//! go-plugin role, each using only the ones listed before it:
+//!
+//! - [`transport`]: listeners bound before their address is announced
+//!   ([`Transport`], [`transport::TcpTransport`],
+//!   [`transport::UnixTransport`]), go-plugin's environment
+//!   (`PLUGIN_MIN_PORT`, `PLUGIN_MAX_PORT`, `PLUGIN_UNIX_SOCKET_DIR`,
+//!   `PLUGIN_UNIX_SOCKET_GROUP`), safe stale-socket cleanup, socket mode
+//!   0660 and group, `sun_path` checks; [`Endpoint`]s (`unix:`, `unix://`,
+//!   paths, `host:port`, `[v6]:port`, `tcp://`) parsed, normalized and
+//!   printed canonically.
+//! - [`tls`]: AutoMTLS, per-launch P-256 certificates and verifiers pinned
+//!   to the peer's exact certificate (Go's P-521 included).
+//! - [`handshake`]: the magic cookie, app version negotiation as go-plugin
+//!   does it ([`handshake::negotiate_version`]), and the stdout line
+//!   ([`handshake::HandshakeLine`]), formatted and parsed with go-plugin's
+//!   rules and error wording.
+//! - [`reattach`]: Terraform's `TF_REATTACH_PROVIDERS` JSON.
+//! - [`log`]: hclog JSON lines that a go-plugin host re-logs at their
+//!   level ([`log::HclogLayer`], [`init_logging`]).
+//! - [`proto`]: go-plugin's GRPCController, GRPCStdio and GRPCBroker
+//!   services and echo's sample stream, generated without a system
+//!   `protoc`.
+//! - [`broker`]: go-plugin's GRPCBroker on both sides, over brokered
+//!   connections with the main connection's socket settings and AutoMTLS.
+//! - [`server`]: the plugin side ([`ServeConfig`]).
+//! - [`client`]: the host side ([`ClientConfig`], [`Client`]).
+//! - [`probe`]: the conformance report.
+//! - [`echo`]: echo sample streams, echo's TCP protocol v1 and a gRPC
+//!   transport, with servers, sinks and clients.
+//!
+//! The examples' KV and counter services come from the `demo-proto` crate
+//! beside this one: a plugin author generates their own protocol's code the
+//! same way, with tonic and prost.
 //!
 //! ## The transport layer on its own
 //!
 //! ```no_run
-//! use rpcplugin::{HandshakeConfig, HandshakeLine, Transport, UnixTransport};
-//! use rpcplugin::negotiate_version_from_env;
+//! use rpcplugin::{HandshakeConfig, Transport};
+//! use rpcplugin::handshake::HandshakeLine;
+//! use rpcplugin::transport::UnixTransport;
+//! use rpcplugin::handshake::negotiate_version_from_env;
 //!
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let handshake = HandshakeConfig::basic_example();
@@ -170,37 +182,28 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod broker;
-mod client;
+// Layers, lowest first: each module uses only those above it in this list.
+pub mod broker;
+pub mod client;
 pub mod echo;
 mod grpc;
-mod handshake;
-mod log;
-mod probe;
-mod server;
-mod tls;
+pub mod handshake;
+pub mod log;
+pub mod probe;
+pub mod proto;
+pub mod reattach;
+pub mod server;
+pub mod tls;
 pub mod transport;
 
-pub mod proto;
-mod reattach;
-
-pub use broker::{Broker, BrokerError, BrokeredServer};
-pub use client::{
-    Client, ClientConfig, ClientError, ConnectStep, DEFAULT_KILL_GRACE, DEFAULT_START_TIMEOUT,
-    StdioHandler, StdioSink, cleanup_clients,
-};
-pub use handshake::{
-    COOKIE_MISMATCH_TEXT, CORE_PROTOCOL_VERSION, HandshakeConfig, HandshakeError, HandshakeLine,
-    Negotiated, Protocol, TERRAFORM_PROTOCOL_VERSIONS, negotiate_version,
-    negotiate_version_from_env,
-};
-pub use log::{HclogLayer, LOG_ENV, LogError, init_logging};
-pub use probe::{Outcome, Probe, ProbeCheck, ProbeReport};
-pub use reattach::{ReattachConfig, ReattachError, ReattachProviders, TF_REATTACH_PROVIDERS};
-pub use server::{DEBUG_ENV, MAX_MESSAGE_SIZE, Network, ServeConfig, ServeError};
-pub use tls::{Identity, TlsError};
-pub use transport::{
-    Connection, ConnectionInfo, DEFAULT_CONNECT_TIMEOUT, Endpoint, EndpointError, Host, Incoming,
-    PortRange, SUN_PATH_MAX, SocketGroup, TcpTransport, Transport, TransportError, UnixTransport,
-    connect,
-};
+// The entry points: a plugin, a host, the broker between them, where they
+// meet, and the logs a host re-logs. Everything else lives in the module of
+// its role.
+pub use broker::{Broker, BrokerError};
+pub use client::{Client, ClientConfig, ClientError};
+pub use grpc::MAX_MESSAGE_SIZE;
+pub use handshake::{HandshakeConfig, Protocol};
+pub use log::init_logging;
+pub use reattach::ReattachConfig;
+pub use server::{ServeConfig, ServeError};
+pub use transport::{Connection, Endpoint, Transport, connect};

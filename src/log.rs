@@ -57,7 +57,7 @@ pub enum LogError {
 /// A `tracing` layer writing hclog JSON lines.
 ///
 /// ```
-/// use rpcplugin::HclogLayer;
+/// use rpcplugin::log::HclogLayer;
 /// use tracing_subscriber::prelude::*;
 ///
 /// let layer = HclogLayer::new(std::io::sink()).with_module("my_plugin");
@@ -88,7 +88,7 @@ impl HclogLayer {
 
     /// Writes to this process's stderr as it is now. The descriptor is
     /// duplicated, so logs keep reaching the host's stderr reader after
-    /// [`ServeConfig::serve`](crate::ServeConfig::serve) captures fd 2 for
+    /// [`ServeConfig::serve`](crate::server::ServeConfig::serve) captures fd 2 for
     /// `GRPCStdio`, as go-plugin's plugins do.
     ///
     /// # Errors

@@ -50,7 +50,7 @@ pub enum ReattachError {
         /// The app protocol version it serves.
         version: u32,
         /// Why the host refuses it.
-        source: Box<crate::HandshakeError>,
+        source: Box<crate::handshake::HandshakeError>,
     },
     /// A protocol other than gRPC.
     #[error(
@@ -148,14 +148,15 @@ struct WireAddr {
 /// `{"registry.terraform.io/x/y":{"Protocol":"grpc","ProtocolVersion":6,"Pid":59343,"Test":true,"Addr":{"Network":"unix","String":"/tmp/plugin76083934"}}}`.
 ///
 /// ```
-/// use rpcplugin::{ReattachConfig, ReattachProviders};
+/// use rpcplugin::ReattachConfig;
+/// use rpcplugin::reattach::ReattachProviders;
 ///
 /// let json = r#"{"registry.terraform.io/x/y":{"Protocol":"grpc","ProtocolVersion":6,"Pid":59343,"Test":true,"Addr":{"Network":"unix","String":"/tmp/plugin76083934"}}}"#;
 /// let providers = ReattachProviders::from_json(json)?;
 /// let config = &providers.0["registry.terraform.io/x/y"];
 /// assert_eq!(config.endpoint.address(), "/tmp/plugin76083934");
 /// assert_eq!(providers.to_json(), json);
-/// # Ok::<(), rpcplugin::ReattachError>(())
+/// # Ok::<(), rpcplugin::reattach::ReattachError>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReattachProviders(pub BTreeMap<String, ReattachConfig>);

@@ -117,7 +117,7 @@ pub enum TlsError {
 /// key usage client and server authentication, valid from 30 s ago for 30
 /// years: go-plugin's shape on a curve that every peer can use.
 #[derive(Clone)]
-pub struct Identity {
+pub(crate) struct Identity {
     cert: CertificateDer<'static>,
     key: Arc<PrivatePkcs8KeyDer<'static>>,
     pem: String,
@@ -137,7 +137,7 @@ impl Identity {
     /// # Errors
     ///
     /// [`TlsError::Generate`] if the crypto library fails.
-    pub fn generate() -> Result<Self, TlsError> {
+    pub(crate) fn generate() -> Result<Self, TlsError> {
         use rcgen::{
             BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
             KeyUsagePurpose,
@@ -175,12 +175,12 @@ impl Identity {
     }
 
     /// The certificate, DER-encoded (what goes in the handshake line).
-    pub fn cert_der(&self) -> &[u8] {
+    pub(crate) fn cert_der(&self) -> &[u8] {
         &self.cert
     }
 
     /// The certificate, PEM-encoded (what goes in `PLUGIN_CLIENT_CERT`).
-    pub fn cert_pem(&self) -> &str {
+    pub(crate) fn cert_pem(&self) -> &str {
         &self.pem
     }
 

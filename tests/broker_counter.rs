@@ -9,9 +9,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpcplugin::proto::counter::add_helper_server::{AddHelper, AddHelperServer};
-use rpcplugin::proto::counter::counter_client::CounterClient;
-use rpcplugin::proto::counter::{PutRequest, SumRequest, SumResponse};
+use demo_proto::counter::add_helper_server::{AddHelper, AddHelperServer};
+use demo_proto::counter::counter_client::CounterClient;
+use demo_proto::counter::{PutRequest, SumRequest, SumResponse};
 use rpcplugin::{ClientConfig, HandshakeConfig};
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};

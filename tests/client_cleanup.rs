@@ -18,7 +18,7 @@ async fn cleanup_clients_kills_every_live_plugin() {
     let config = ClientConfig::new(HandshakeConfig::basic_example()).danger_disable_auto_mtls();
     let a = config.clone().start(kv_plugin()).await.unwrap();
     let b = config.start(kv_plugin()).await.unwrap();
-    rpcplugin::cleanup_clients().await;
+    rpcplugin::client::cleanup_clients().await;
     assert!(a.exited() && b.exited());
     assert!(!alive(a.pid()) && !alive(b.pid()));
 }

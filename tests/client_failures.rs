@@ -7,7 +7,8 @@ use common::fake_plugin as script;
 
 use std::time::Duration;
 
-use rpcplugin::{ClientConfig, ClientError, HandshakeConfig, HandshakeError};
+use rpcplugin::handshake::HandshakeError;
+use rpcplugin::{ClientConfig, ClientError, HandshakeConfig};
 
 fn plain() -> ClientConfig {
     ClientConfig::new(HandshakeConfig::basic_example())

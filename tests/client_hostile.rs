@@ -11,10 +11,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rpcplugin::{
-    ClientConfig, ClientError, ConnectStep, Endpoint, HandshakeConfig, HandshakeError,
-    ReattachConfig,
-};
+use rpcplugin::client::ConnectStep;
+use rpcplugin::handshake::HandshakeError;
+use rpcplugin::{ClientConfig, ClientError, Endpoint, HandshakeConfig, ReattachConfig};
 
 fn plain(timeout: Duration) -> ClientConfig {
     ClientConfig::new(HandshakeConfig::basic_example())
@@ -260,7 +259,7 @@ async fn reattach_pids_that_kill_would_misread_are_refused() {
         let json = format!(
             r#"{{"x":{{"Protocol":"grpc","ProtocolVersion":1,"Pid":{pid},"Test":false,"Addr":{{"Network":"unix","String":"/tmp/nothing"}}}}}}"#
         );
-        let err = rpcplugin::ReattachProviders::from_json(&json).unwrap_err();
+        let err = rpcplugin::reattach::ReattachProviders::from_json(&json).unwrap_err();
         assert!(err.to_string().contains(pid), "{err}");
     }
     // A configuration whose pid was changed after it was made.

@@ -6,10 +6,11 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rpcplugin::proto::kv::kv_client::KvClient;
-use rpcplugin::proto::kv::{GetRequest, PutRequest};
+use demo_proto::kv::kv_client::KvClient;
+use demo_proto::kv::{GetRequest, PutRequest};
+use rpcplugin::client::StdioSink;
 use rpcplugin::proto::plugin::stdio_data::Channel as StdioChannel;
-use rpcplugin::{ClientConfig, HandshakeConfig, StdioSink};
+use rpcplugin::{ClientConfig, HandshakeConfig};
 
 fn kv_plugin() -> std::process::Command {
     std::process::Command::new(common::example("kv_plugin"))
@@ -213,7 +214,7 @@ async fn socket_dir_and_port_range_reach_the_plugin() {
     let mut command = kv_plugin();
     command.args(["--transport", "tcp"]);
     let client = ClientConfig::new(HandshakeConfig::basic_example())
-        .port_range(rpcplugin::PortRange::new(first, first + 20).unwrap())
+        .port_range(rpcplugin::transport::PortRange::new(first, first + 20).unwrap())
         .start(command)
         .await
         .unwrap();

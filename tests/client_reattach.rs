@@ -7,11 +7,12 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
+use demo_proto::kv::kv_client::KvClient;
+use demo_proto::kv::{GetRequest, PutRequest};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use rpcplugin::proto::kv::kv_client::KvClient;
-use rpcplugin::proto::kv::{GetRequest, PutRequest};
-use rpcplugin::{ClientConfig, HandshakeConfig, ReattachProviders};
+use rpcplugin::reattach::ReattachProviders;
+use rpcplugin::{ClientConfig, HandshakeConfig};
 
 #[tokio::test]
 async fn a_debug_mode_plugin_is_attached_to_and_never_killed() {

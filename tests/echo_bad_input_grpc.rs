@@ -20,9 +20,10 @@ use bad_input::{
     IDLE_GROWTH_LIMIT_KIB, Server, garbage, idle_count, open_idle, unchecked, until_stalled, within,
 };
 use bytes::Bytes;
+use rpcplugin::Endpoint;
 use rpcplugin::echo::{self, EchoClientError, GrpcClient, Transport};
 use rpcplugin::proto::echo as proto;
-use rpcplugin::{Endpoint, TcpTransport};
+use rpcplugin::transport::TcpTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 

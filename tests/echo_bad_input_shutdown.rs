@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bad_input::grpc::{HELLO, NonReader, message, proto_spec};
 use bad_input::{TIMEOUT, open_idle, unchecked, until_stalled, within};
-use rpcplugin::TcpTransport;
 use rpcplugin::echo::{self, Transport};
+use rpcplugin::transport::TcpTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,7 +18,8 @@ use bad_input::{
 };
 use bytes::Bytes;
 use rpcplugin::echo::{self, Sample, Transport};
-use rpcplugin::{Connection, Endpoint, TcpTransport};
+use rpcplugin::transport::TcpTransport;
+use rpcplugin::{Connection, Endpoint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 

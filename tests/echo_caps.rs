@@ -10,7 +10,8 @@ use std::time::Duration;
 use bad_input::{Server, TIMEOUT, open_files_limit, unchecked, within};
 use bytes::Bytes;
 use rpcplugin::echo::{self, Transport};
-use rpcplugin::{Connection, Endpoint, TcpTransport};
+use rpcplugin::transport::TcpTransport;
+use rpcplugin::{Connection, Endpoint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Connects and reads what the server sends within `wait` (the spec

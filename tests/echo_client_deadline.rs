@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use bad_input::within;
 use bytes::Bytes;
+use rpcplugin::Endpoint;
 use rpcplugin::echo::{self, EchoClientError, Sample, Sink, SinkError, Transport};
-use rpcplugin::{Endpoint, TcpTransport};
+use rpcplugin::transport::TcpTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

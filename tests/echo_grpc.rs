@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rpcplugin::echo::{self, EchoClientError, GrpcClient, Transport};
-use rpcplugin::{TcpTransport, UnixTransport};
+use rpcplugin::transport::{TcpTransport, UnixTransport};
 
 fn spec() -> echo::Spec {
     "uint8[8],float32[]".parse().unwrap()

@@ -8,11 +8,12 @@
 use std::pin::Pin;
 
 use bytes::Bytes;
+use rpcplugin::MAX_MESSAGE_SIZE;
 use rpcplugin::echo::{self, EchoClientError, GrpcClient, Transport};
 use rpcplugin::proto::echo::sample_stream_client::SampleStreamClient;
 use rpcplugin::proto::echo::sample_stream_server::{SampleStream, SampleStreamServer};
 use rpcplugin::proto::echo::{self as proto, Ack, GetSpecRequest, PushRequest};
-use rpcplugin::{MAX_MESSAGE_SIZE, TcpTransport};
+use rpcplugin::transport::TcpTransport;
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};

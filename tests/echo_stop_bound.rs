@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use bad_input::grpc::{NonReader, frame, message, proto_spec, push_request};
 use bad_input::{TIMEOUT, until_stalled, within};
 use bytes::Bytes;
+use rpcplugin::Endpoint;
 use rpcplugin::echo::{self, Transport};
-use rpcplugin::{Endpoint, TcpTransport};
+use rpcplugin::transport::TcpTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The stop grace of both transports (1 s), plus room for a busy 2-core

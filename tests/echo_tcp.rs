@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use rpcplugin::echo::{self, Transport};
-use rpcplugin::{TcpTransport, UnixTransport};
+use rpcplugin::transport::{TcpTransport, UnixTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn exercise(listener: impl rpcplugin::Transport + 'static) {
@@ -192,14 +192,15 @@ async fn a_spec_of_empty_samples_is_refused_at_start() {
     let tcp = echo::TcpTransport::new(
         spec.clone(),
         sink.clone(),
-        rpcplugin::TcpTransport::localhost(),
+        rpcplugin::transport::TcpTransport::localhost(),
     );
     let err = tcp.start().await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "the spec uint8[0],float32[2,0] has empty samples (0 bytes); a sample stream needs at least one byte"
     );
-    let grpc = echo::GrpcTransport::new(spec, sink, rpcplugin::TcpTransport::localhost());
+    let grpc =
+        echo::GrpcTransport::new(spec, sink, rpcplugin::transport::TcpTransport::localhost());
     assert!(matches!(
         grpc.start().await,
         Err(echo::EchoError::EmptySamples { .. })

@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use rpcplugin::Endpoint;
 use rpcplugin::echo::{self, Transport as _};
-use rpcplugin::{Endpoint, TcpTransport};
+use rpcplugin::transport::TcpTransport;
 use tokio::io::AsyncWriteExt;
 
 /// Slow peers: enough to matter, few enough for a 2-core machine.

@@ -6,11 +6,11 @@ mod common;
 
 use std::time::Duration;
 
+use demo_proto::kv::kv_client::KvClient;
+use demo_proto::kv::{GetRequest, PutRequest};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use rpcplugin::echo::{self, EchoClientError, GrpcClient};
-use rpcplugin::proto::kv::kv_client::KvClient;
-use rpcplugin::proto::kv::{GetRequest, PutRequest};
 use rpcplugin::{ClientConfig, HandshakeConfig};
 
 #[tokio::test]

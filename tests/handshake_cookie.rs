@@ -3,7 +3,8 @@
 
 use std::process::Command;
 
-use rpcplugin::{COOKIE_MISMATCH_TEXT, HandshakeConfig};
+use rpcplugin::HandshakeConfig;
+use rpcplugin::handshake::COOKIE_MISMATCH_TEXT;
 
 /// The process under test: run by `cookie_check_exits_like_go_plugin` in a
 /// child process; does nothing unless that test set the marker.

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use rpcplugin::TcpTransport;
 use rpcplugin::echo::{self, Transport};
+use rpcplugin::transport::TcpTransport;
 
 const COUNT: usize = 2000;
 

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rpcplugin::Endpoint;
 use rpcplugin::echo::{self, SampleReceiver, Transport};
-use rpcplugin::{Endpoint, TcpTransport, UnixTransport};
+use rpcplugin::transport::{TcpTransport, UnixTransport};
 
 /// Memory is process-wide and the harness runs tests on parallel threads:
 /// the tests of this file take turns, so that RSS figures are our own.

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rpcplugin::TcpTransport;
 use rpcplugin::echo::{self, Transport};
+use rpcplugin::transport::TcpTransport;
 
 /// Bytes per sample: (connection, sequence) at both ends, filler between.
 const SIZE: usize = 64;

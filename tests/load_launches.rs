@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rpcplugin::proto::kv::kv_client::KvClient;
-use rpcplugin::proto::kv::{GetRequest, PutRequest};
+use demo_proto::kv::kv_client::KvClient;
+use demo_proto::kv::{GetRequest, PutRequest};
 use rpcplugin::{ClientConfig, HandshakeConfig};
 
 /// File descriptors and processes are process-wide, and the test harness

@@ -17,11 +17,12 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
+use rpcplugin::Endpoint;
 use rpcplugin::echo::{
     self, DType, EchoClientError, EchoError, Leaf, Sample, Sink, SinkError, Spec, SpecError,
     TcpClient, Transport as _, WireSpec,
 };
-use rpcplugin::{Endpoint, TcpTransport};
+use rpcplugin::transport::TcpTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Cases per socket property when `PROPTEST_CASES` is not set.

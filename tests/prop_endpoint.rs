@@ -13,7 +13,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use rpcplugin::{Endpoint, EndpointError, Host};
+use rpcplugin::Endpoint;
+use rpcplugin::transport::{EndpointError, Host};
 
 /// Where failing seeds are kept.
 const SEEDS: &str = "tests/proptest-regressions/prop_endpoint.txt";

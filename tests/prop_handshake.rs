@@ -16,7 +16,8 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use rpcplugin::{Endpoint, HandshakeError, HandshakeLine, Identity, Protocol};
+use rpcplugin::handshake::{HandshakeError, HandshakeLine};
+use rpcplugin::{Endpoint, Protocol};
 
 /// The line go-plugin 1.0.1 printed (AutoMTLS, a P-521 certificate).
 const GO_LINE: &str = include_str!("data/go-plugin-1.0.1-automtls.line");
@@ -26,7 +27,9 @@ static CERTS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
     let go = HandshakeLine::parse(GO_LINE).expect("go-plugin's line parses");
     let mut certs = vec![go.server_cert().expect("it has a certificate").to_vec()];
     for _ in 0..3 {
-        certs.push(Identity::generate().unwrap().cert_der().to_vec());
+        // P-256 self-signed, as our AutoMTLS certificates are.
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        certs.push(cert.cert.der().to_vec());
     }
     certs
 });

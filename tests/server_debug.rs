@@ -6,10 +6,10 @@ mod common;
 
 use std::time::Duration;
 
+use demo_proto::kv::PutRequest;
+use demo_proto::kv::kv_client::KvClient;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use rpcplugin::proto::kv::PutRequest;
-use rpcplugin::proto::kv::kv_client::KvClient;
 
 #[tokio::test]
 async fn debug_mode_prints_a_reattach_configuration_that_works() {

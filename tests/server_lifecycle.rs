@@ -7,10 +7,10 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
+use demo_proto::kv::kv_client::KvClient;
+use demo_proto::kv::{GetRequest, PutRequest};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use rpcplugin::proto::kv::kv_client::KvClient;
-use rpcplugin::proto::kv::{GetRequest, PutRequest};
 use rpcplugin::proto::plugin::Empty;
 use rpcplugin::proto::plugin::grpc_controller_client::GrpcControllerClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -290,7 +290,10 @@ fn missing_or_wrong_cookie_prints_go_plugins_text() {
         assert_eq!(out.status.code(), Some(1));
         assert!(out.stdout.is_empty());
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(rpcplugin::COOKIE_MISMATCH_TEXT), "{stderr}");
+        assert!(
+            stderr.contains(rpcplugin::handshake::COOKIE_MISMATCH_TEXT),
+            "{stderr}"
+        );
     }
 }
 
@@ -319,7 +322,10 @@ fn a_socket_dir_too_long_for_sun_path_is_refused() {
     let stderr = refused(&[("PLUGIN_UNIX_SOCKET_DIR", long.to_str().unwrap())]);
     assert!(stderr.contains(long.to_str().unwrap()), "{stderr}");
     assert!(
-        stderr.contains(&format!("limit of {} bytes", rpcplugin::SUN_PATH_MAX)),
+        stderr.contains(&format!(
+            "limit of {} bytes",
+            rpcplugin::transport::SUN_PATH_MAX
+        )),
         "{stderr}"
     );
     assert!(!long.exists());

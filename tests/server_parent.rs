@@ -39,7 +39,7 @@ fn host_with_plugin(dir: &std::path::Path) -> (std::process::Child, u32, String)
 fn a_plugin_stops_when_its_host_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let (mut host, plugin, line) = host_with_plugin(dir.path());
-    let line = rpcplugin::HandshakeLine::parse(&line).unwrap();
+    let line = rpcplugin::handshake::HandshakeLine::parse(&line).unwrap();
     let socket = line.endpoint().unix_path().unwrap().to_path_buf();
     assert!(socket.exists());
     assert!(common::alive(plugin));

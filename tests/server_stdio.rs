@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use rpcplugin::proto::kv::PutRequest;
-use rpcplugin::proto::kv::kv_client::KvClient;
+use demo_proto::kv::PutRequest;
+use demo_proto::kv::kv_client::KvClient;
 use rpcplugin::proto::plugin::grpc_controller_client::GrpcControllerClient;
 use rpcplugin::proto::plugin::grpc_stdio_client::GrpcStdioClient;
 use rpcplugin::proto::plugin::stdio_data::Channel;

@@ -109,11 +109,14 @@ fn only_the_hosts_certificate_gets_in() {
 
 #[tokio::test]
 async fn plaintext_clients_are_refused_when_automtls_is_on() {
-    let identity = rpcplugin::Identity::generate().unwrap();
+    let host_cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])
+        .unwrap()
+        .cert
+        .pem();
     let plugin = common::launch(
         &common::example("kv_plugin"),
         &[],
-        &[("PLUGIN_CLIENT_CERT", identity.cert_pem())],
+        &[("PLUGIN_CLIENT_CERT", &host_cert)],
     );
     let channel = plugin.channel().await;
     let mut client = HealthClient::new(channel);

@@ -8,9 +8,9 @@ mod memory_kv;
 
 use std::time::Duration;
 
-use rpcplugin::proto::kv::kv_client::KvClient;
-use rpcplugin::proto::kv::kv_server::{Kv, KvServer};
-use rpcplugin::proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
+use demo_proto::kv::kv_client::KvClient;
+use demo_proto::kv::kv_server::{Kv, KvServer};
+use demo_proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
 use rpcplugin::proto::plugin::grpc_controller_client::GrpcControllerClient;
 use rpcplugin::{Endpoint, HandshakeConfig, ServeConfig};
 use tonic::service::Routes;

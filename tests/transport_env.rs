@@ -6,7 +6,8 @@
 use std::net::{Ipv4Addr, TcpListener as StdListener};
 use std::os::unix::fs::MetadataExt;
 
-use rpcplugin::{TcpTransport, Transport, TransportError, UnixTransport};
+use rpcplugin::Transport;
+use rpcplugin::transport::{TcpTransport, TransportError, UnixTransport};
 
 fn set(var: &str, value: &str) {
     // SAFETY: this test binary runs a single test on a current-thread

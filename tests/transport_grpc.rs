@@ -8,10 +8,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rpcplugin::proto::kv::kv_client::KvClient;
-use rpcplugin::proto::kv::kv_server::{Kv, KvServer};
-use rpcplugin::proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
-use rpcplugin::{ConnectionInfo, Endpoint, TcpTransport, Transport, UnixTransport};
+use demo_proto::kv::kv_client::KvClient;
+use demo_proto::kv::kv_server::{Kv, KvServer};
+use demo_proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
+use rpcplugin::transport::{ConnectionInfo, TcpTransport, UnixTransport};
+use rpcplugin::{Endpoint, Transport};
 use tonic::{Code, Request, Response, Status};
 
 #[derive(Default)]

@@ -11,7 +11,8 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use rpcplugin::{SocketGroup, Transport, TransportError, UnixTransport};
+use rpcplugin::Transport;
+use rpcplugin::transport::{SocketGroup, TransportError, UnixTransport};
 
 const NOBODY: u32 = 65534;
 

@@ -4,14 +4,15 @@
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::time::Duration;
 
-use rpcplugin::{Endpoint, PortRange, TcpTransport, Transport, TransportError};
+use rpcplugin::transport::{PortRange, TcpTransport, TransportError};
+use rpcplugin::{Endpoint, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 
 async fn echo_once(
     transport: &TcpTransport,
     endpoint: &Endpoint,
-    incoming: &mut rpcplugin::Incoming,
+    incoming: &mut rpcplugin::transport::Incoming,
 ) {
     let mut client = transport.connect(endpoint).await.expect("connect");
     let mut conn = incoming.next().await.unwrap().unwrap();
@@ -58,7 +59,7 @@ async fn host_name_is_resolved_and_announced_as_an_address() {
     let (endpoint, mut incoming) = transport.listen().await.unwrap();
     let (host, _) = endpoint.tcp_parts().unwrap();
     assert!(
-        matches!(host, rpcplugin::Host::Ip(ip) if ip.is_loopback()),
+        matches!(host, rpcplugin::transport::Host::Ip(ip) if ip.is_loopback()),
         "{endpoint}"
     );
     echo_once(&transport, &endpoint, &mut incoming).await;

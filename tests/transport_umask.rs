@@ -5,7 +5,8 @@
 use std::os::unix::fs::PermissionsExt;
 
 use nix::sys::stat::{Mode, umask};
-use rpcplugin::{Transport, UnixTransport};
+use rpcplugin::Transport;
+use rpcplugin::transport::UnixTransport;
 
 #[tokio::test]
 async fn socket_mode_is_0660_and_new_dirs_0700_under_any_umask() {

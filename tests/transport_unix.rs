@@ -7,7 +7,8 @@ use std::os::unix::net::UnixListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rpcplugin::{SUN_PATH_MAX, SocketGroup, Transport, TransportError, UnixTransport};
+use rpcplugin::Transport;
+use rpcplugin::transport::{SUN_PATH_MAX, SocketGroup, TransportError, UnixTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 

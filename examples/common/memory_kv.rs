@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use rpcplugin::proto::kv::kv_server::Kv;
-use rpcplugin::proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
+use demo_proto::kv::kv_server::Kv;
+use demo_proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
 use tonic::{Request, Response, Status};
 
 /// An in-memory `proto.KV`.

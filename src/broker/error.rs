@@ -2,14 +2,15 @@
 
 use std::time::Duration;
 
-use crate::{Endpoint, EndpointError, TransportError};
+use crate::transport::Endpoint;
+use crate::transport::{EndpointError, TransportError};
 
-/// A failure of a [`Broker`](crate::Broker) operation.
+/// A failure of a [`Broker`](crate::broker::Broker) operation.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BrokerError {
     /// The broker is not attached to a connection yet: a plugin's broker
-    /// works once [`ServeConfig::serve`](crate::ServeConfig::serve) has
+    /// works once [`ServeConfig::serve`](crate::server::ServeConfig::serve) has
     /// started serving.
     #[error("the broker is not connected yet (it starts working once the plugin serves)")]
     NotConnected,

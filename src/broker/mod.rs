@@ -33,9 +33,9 @@ const ANNOUNCE_WAIT: Duration = Duration::from_secs(5);
 
 /// One side of go-plugin's GRPCBroker.
 ///
-/// A plugin gets its broker from [`ServeConfig::broker`](crate::ServeConfig::broker)
+/// A plugin gets its broker from [`ServeConfig::broker`](crate::server::ServeConfig::broker)
 /// (before serving, to hand it to its services); a host from
-/// [`Client::broker`](crate::Client::broker). Clones share one broker.
+/// [`Client::broker`](crate::client::Client::broker). Clones share one broker.
 ///
 /// ```no_run
 /// use rpcplugin::Broker;

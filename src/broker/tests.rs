@@ -9,12 +9,13 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::{Broker, BrokerError, Context};
-use crate::proto::counter::add_helper_client::AddHelperClient;
-use crate::proto::counter::add_helper_server::{AddHelper, AddHelperServer};
-use crate::proto::counter::{SumRequest, SumResponse};
 use crate::tls::{self, Identity};
 use crate::transport::Listen;
-use crate::{Transport, UnixTransport};
+use crate::transport::Transport;
+use crate::transport::UnixTransport;
+use demo_proto::counter::add_helper_client::AddHelperClient;
+use demo_proto::counter::add_helper_server::{AddHelper, AddHelperServer};
+use demo_proto::counter::{SumRequest, SumResponse};
 
 /// Adds, plus `bias` (to tell services apart), after `delay`.
 #[derive(Clone, Default)]
@@ -325,7 +326,7 @@ async fn a_second_broker_stream_is_refused() {
         .unwrap()
         .unwrap()
         .path();
-    let endpoint = crate::Endpoint::unix(main).unwrap();
+    let endpoint = crate::transport::Endpoint::unix(main).unwrap();
     let channel = crate::grpc::open_channel(&endpoint, None).await.unwrap();
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let refused = crate::proto::plugin::grpc_broker_client::GrpcBrokerClient::new(channel)

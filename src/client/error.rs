@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use super::pipe::printable;
 use crate::grpc::{ConnectStep, chain};
-use crate::{Endpoint, HandshakeError, ReattachError, TlsError, TransportError};
+use crate::handshake::HandshakeError;
+use crate::reattach::ReattachError;
+use crate::tls::TlsError;
+use crate::transport::Endpoint;
+use crate::transport::TransportError;
 
 /// Why a plugin could not be started, reached or used.
 ///

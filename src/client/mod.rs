@@ -16,12 +16,14 @@ use std::time::Duration;
 use tonic::transport::Channel;
 
 use crate::broker::{self, Broker};
+use crate::handshake::HandshakeLine;
+use crate::handshake::{HandshakeConfig, Protocol};
 use crate::proto::plugin::Empty;
 use crate::proto::plugin::grpc_controller_client::GrpcControllerClient;
+use crate::reattach::ReattachConfig;
+use crate::reattach::ReattachError;
 use crate::tls::{self, Identity};
-use crate::{
-    HandshakeConfig, HandshakeLine, PortRange, Protocol, ReattachConfig, ReattachError, SocketGroup,
-};
+use crate::transport::{PortRange, SocketGroup};
 
 pub use crate::grpc::ConnectStep;
 pub use connect::{StdioHandler, StdioSink};
@@ -494,7 +496,7 @@ struct Inner {
 
 impl Client {
     /// A channel to the plugin, for your generated gRPC clients (set
-    /// [`MAX_MESSAGE_SIZE`](crate::MAX_MESSAGE_SIZE) on them, as go-plugin
+    /// [`MAX_MESSAGE_SIZE`](crate::grpc::MAX_MESSAGE_SIZE) on them, as go-plugin
     /// hosts allow messages of up to 2^31−1 bytes).
     pub fn channel(&self) -> Channel {
         self.inner.channel.clone()

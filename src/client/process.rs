@@ -16,7 +16,9 @@ use tokio::time::Instant;
 use super::ClientError;
 use super::pipe::{Line, LineReader, MAX_HANDSHAKE_LINE, printable};
 use super::stderr::Tail;
-use crate::{HandshakeConfig, HandshakeError, PortRange};
+use crate::handshake::HandshakeConfig;
+use crate::handshake::HandshakeError;
+use crate::transport::PortRange;
 
 /// How long to let the stderr reader catch up after the plugin exited, so
 /// that an error report carries the plugin's last words.

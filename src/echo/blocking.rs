@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::{EchoClientError, Spec};
-use crate::Endpoint;
+use crate::transport::Endpoint;
 
 /// One worker thread keeps acknowledgements flowing between calls.
 fn runtime() -> Result<tokio::runtime::Runtime, EchoClientError> {

@@ -11,9 +11,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::grpc_wire::PUSH_PATH;
 use super::{EchoError, Sink, Spec, Transport};
+use crate::grpc::MAX_MESSAGE_SIZE;
 use crate::proto::echo::sample_stream_server::{SERVICE_NAME, SampleStream, SampleStreamServer};
 use crate::proto::echo::{Ack, GetSpecRequest, PushRequest};
-use crate::{Endpoint, MAX_MESSAGE_SIZE};
+use crate::transport::Endpoint;
 
 /// Most bytes of samples a client packs into one message, or one sample
 /// when that is larger (the contract of `echo.v1.PushRequest`): small
@@ -102,7 +103,7 @@ impl Http2Sizes {
 ///
 /// [`start`](Transport::start) serves it on its own listener;
 /// [`service`](Self::service) gives the tonic service to serve beside
-/// others, e.g. in a plugin's [`ServeConfig`](crate::ServeConfig).
+/// others, e.g. in a plugin's [`ServeConfig`](crate::server::ServeConfig).
 #[derive(Debug)]
 pub struct GrpcTransport<T, S> {
     service: Service<S>,
@@ -131,7 +132,7 @@ pub struct Server<S> {
 #[derive(Debug)]
 struct SpecOnly(crate::proto::echo::Spec);
 
-impl<T: crate::Transport + 'static, S: Sink + Clone> GrpcTransport<T, S> {
+impl<T: crate::transport::Transport + 'static, S: Sink + Clone> GrpcTransport<T, S> {
     /// Serves `spec` on `listener`, delivering into `sink`.
     pub fn new(spec: Spec, sink: S, listener: T) -> Self {
         GrpcTransport {
@@ -174,14 +175,14 @@ impl<S: Sink + Clone> Service<S> {
     }
 }
 
-impl<T: crate::Transport + 'static, S: Sink + Clone> GrpcTransport<T, S> {
+impl<T: crate::transport::Transport + 'static, S: Sink + Clone> GrpcTransport<T, S> {
     /// The service, to serve beside other services.
     pub fn service(&self) -> Server<S> {
         self.service.clone().into_server()
     }
 }
 
-impl<T: crate::Transport + 'static, S: Sink + Clone> Transport for GrpcTransport<T, S> {
+impl<T: crate::transport::Transport + 'static, S: Sink + Clone> Transport for GrpcTransport<T, S> {
     async fn start(&self) -> Result<Endpoint, EchoError> {
         if self.server.lock().expect("server lock").is_some() {
             return Err(EchoError::AlreadyStarted);

@@ -21,7 +21,7 @@ use super::grpc::MESSAGE_BYTES;
 use super::grpc_wire::{PUSH_PATH, WireError, encode_push};
 use super::inflight::Inflight;
 use super::{Spec, SpecError};
-use crate::MAX_MESSAGE_SIZE;
+use crate::grpc::MAX_MESSAGE_SIZE;
 use crate::proto::echo::sample_stream_client::SampleStreamClient;
 use crate::proto::echo::{Ack, GetSpecRequest, PushRequest};
 
@@ -173,7 +173,7 @@ impl GrpcClient {
     ///
     /// As [`connect`](Self::connect).
     pub async fn connect_endpoint(
-        endpoint: &crate::Endpoint,
+        endpoint: &crate::transport::Endpoint,
         spec: &Spec,
         max_inflight: usize,
     ) -> Result<Self, EchoClientError> {

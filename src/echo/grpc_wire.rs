@@ -14,7 +14,7 @@ use http_body::Body as _;
 use prost::Message;
 use tonic::Status;
 
-use crate::MAX_MESSAGE_SIZE;
+use crate::grpc::MAX_MESSAGE_SIZE;
 use crate::proto::echo::Spec;
 
 /// The path of `echo.v1.SampleStream/Push`.

@@ -13,7 +13,8 @@ use tokio_stream::StreamExt;
 use super::tcp_conn::{Conn, serve};
 use super::tcp_guard::{Budget, DEFAULT_BUFFER_BUDGET, DEFAULT_MAX_CONNECTIONS};
 use super::{Sink, Spec};
-use crate::{Endpoint, TransportError};
+use crate::transport::Endpoint;
+use crate::transport::TransportError;
 
 /// How long connections may go on once the server stops, as for the gRPC
 /// transport: no sample is pushed after the stop, so this only lets the
@@ -100,7 +101,7 @@ struct Running {
     tasks: JoinSet<()>,
 }
 
-impl<T: crate::Transport + 'static, S: Sink + Clone> TcpTransport<T, S> {
+impl<T: crate::transport::Transport + 'static, S: Sink + Clone> TcpTransport<T, S> {
     /// Serves `spec` on `listener`, delivering into `sink`.
     pub fn new(spec: Spec, sink: S, listener: T) -> Self {
         TcpTransport {
@@ -130,7 +131,7 @@ impl<T: crate::Transport + 'static, S: Sink + Clone> TcpTransport<T, S> {
     }
 }
 
-impl<T: crate::Transport + 'static, S: Sink + Clone> Transport for TcpTransport<T, S> {
+impl<T: crate::transport::Transport + 'static, S: Sink + Clone> Transport for TcpTransport<T, S> {
     async fn start(&self) -> Result<Endpoint, EchoError> {
         if self.state.lock().expect("state lock").is_some() {
             return Err(EchoError::AlreadyStarted);

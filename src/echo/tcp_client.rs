@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::inflight::{Acks, Inflight};
 use super::{EchoClientError, Spec, WireSpec};
-use crate::{Connection, Endpoint};
+use crate::transport::{Connection, Endpoint};
 
 use super::grpc_client::CONNECT_TIMEOUT;
 
@@ -51,7 +51,7 @@ impl TcpClient {
             "at least one sample must be allowed in flight"
         );
         let closed = |reason: String| EchoClientError::ConnectionClosed { reason };
-        let mut conn = crate::connect(endpoint, CONNECT_TIMEOUT)
+        let mut conn = crate::transport::connect(endpoint, CONNECT_TIMEOUT)
             .await
             .map_err(|e| closed(e.to_string()))?;
         let mut header = BytesMut::new();

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::tcp_guard::{Budget, Lease, Opening, opening};
 use super::{Sample, Sink, SinkError, Spec};
-use crate::Connection;
+use crate::transport::Connection;
 
 /// The acknowledgement byte of protocol v1.
 const ACK: u8 = 0x01;

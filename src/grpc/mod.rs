@@ -65,7 +65,8 @@ pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Endpoint, TransportError};
+    use crate::transport::Endpoint;
+    use crate::transport::TransportError;
 
     #[test]
     fn a_chain_says_each_cause_once() {

@@ -70,7 +70,8 @@ impl FromStr for Protocol {
 /// certificate field of 50 characters or fewer (ignored).
 ///
 /// ```
-/// use rpcplugin::{Endpoint, HandshakeLine, Protocol};
+/// use rpcplugin::{Endpoint, Protocol};
+/// use rpcplugin::handshake::HandshakeLine;
 ///
 /// let line = HandshakeLine::new(6, "/tmp/plugin1".parse()?)?;
 /// assert_eq!(line.to_string(), "1|6|unix|/tmp/plugin1|grpc|");

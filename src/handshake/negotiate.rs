@@ -31,7 +31,7 @@ pub struct Negotiated {
 /// If `ours` is empty: a plugin serves at least one version.
 ///
 /// ```
-/// use rpcplugin::negotiate_version;
+/// use rpcplugin::handshake::negotiate_version;
 ///
 /// let n = negotiate_version(Some("5,6"), &[5, 6]);
 /// assert_eq!((n.version, n.offered), (6, true));

@@ -93,7 +93,7 @@ mod tests {
 
     #[test]
     fn our_certificate_is_p256_localhost_ca() {
-        let identity = crate::Identity::generate().unwrap();
+        let identity = crate::tls::Identity::generate().unwrap();
         let now = ::time::OffsetDateTime::now_utc().unix_timestamp();
         let summary = summarize(identity.cert_der(), now);
         assert!(summary.problems.is_empty(), "{:?}", summary.problems);
@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn go_plugins_p521_certificate_is_recognized() {
         let line = include_str!("../../tests/data/go-plugin-1.0.1-automtls.line");
-        let line = crate::HandshakeLine::parse(line).unwrap();
+        let line = crate::handshake::HandshakeLine::parse(line).unwrap();
         let summary = summarize(line.server_cert().unwrap(), 1_800_000_000);
         assert!(summary.text.starts_with("ECDSA P-521,"), "{}", summary.text);
         assert!(summary.problems.is_empty(), "{:?}", summary.problems);

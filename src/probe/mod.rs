@@ -17,11 +17,12 @@ use crate::client::owner::{Owner, PluginSocket};
 use crate::client::pipe::{LineReader, MAX_HANDSHAKE_LINE, MAX_LOGGED_LINE, printable};
 use crate::client::process::{GroupGuard, plugin_command, wait_exit};
 use crate::client::stderr::line_kind;
+use crate::handshake::HandshakeLine;
+use crate::handshake::{HandshakeConfig, Protocol};
 use crate::proto::plugin::grpc_broker_client::GrpcBrokerClient;
 use crate::proto::plugin::grpc_controller_client::GrpcControllerClient;
 use crate::proto::plugin::grpc_stdio_client::GrpcStdioClient;
 use crate::tls::{self, Identity};
-use crate::{HandshakeConfig, HandshakeLine, Protocol};
 
 /// How long a plugin may take to print its handshake line. go-plugin
 /// allows a minute; a probe is run by a person waiting for it.
@@ -49,7 +50,8 @@ const STDERR_KEPT: usize = 20;
 /// A conformance probe for go-plugin plugins written in any language.
 ///
 /// ```no_run
-/// use rpcplugin::{HandshakeConfig, Probe};
+/// use rpcplugin::HandshakeConfig;
+/// use rpcplugin::probe::Probe;
 ///
 /// # #[tokio::main] async fn main() {
 /// let report = Probe::new(HandshakeConfig::basic_example())
@@ -127,7 +129,7 @@ impl Probe {
             Err(err) => return report.info("AutoMTLS", format!("cannot generate ours: {err}")),
         };
         let (min, max) = crate::client::DEFAULT_PORTS;
-        let ports = crate::PortRange::new(min, max).expect("min <= max");
+        let ports = crate::transport::PortRange::new(min, max).expect("min <= max");
         let mut cmd = plugin_command(
             command,
             &self.handshake,
@@ -390,7 +392,7 @@ impl Probe {
                 Err(err) => err.to_string(),
             },
         );
-        if let Err(crate::ClientError::Stalled { .. }) = health {
+        if let Err(crate::client::ClientError::Stalled { .. }) = health {
             // A peer that does not answer: a host gives up here too.
             report.skip(&["GRPCController.Shutdown"], "the plugin does not answer");
             return socket;

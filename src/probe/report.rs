@@ -37,7 +37,7 @@ pub struct ProbeCheck {
     pub detail: String,
 }
 
-/// The result of [`Probe::run`](crate::Probe::run): every check, in the order run.
+/// The result of [`Probe::run`](crate::probe::Probe::run): every check, in the order run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct ProbeReport {

@@ -2,7 +2,9 @@
 
 use std::io;
 
-use crate::{HandshakeError, TlsError, TransportError};
+use crate::handshake::HandshakeError;
+use crate::tls::TlsError;
+use crate::transport::TransportError;
 
 /// Why [`ServeConfig::serve`](super::ServeConfig::serve) stopped with an
 /// error.

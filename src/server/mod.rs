@@ -1,5 +1,5 @@
-//! The plugin side: [`serve`] a set of tonic services the way a go-plugin
-//! plugin does, so that any go-plugin host can launch the binary.
+//! The plugin side: [`ServeConfig::serve`] a set of tonic services the way a
+//! go-plugin plugin does, so that any go-plugin host can launch the binary.
 
 mod controller;
 mod error;
@@ -70,12 +70,12 @@ impl std::fmt::Display for Network {
 /// version, and its socket.
 ///
 /// ```no_run
-/// use rpcplugin::proto::kv::kv_server::{Kv, KvServer};
+/// use demo_proto::kv::kv_server::{Kv, KvServer};
 /// use rpcplugin::{HandshakeConfig, MAX_MESSAGE_SIZE, ServeConfig};
 /// # struct MyKv;
 /// # #[tonic::async_trait] impl Kv for MyKv {
-/// #   async fn get(&self, _: tonic::Request<rpcplugin::proto::kv::GetRequest>) -> Result<tonic::Response<rpcplugin::proto::kv::GetResponse>, tonic::Status> { todo!() }
-/// #   async fn put(&self, _: tonic::Request<rpcplugin::proto::kv::PutRequest>) -> Result<tonic::Response<rpcplugin::proto::kv::Empty>, tonic::Status> { todo!() }
+/// #   async fn get(&self, _: tonic::Request<demo_proto::kv::GetRequest>) -> Result<tonic::Response<demo_proto::kv::GetResponse>, tonic::Status> { todo!() }
+/// #   async fn put(&self, _: tonic::Request<demo_proto::kv::PutRequest>) -> Result<tonic::Response<demo_proto::kv::Empty>, tonic::Status> { todo!() }
 /// # }
 ///
 /// # #[tokio::main] async fn main() -> Result<(), rpcplugin::ServeError> {
@@ -223,7 +223,7 @@ impl ServeConfig {
         }
         if let Err(err) = self.handshake.check_cookie() {
             if self.exit_on_cookie_mismatch {
-                eprint!("{}", crate::COOKIE_MISMATCH_TEXT);
+                eprint!("{}", crate::handshake::COOKIE_MISMATCH_TEXT);
                 std::process::exit(1);
             }
             return Err(err.into());
@@ -421,16 +421,21 @@ impl Plugin {
 }
 
 /// Prints, for a person, how to attach a host to this plugin.
-fn print_reattach(name: &str, version: u32, endpoint: &crate::Endpoint) -> Result<(), ServeError> {
-    let config = crate::ReattachConfig::new(version, endpoint.clone(), std::process::id(), true)
-        .expect("our own pid is a valid pid");
-    let providers = crate::ReattachProviders([(name.to_owned(), config)].into());
+fn print_reattach(
+    name: &str,
+    version: u32,
+    endpoint: &crate::transport::Endpoint,
+) -> Result<(), ServeError> {
+    let config =
+        crate::reattach::ReattachConfig::new(version, endpoint.clone(), std::process::id(), true)
+            .expect("our own pid is a valid pid");
+    let providers = crate::reattach::ReattachProviders([(name.to_owned(), config)].into());
     let mut stdout = std::io::stdout().lock();
     writeln!(
         stdout,
         "Plugin started in debug mode. To attach a host, set {}:\n\n\t{}='{}'\n\nStop it with Ctrl-C.",
-        crate::TF_REATTACH_PROVIDERS,
-        crate::TF_REATTACH_PROVIDERS,
+        crate::reattach::TF_REATTACH_PROVIDERS,
+        crate::reattach::TF_REATTACH_PROVIDERS,
         providers.to_json()
     )
     .and_then(|()| stdout.flush())

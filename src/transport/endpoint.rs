@@ -124,7 +124,7 @@ impl fmt::Display for Host {
 ///
 /// let ep: Endpoint = "[::1]:8000".parse()?;
 /// assert_eq!((ep.network(), ep.address().as_str()), ("tcp", "[::1]:8000"));
-/// # Ok::<(), rpcplugin::EndpointError>(())
+/// # Ok::<(), rpcplugin::transport::EndpointError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint(Kind);

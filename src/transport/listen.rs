@@ -19,7 +19,7 @@ use super::{
 /// let unix = Listen::unix_from_env()?;
 /// let tcp = Listen::tcp_from_env()?;
 /// # let _ = (unix, tcp);
-/// # Ok::<(), rpcplugin::TransportError>(())
+/// # Ok::<(), rpcplugin::transport::TransportError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

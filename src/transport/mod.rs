@@ -36,7 +36,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// up after itself.
 ///
 /// ```no_run
-/// use rpcplugin::{Transport, UnixTransport};
+/// use rpcplugin::Transport;
+/// use rpcplugin::transport::UnixTransport;
 ///
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// let transport = UnixTransport::from_env()?;

@@ -20,7 +20,8 @@ use super::{
 /// port, closes it and binds later, which races with other processes).
 ///
 /// ```no_run
-/// use rpcplugin::{TcpTransport, Transport};
+/// use rpcplugin::Transport;
+/// use rpcplugin::transport::TcpTransport;
 ///
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// // 127.0.0.1, first free port of PLUGIN_MIN_PORT..=PLUGIN_MAX_PORT.

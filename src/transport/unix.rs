@@ -80,7 +80,8 @@ const RANDOM_NAME_LEN: usize = 10;
 /// transport that only connects never removes anything.
 ///
 /// ```no_run
-/// use rpcplugin::{Transport, UnixTransport};
+/// use rpcplugin::Transport;
+/// use rpcplugin::transport::UnixTransport;
 ///
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// let transport = UnixTransport::new("/run/my-plugin/plugin.sock");

@@ -175,7 +175,7 @@ fn go(version: GoPlugin) -> Command {
 
 /// Builds the interop programs (tests/interop/go/src, packages under the
 /// import path `interop/`) against one go-plugin version. The gRPC stubs
-/// are generated from proto/examples with protoc-gen-go's `plugins=grpc`:
+/// are generated from demo-proto/proto with protoc-gen-go's `plugins=grpc`:
 /// Debian's (1.3.5) for 1.0.1, the one of the module's own
 /// github.com/golang/protobuf (a `tool` in its go.mod) for the others.
 fn build_go_peers(version: GoPlugin) -> GoPeers {
@@ -212,7 +212,7 @@ fn build_go_peers(version: GoPlugin) -> GoPeers {
         bin.join("protoc-gen-go")
     };
     // Each proto's stubs go to the package its programs import.
-    let protos = crate_dir().join("proto/examples");
+    let protos = crate_dir().join("demo-proto/proto");
     for (proto, package) in [("kv.proto", "kvproto"), ("counter.proto", "counterproto")] {
         let stubs = module.join(package);
         std::fs::create_dir_all(&stubs).unwrap();
@@ -302,7 +302,7 @@ pub fn run_capture(cmd: &mut Command) -> Run {
 /// plugin side.
 pub struct Launched {
     pub child: std::process::Child,
-    pub line: rpcplugin::HandshakeLine,
+    pub line: rpcplugin::handshake::HandshakeLine,
     pub raw_line: String,
     /// stdout after the handshake line, drained in the background.
     pub stdout_rest: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
@@ -344,7 +344,7 @@ pub fn launch(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Launched {
     let raw_line = rx
         .recv_timeout(std::time::Duration::from_secs(10))
         .expect("the plugin printed its handshake line within 10 s");
-    let line = rpcplugin::HandshakeLine::parse(&raw_line)
+    let line = rpcplugin::handshake::HandshakeLine::parse(&raw_line)
         .unwrap_or_else(|e| panic!("bad handshake line {raw_line:?}: {e}"));
     Launched {
         child,
@@ -424,7 +424,7 @@ pub async fn channel_to(endpoint: rpcplugin::Endpoint) -> tonic::transport::Chan
             let endpoint = endpoint.clone();
             async move {
                 let conn = rpcplugin::connect(&endpoint, std::time::Duration::from_secs(5)).await?;
-                Ok::<_, rpcplugin::TransportError>(hyper_util::rt::TokioIo::new(conn))
+                Ok::<_, rpcplugin::transport::TransportError>(hyper_util::rt::TokioIo::new(conn))
             }
         }))
         .await
@@ -450,7 +450,7 @@ pub fn launch_debug() -> (std::process::Child, rpcplugin::ReattachConfig) {
             break rest.trim_end_matches('\'').to_owned();
         }
     };
-    let mut providers = rpcplugin::ReattachProviders::from_json(&json).unwrap();
+    let mut providers = rpcplugin::reattach::ReattachProviders::from_json(&json).unwrap();
     (
         child,
         providers.0.remove("kv").expect("a provider named kv"),

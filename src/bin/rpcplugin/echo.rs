@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rpcplugin::Endpoint;
 use rpcplugin::echo::{self, Sample, Sink, SinkError};
-use rpcplugin::{Endpoint, TcpTransport, UnixTransport};
+use rpcplugin::transport::{TcpTransport, UnixTransport};
 
 use crate::Protocol;
 

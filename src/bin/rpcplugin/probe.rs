@@ -4,7 +4,8 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use rpcplugin::{HandshakeConfig, Probe, ProbeReport};
+use rpcplugin::HandshakeConfig;
+use rpcplugin::probe::{Probe, ProbeReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum OnOff {

@@ -4,7 +4,7 @@
 #[path = "../../../examples/common/memory_kv.rs"]
 mod memory_kv;
 
-use rpcplugin::proto::kv::kv_server::KvServer;
+use demo_proto::kv::kv_server::KvServer;
 use rpcplugin::{HandshakeConfig, ServeConfig};
 
 #[tokio::main]

@@ -36,7 +36,7 @@ RPC_TIMEOUT = 10.0
 EXIT_DEADLINE = 2.0
 BIG_VALUE_SIZE = 1024 * 1024
 
-DEFAULT_PROTO = Path(__file__).resolve().parents[3] / "proto" / "examples" / "kv.proto"
+DEFAULT_PROTO = Path(__file__).resolve().parents[3] / "demo-proto" / "proto" / "kv.proto"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -4,7 +4,7 @@
     python kv_plugin_pyvider.py [--transport unix|tcp] [--proto KV_PROTO]
 
 A go-plugin gRPC plugin for go-plugin's KV example (`proto.KV`, see
-proto/examples/kv.proto), kept in memory: `Put` stores, `Get` returns the
+demo-proto/proto/kv.proto), kept in memory: `Put` stores, `Get` returns the
 stored bytes or fails with NOT_FOUND. The handshake is the KV example's:
 magic cookie BASIC_PLUGIN=hello, app protocol version 1.
 
@@ -47,7 +47,7 @@ APP_PROTOCOL_VERSION = 1
 SERVICE_NAME = "proto.KV"
 BIND_HOST = "127.0.0.1"
 
-DEFAULT_PROTO = Path(__file__).resolve().parents[3] / "proto" / "examples" / "kv.proto"
+DEFAULT_PROTO = Path(__file__).resolve().parents[3] / "demo-proto" / "proto" / "kv.proto"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

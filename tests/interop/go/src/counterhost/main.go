@@ -1,5 +1,5 @@
 // counterhost: a go-plugin host for the counter example
-// (proto/examples/counter.proto), checking the GRPCBroker both ways the
+// (demo-proto/proto/counter.proto), checking the GRPCBroker both ways the
 // way go-plugin's "bidirectional" example uses it.
 //
 //	counterhost [-mtls] [-calls N] -- PLUGIN [ARGS...]

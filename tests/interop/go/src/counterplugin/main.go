@@ -1,4 +1,4 @@
-// counterplugin: the counter example (proto/examples/counter.proto) as a
+// counterplugin: the counter example (demo-proto/proto/counter.proto) as a
 // go-plugin plugin. Put dials the host's AddHelper through the
 // GRPCBroker on the id the host sent (add_server) and stores Sum(current,
 // value); Get returns the stored value (0 for a key never put).

@@ -1,9 +1,9 @@
 // Package countershared is the go-plugin glue for the counter example
-// (proto/examples/counter.proto), in the style of go-plugin's
+// (demo-proto/proto/counter.proto), in the style of go-plugin's
 // "bidirectional" example: the plugin serves Counter, and for every Put the
 // host serves an AddHelper through the GRPCBroker, on a fresh broker id
 // that it sends in PutRequest.add_server. The gRPC stubs (package
-// counterproto) are generated from proto/examples/counter.proto when the
+// counterproto) are generated from demo-proto/proto/counter.proto when the
 // interop suite builds.
 package countershared
 

@@ -1,6 +1,6 @@
 // Package kvshared is the go-plugin glue for the KV example service, as a
 // go-plugin host and plugin use it. The gRPC stubs (package kvproto)
-// are generated from proto/examples/kv.proto when the interop suite builds.
+// are generated from demo-proto/proto/kv.proto when the interop suite builds.
 package kvshared
 
 import (
