@@ -125,6 +125,7 @@
 //! The root holds the entry points above; the rest lives in a module per
 //! go-plugin role, each using only the ones listed before it:
 //!
+//! - [`env`](mod@env): the names of the environment variables read and set.
 //! - [`transport`]: listeners bound before their address is announced
 //!   ([`Transport`], [`transport::TcpTransport`],
 //!   [`transport::UnixTransport`]), go-plugin's environment
@@ -182,10 +183,13 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-// Layers, lowest first: each module uses only those above it in this list.
+// Layers, lowest first; each uses only layers before it: env, transport,
+// tls, grpc, handshake, reattach, log, proto, broker, server, client, probe,
+// echo (checked by tests/layers.rs).
 pub mod broker;
 pub mod client;
 pub mod echo;
+pub mod env;
 mod grpc;
 pub mod handshake;
 pub mod log;

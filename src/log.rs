@@ -20,11 +20,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
-/// The environment variable that sets the log filter, in `tracing`'s
-/// `EnvFilter` syntax (`debug`, `info,rpcplugin=trace`, …).
-pub const LOG_ENV: &str = "RPCPLUGIN_LOG";
-
-/// The filter when [`LOG_ENV`] is unset: go-plugin hosts log plugins at
+/// The filter when [`RPCPLUGIN_LOG`](crate::env::RPCPLUGIN_LOG) is unset: go-plugin hosts log plugins at
 /// info and above by default too.
 const DEFAULT_FILTER: &str = "info";
 
@@ -38,8 +34,8 @@ pub enum LogError {
         /// The operating system's error.
         source: io::Error,
     },
-    /// [`LOG_ENV`] holds a filter that does not parse.
-    #[error("{LOG_ENV}={value:?} is not a valid log filter: {source}")]
+    /// [`RPCPLUGIN_LOG`](crate::env::RPCPLUGIN_LOG) holds a filter that does not parse.
+    #[error("RPCPLUGIN_LOG={value:?} is not a valid log filter: {source}")]
     Filter {
         /// The variable's value.
         value: String,
@@ -109,7 +105,7 @@ impl HclogLayer {
 }
 
 /// Installs a global subscriber that writes hclog JSON lines to stderr,
-/// filtered by [`LOG_ENV`] (default `info`). Call it first thing in a
+/// filtered by [`RPCPLUGIN_LOG`](crate::env::RPCPLUGIN_LOG) (default `info`). Call it first thing in a
 /// plugin's `main`.
 ///
 /// # Errors
@@ -117,7 +113,7 @@ impl HclogLayer {
 /// [`LogError`] when stderr cannot be duplicated, the filter does not parse,
 /// or a subscriber is already installed.
 pub fn init_logging(module: &str) -> Result<(), LogError> {
-    let filter = match std::env::var(LOG_ENV) {
+    let filter = match std::env::var(crate::env::RPCPLUGIN_LOG) {
         Ok(value) if !value.is_empty() => {
             EnvFilter::try_new(&value).map_err(|source| LogError::Filter { value, source })?
         }

@@ -9,10 +9,6 @@ use serde::{Deserialize, Serialize};
 use crate::handshake::Protocol;
 use crate::transport::{Endpoint, EndpointError};
 
-/// The environment variable in which Terraform reads reattach
-/// configurations.
-pub const TF_REATTACH_PROVIDERS: &str = "TF_REATTACH_PROVIDERS";
-
 /// A failure to read a reattach configuration.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -202,7 +198,7 @@ impl ReattachProviders {
     ///
     /// As [`from_json`](Self::from_json).
     pub fn from_env() -> Result<Option<Self>, ReattachError> {
-        match std::env::var(TF_REATTACH_PROVIDERS) {
+        match std::env::var(crate::env::TF_REATTACH_PROVIDERS) {
             Ok(json) if !json.trim().is_empty() => Self::from_json(&json).map(Some),
             _ => Ok(None),
         }

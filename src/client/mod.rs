@@ -213,10 +213,10 @@ impl ClientConfig {
             identity.as_ref().map(Identity::cert_pem),
         );
         if let Some(dir) = &self.socket_dir {
-            cmd.env("PLUGIN_UNIX_SOCKET_DIR", dir);
+            cmd.env(crate::env::PLUGIN_UNIX_SOCKET_DIR, dir);
         }
         if let Some(group) = &self.socket_group {
-            cmd.env("PLUGIN_UNIX_SOCKET_GROUP", group.to_string());
+            cmd.env(crate::env::PLUGIN_UNIX_SOCKET_GROUP, group.to_string());
         }
         let mut child = cmd.spawn().map_err(|source| ClientError::Spawn {
             program: program.clone(),

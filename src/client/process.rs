@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::ClientError;
 use super::pipe::{Line, LineReader, MAX_HANDSHAKE_LINE, printable};
 use super::stderr::Tail;
+use crate::env;
 use crate::handshake::HandshakeConfig;
 use crate::handshake::HandshakeError;
 use crate::transport::PortRange;
@@ -43,9 +44,9 @@ pub(crate) fn plugin_command(
     let mut cmd = tokio::process::Command::from(command);
     let versions: Vec<String> = versions.iter().map(u32::to_string).collect();
     cmd.env(&handshake.magic_cookie_key, &handshake.magic_cookie_value)
-        .env("PLUGIN_MIN_PORT", ports.min().to_string())
-        .env("PLUGIN_MAX_PORT", ports.max().to_string())
-        .env("PLUGIN_PROTOCOL_VERSIONS", versions.join(","))
+        .env(env::PLUGIN_MIN_PORT, ports.min().to_string())
+        .env(env::PLUGIN_MAX_PORT, ports.max().to_string())
+        .env(env::PLUGIN_PROTOCOL_VERSIONS, versions.join(","))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -53,9 +54,9 @@ pub(crate) fn plugin_command(
     // We never ask for multiplexing: one in our own environment must not
     // reach the plugin, which would then multiplex a connection we do not
     // (go-plugin's host passes it on, and breaks).
-    cmd.env_remove(crate::handshake::ENV_MULTIPLEX_GRPC);
+    cmd.env_remove(env::PLUGIN_MULTIPLEX_GRPC);
     if let Some(pem) = client_cert_pem {
-        cmd.env("PLUGIN_CLIENT_CERT", pem);
+        cmd.env(env::PLUGIN_CLIENT_CERT, pem);
     }
     cmd
 }

@@ -1,7 +1,7 @@
 //! App protocol version negotiation, exactly as a go-plugin plugin does it.
 
-use super::ENV_PROTOCOL_VERSIONS;
 use super::line::go_atoi;
+use crate::env::PLUGIN_PROTOCOL_VERSIONS;
 
 /// The outcome of [`negotiate_version`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub fn negotiate_version(offered: Option<&str>, ours: &[u32]) -> Negotiated {
 /// [`negotiate_version`] over this process's `PLUGIN_PROTOCOL_VERSIONS`,
 /// reporting invalid entries on stderr as go-plugin does.
 pub fn negotiate_version_from_env(ours: &[u32]) -> Negotiated {
-    let offered = std::env::var(ENV_PROTOCOL_VERSIONS).ok();
+    let offered = std::env::var(PLUGIN_PROTOCOL_VERSIONS).ok();
     let negotiated = negotiate_version(offered.as_deref(), ours);
     for entry in &negotiated.invalid {
         eprintln!("server sent invalid plugin version {entry:?}");

@@ -16,6 +16,7 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use crate::broker::{self, Broker};
+use crate::env;
 use crate::grpc::{CONNECTION_WINDOW, DRAIN_LIMIT, HEALTH_SERVICES, STREAM_WINDOW};
 use crate::handshake::{HandshakeConfig, HandshakeLine, negotiate_version_from_env};
 use crate::proto::plugin::grpc_controller_server::GrpcControllerServer;
@@ -26,9 +27,6 @@ pub use crate::grpc::MAX_MESSAGE_SIZE;
 pub use error::ServeError;
 use shutdown::Shutdown;
 use stdio::Stdio;
-
-/// Environment variable with the host's AutoMTLS certificate (PEM).
-const ENV_CLIENT_CERT: &str = "PLUGIN_CLIENT_CERT";
 
 /// Which socket the plugin listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -171,7 +169,7 @@ impl ServeConfig {
     /// line, prints for a person the `TF_REATTACH_PROVIDERS` configuration
     /// under `name` (e.g. `registry.terraform.io/example/kv`), serves until
     /// Ctrl-C, SIGTERM or `GRPCController.Shutdown`. Also turned on by the
-    /// environment variable [`DEBUG_ENV`] (its value is the name).
+    /// environment variable [`RPCPLUGIN_DEBUG`](crate::env::RPCPLUGIN_DEBUG) (its value is the name).
     #[must_use]
     pub fn debug(mut self, name: impl Into<String>) -> Self {
         self.debug = Some(name.into());
@@ -214,7 +212,7 @@ impl ServeConfig {
     /// unwritable directory, path too long), stdout, or the server.
     pub async fn serve(mut self) -> Result<(), ServeError> {
         if self.debug.is_none() {
-            self.debug = std::env::var(DEBUG_ENV)
+            self.debug = std::env::var(env::RPCPLUGIN_DEBUG)
                 .ok()
                 .filter(|name| !name.is_empty());
         }
@@ -237,11 +235,15 @@ impl ServeConfig {
             .versions
             .remove(&version)
             .expect("a negotiated version is ours");
-        let tls = match std::env::var(ENV_CLIENT_CERT) {
+        let tls = match std::env::var(env::PLUGIN_CLIENT_CERT) {
             Ok(pem) if !pem.is_empty() => {
-                let host_cert = tls::parse_pem_cert(ENV_CLIENT_CERT, &pem)?;
+                let host_cert = tls::parse_pem_cert(env::PLUGIN_CLIENT_CERT, &pem)?;
                 // An expired certificate would fail every connection later.
-                tls::check_validity(ENV_CLIENT_CERT, &host_cert, std::time::SystemTime::now())?;
+                tls::check_validity(
+                    env::PLUGIN_CLIENT_CERT,
+                    &host_cert,
+                    std::time::SystemTime::now(),
+                )?;
                 let identity = Identity::generate()?;
                 Some(PluginTls {
                     server: tls::server_config(&identity, host_cert.clone())?,
@@ -268,7 +270,7 @@ impl ServeConfig {
         let ours: Vec<u32> = self.versions.keys().copied().collect();
         // A person, not a host, started us: serve the newest version unless
         // PLUGIN_PROTOCOL_VERSIONS says otherwise.
-        let version = match std::env::var_os(crate::handshake::ENV_PROTOCOL_VERSIONS) {
+        let version = match std::env::var_os(env::PLUGIN_PROTOCOL_VERSIONS) {
             Some(_) => negotiate_version_from_env(&ours).version,
             None => *ours.last().ok_or(ServeError::NoServices)?,
         };
@@ -288,10 +290,6 @@ impl ServeConfig {
         plugin.run_on(self.network).await
     }
 }
-
-/// Environment variable that turns on debug (reattach) mode; its value is
-/// the provider name printed in the reattach configuration.
-pub const DEBUG_ENV: &str = "RPCPLUGIN_DEBUG";
 
 /// What `serve` has settled before it listens.
 struct Plugin {
@@ -434,8 +432,8 @@ fn print_reattach(
     writeln!(
         stdout,
         "Plugin started in debug mode. To attach a host, set {}:\n\n\t{}='{}'\n\nStop it with Ctrl-C.",
-        crate::reattach::TF_REATTACH_PROVIDERS,
-        crate::reattach::TF_REATTACH_PROVIDERS,
+        env::TF_REATTACH_PROVIDERS,
+        env::TF_REATTACH_PROVIDERS,
         providers.to_json()
     )
     .and_then(|()| stdout.flush())

@@ -4,14 +4,7 @@ use std::fmt;
 
 use super::TransportError;
 
-/// `PLUGIN_MIN_PORT`: lowest TCP port a plugin may listen on.
-pub(crate) const ENV_MIN_PORT: &str = "PLUGIN_MIN_PORT";
-/// `PLUGIN_MAX_PORT`: highest TCP port a plugin may listen on.
-pub(crate) const ENV_MAX_PORT: &str = "PLUGIN_MAX_PORT";
-/// `PLUGIN_UNIX_SOCKET_DIR`: directory for a plugin's unix sockets.
-pub(crate) const ENV_SOCKET_DIR: &str = "PLUGIN_UNIX_SOCKET_DIR";
-/// `PLUGIN_UNIX_SOCKET_GROUP`: group (name or gid) of a plugin's sockets.
-pub(crate) const ENV_SOCKET_GROUP: &str = "PLUGIN_UNIX_SOCKET_GROUP";
+use crate::env::{PLUGIN_MAX_PORT, PLUGIN_MIN_PORT, PLUGIN_UNIX_SOCKET_GROUP};
 
 /// The TCP ports a plugin may listen on, from `PLUGIN_MIN_PORT` and
 /// `PLUGIN_MAX_PORT`.
@@ -49,8 +42,8 @@ impl PortRange {
     /// [`TransportError::InvertedPortRange`] when min > max.
     pub fn from_env() -> Result<Self, TransportError> {
         Self::from_values(
-            std::env::var(ENV_MIN_PORT).ok().as_deref(),
-            std::env::var(ENV_MAX_PORT).ok().as_deref(),
+            std::env::var(PLUGIN_MIN_PORT).ok().as_deref(),
+            std::env::var(PLUGIN_MAX_PORT).ok().as_deref(),
         )
     }
 
@@ -60,8 +53,8 @@ impl PortRange {
     ///
     /// As [`from_env`](Self::from_env).
     pub fn from_values(min: Option<&str>, max: Option<&str>) -> Result<Self, TransportError> {
-        let min = parse_port_var(ENV_MIN_PORT, min)?;
-        let max = parse_port_var(ENV_MAX_PORT, max)?;
+        let min = parse_port_var(PLUGIN_MIN_PORT, min)?;
+        let max = parse_port_var(PLUGIN_MAX_PORT, max)?;
         Self::new(min, max)
     }
 
@@ -122,7 +115,7 @@ pub enum SocketGroup {
 impl SocketGroup {
     /// Reads `PLUGIN_UNIX_SOCKET_GROUP`; `None` when unset or empty.
     pub fn from_env() -> Option<Self> {
-        std::env::var(ENV_SOCKET_GROUP)
+        std::env::var(PLUGIN_UNIX_SOCKET_GROUP)
             .ok()
             .filter(|v| !v.is_empty())
             .map(|v| Self::parse(&v))

@@ -10,10 +10,10 @@ use std::time::Duration;
 use tokio::net::{UnixSocket, UnixStream};
 
 use super::conn::AcceptLoop;
-use super::env::ENV_SOCKET_DIR;
 use super::{
     Connection, DEFAULT_CONNECT_TIMEOUT, Endpoint, Incoming, SocketGroup, Transport, TransportError,
 };
+use crate::env::PLUGIN_UNIX_SOCKET_DIR;
 
 /// The longest unix socket path this platform can bind, in bytes: the size
 /// of `sockaddr_un.sun_path` (108 on Linux, 104 on macOS and the BSDs) less
@@ -259,7 +259,7 @@ impl Drop for UnixTransport {
 
 /// `PLUGIN_UNIX_SOCKET_DIR`, else the temporary directory.
 pub(crate) fn socket_dir_from_env() -> PathBuf {
-    std::env::var_os(ENV_SOCKET_DIR)
+    std::env::var_os(PLUGIN_UNIX_SOCKET_DIR)
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir)
