@@ -66,7 +66,7 @@ impl Counter for BrokeredCounter {
 async fn main() {
     let args = Args::parse();
     if let Err(err) = rpcplugin::init_logging("counter_plugin") {
-        eprintln!("counter_plugin: {err}");
+        eprintln!("counter_plugin: {}", rpcplugin::log::Chain(&err));
     }
     let network = args.transport;
     let config = ServeConfig::new(HandshakeConfig::basic_example()).network(network);
@@ -75,7 +75,7 @@ async fn main() {
         values: Mutex::new(HashMap::new()),
     };
     if let Err(err) = config.service(CounterServer::new(counter)).serve().await {
-        eprintln!("counter_plugin: {err}");
+        eprintln!("counter_plugin: {}", rpcplugin::log::Chain(&err));
         std::process::exit(1);
     }
 }

@@ -225,7 +225,7 @@ async fn main() -> ExitCode {
             _ => broker().await,
         };
         if let Err(err) = result {
-            eprintln!("demo: {what} failed: {err}");
+            eprintln!("demo: {what} failed: {}", rpcplugin::log::Chain(&*err));
             return ExitCode::FAILURE;
         }
         println!();

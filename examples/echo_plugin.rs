@@ -38,7 +38,7 @@ struct Args {
 async fn main() {
     let args = Args::parse();
     if let Err(err) = rpcplugin::init_logging("echo_plugin") {
-        eprintln!("echo_plugin: {err}");
+        eprintln!("echo_plugin: {}", rpcplugin::log::Chain(&err));
     }
     let (sink, mut samples) = echo::channel(args.spec.clone(), args.queue);
     // The learner's side: here it only counts.
@@ -66,7 +66,7 @@ async fn main() {
         tracing::info!(samples = count, bytes, "sample streams received");
     }
     if let Err(err) = served {
-        eprintln!("echo_plugin: {err}");
+        eprintln!("echo_plugin: {}", rpcplugin::log::Chain(&err));
         std::process::exit(1);
     }
 }

@@ -32,7 +32,7 @@ async fn main() {
     let args = Args::parse();
     // hclog JSON lines on stderr, which a go-plugin host re-logs.
     if let Err(err) = rpcplugin::init_logging("kv_plugin") {
-        eprintln!("kv_plugin: {err}");
+        eprintln!("kv_plugin: {}", rpcplugin::log::Chain(&err));
     }
     let network = args.transport;
     let kv = KvServer::new(memory_kv::MemoryKv::default())
@@ -46,7 +46,7 @@ async fn main() {
     }
     let served = config.serve().await;
     if let Err(err) = served {
-        eprintln!("kv_plugin: {err}");
+        eprintln!("kv_plugin: {}", rpcplugin::log::Chain(&err));
         std::process::exit(1);
     }
 }

@@ -29,7 +29,7 @@ async fn channel(endpoint: Endpoint) -> Result<tonic::transport::Channel, tonic:
             let endpoint = endpoint.clone();
             async move {
                 let conn = rpcplugin::connect(&endpoint, Duration::from_secs(5)).await?;
-                Ok::<_, rpcplugin::transport::TransportError>(TokioIo::new(conn))
+                Ok::<_, rpcplugin::transport::ConnectError>(TokioIo::new(conn))
             }
         }))
         .await

@@ -183,10 +183,11 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-// Layers, lowest first; each uses only layers before it: env, transport,
+// Layers, lowest first; each uses only layers before it: chain, env, transport,
 // tls, grpc, handshake, reattach, log, proto, broker, server, client, probe,
 // echo (checked by tests/layers.rs).
 pub mod broker;
+mod chain;
 pub mod client;
 pub mod echo;
 pub mod env;

@@ -7,6 +7,7 @@
 //! `@level` is `trace|debug|info|warn|error`, `@timestamp` has exactly six
 //! fractional digits, and the event's fields become keys.
 
+pub use crate::chain::Chain;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
@@ -29,13 +30,13 @@ const DEFAULT_FILTER: &str = "info";
 #[non_exhaustive]
 pub enum LogError {
     /// The original stderr could not be duplicated.
-    #[error("cannot open stderr for logging: {source}")]
+    #[error("cannot open stderr for logging")]
     Stderr {
         /// The operating system's error.
         source: io::Error,
     },
     /// [`RPCPLUGIN_LOG`](crate::env::RPCPLUGIN_LOG) holds a filter that does not parse.
-    #[error("RPCPLUGIN_LOG={value:?} is not a valid log filter: {source}")]
+    #[error("RPCPLUGIN_LOG={value:?} is not a valid log filter")]
     Filter {
         /// The variable's value.
         value: String,
@@ -43,7 +44,7 @@ pub enum LogError {
         source: tracing_subscriber::filter::ParseError,
     },
     /// A global subscriber was already installed.
-    #[error("a global tracing subscriber is already installed: {source}")]
+    #[error("a global tracing subscriber is already installed")]
     AlreadyInstalled {
         /// tracing's error.
         source: tracing_subscriber::util::TryInitError,

@@ -14,13 +14,13 @@ use crate::transport::{Endpoint, EndpointError};
 #[non_exhaustive]
 pub enum ReattachError {
     /// The JSON does not have the expected shape.
-    #[error("reattach configuration is not valid JSON of the expected shape: {source}")]
+    #[error("reattach configuration is not valid JSON of the expected shape")]
     Json {
         /// serde's error, which names the field and position.
         source: serde_json::Error,
     },
     /// The address does not fit its network.
-    #[error("reattach address of {name:?}: {source}")]
+    #[error("reattach address of {name:?} is not usable")]
     Address {
         /// The provider's name.
         name: String,
@@ -247,7 +247,8 @@ mod tests {
         let err = ReattachProviders::from_json(r#"{"a":{"Protocol":"grpc","ProtocolVersion":1,"Pid":1,"Test":true,"Addr":{"Network":"udp","String":"x"}}}"#).unwrap_err();
         assert!(err.to_string().contains("\"a\""), "{err}");
         let err = ReattachProviders::from_json(r#"{"a":{"Protocol":"grpc"}}"#).unwrap_err();
-        assert!(err.to_string().contains("ProtocolVersion"), "{err}");
+        let text = crate::chain::chain(&err);
+        assert!(text.contains("ProtocolVersion"), "{text}");
     }
 
     #[test]

@@ -69,7 +69,7 @@ const ALPN_H2: &[u8] = b"h2";
 #[non_exhaustive]
 pub enum TlsError {
     /// Generating a key pair or certificate failed.
-    #[error("cannot generate the AutoMTLS certificate: {source}")]
+    #[error("cannot generate the AutoMTLS certificate")]
     Generate {
         /// rcgen's error.
         source: rcgen::Error,
@@ -104,7 +104,7 @@ pub enum TlsError {
         now: i64,
     },
     /// rustls refused the configuration.
-    #[error("cannot configure TLS: {source}")]
+    #[error("cannot configure TLS")]
     Config {
         /// rustls' error.
         source: rustls::Error,

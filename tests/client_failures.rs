@@ -8,6 +8,7 @@ use common::fake_plugin as script;
 use std::time::Duration;
 
 use rpcplugin::handshake::HandshakeError;
+use rpcplugin::log::Chain;
 use rpcplugin::{ClientConfig, ClientError, HandshakeConfig};
 
 fn plain() -> ClientConfig {
@@ -43,7 +44,8 @@ async fn garbage_instead_of_a_handshake_line() {
         other => panic!("{other:?}"),
     }
     assert!(
-        err.to_string()
+        Chain(&err)
+            .to_string()
             .contains("Unrecognized remote plugin message"),
         "{err}"
     );
@@ -65,7 +67,9 @@ async fn exits_before_its_line_with_its_stderr() {
         other => panic!("{other:?}"),
     }
     assert!(
-        err.to_string().contains("fatal: cannot read config"),
+        Chain(&err)
+            .to_string()
+            .contains("fatal: cannot read config"),
         "{err}"
     );
 }
@@ -90,27 +94,30 @@ async fn prints_nothing_until_the_start_timeout() {
 async fn other_core_version_app_version_or_netrpc() {
     let err = fails(plain(), "echo '2|1|unix|/tmp/x|grpc|'; exec sleep 30").await;
     assert!(
-        err.to_string()
+        Chain(&err)
+            .to_string()
             .contains("Incompatible core API version with plugin. Plugin version: 2"),
         "{err}"
     );
     let err = fails(plain(), "echo '1|7|unix|/tmp/x|grpc|'; exec sleep 30").await;
     assert!(
-        err.to_string().contains(
+        Chain(&err).to_string().contains(
             "Incompatible API version with plugin. Plugin version: 7, Client versions: [1]"
         ),
         "{err}"
     );
     let err = fails(plain(), "echo '1|1|unix|/tmp/x|netrpc|'; exec sleep 30").await;
     assert!(
-        err.to_string()
+        Chain(&err)
+            .to_string()
             .contains("Unsupported plugin protocol \"netrpc\". Supported: [grpc]"),
         "{err}"
     );
     // No protocol field at all means netrpc to go-plugin.
     let err = fails(plain(), "echo '1|1|unix|/tmp/x'; exec sleep 30").await;
     assert!(
-        err.to_string()
+        Chain(&err)
+            .to_string()
             .contains("Unsupported plugin protocol \"netrpc\""),
         "{err}"
     );
@@ -135,7 +142,10 @@ async fn a_line_pointing_nowhere() {
         &format!("echo '1|1|unix|{}|grpc|'; exec sleep 30", nowhere.display()),
     )
     .await;
-    assert!(err.to_string().contains(nowhere.to_str().unwrap()), "{err}");
+    assert!(
+        Chain(&err).to_string().contains(nowhere.to_str().unwrap()),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -169,5 +179,8 @@ async fn a_program_that_does_not_exist() {
         .err()
         .unwrap();
     assert!(matches!(err, ClientError::Spawn { .. }), "{err:?}");
-    assert!(err.to_string().contains("/nonexistent/plugin"), "{err}");
+    assert!(
+        Chain(&err).to_string().contains("/nonexistent/plugin"),
+        "{err}"
+    );
 }

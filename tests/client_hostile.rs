@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use rpcplugin::client::ConnectStep;
 use rpcplugin::handshake::HandshakeError;
+use rpcplugin::log::Chain;
 use rpcplugin::{ClientConfig, ClientError, Endpoint, HandshakeConfig, ReattachConfig};
 
 fn plain(timeout: Duration) -> ClientConfig {
@@ -61,7 +62,7 @@ async fn a_first_line_that_is_not_utf8_fails_at_once() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(err.to_string().contains("not UTF-8"), "{err}");
+    assert!(Chain(&err).to_string().contains("not UTF-8"), "{err}");
 }
 
 #[tokio::test]
@@ -177,7 +178,7 @@ async fn a_silent_peer_fails_start_by_its_timeout_naming_the_step() {
         ),
         "{err}"
     );
-    assert!(err.to_string().contains("TLS handshake"), "{err}");
+    assert!(Chain(&err).to_string().contains("TLS handshake"), "{err}");
 }
 
 #[tokio::test]
@@ -260,7 +261,7 @@ async fn reattach_pids_that_kill_would_misread_are_refused() {
             r#"{{"x":{{"Protocol":"grpc","ProtocolVersion":1,"Pid":{pid},"Test":false,"Addr":{{"Network":"unix","String":"/tmp/nothing"}}}}}}"#
         );
         let err = rpcplugin::reattach::ReattachProviders::from_json(&json).unwrap_err();
-        assert!(err.to_string().contains(pid), "{err}");
+        assert!(Chain(&err).to_string().contains(pid), "{err}");
     }
     // A configuration whose pid was changed after it was made.
     let (mut plugin, mut config) = common::launch_debug();

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first, as in `src/lib.rs`.
 const LAYERS: &[&str] = &[
+    "chain",
     "env",
     "transport",
     "tls",

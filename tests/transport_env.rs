@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, TcpListener as StdListener};
 use std::os::unix::fs::MetadataExt;
 
 use rpcplugin::Transport;
-use rpcplugin::transport::{TcpTransport, TransportError, UnixTransport};
+use rpcplugin::transport::{EnvError, TcpTransport, UnixTransport};
 
 fn set(var: &str, value: &str) {
     // SAFETY: this test binary runs a single test on a current-thread
@@ -45,7 +45,7 @@ async fn listeners_follow_go_plugins_environment() {
     set("PLUGIN_MAX_PORT", "1000");
     assert!(matches!(
         TcpTransport::from_env(),
-        Err(TransportError::InvertedPortRange {
+        Err(EnvError::InvertedPortRange {
             min: 2000,
             max: 1000
         })
@@ -82,9 +82,7 @@ async fn listeners_follow_go_plugins_environment() {
 
     set("PLUGIN_UNIX_SOCKET_GROUP", "no-such-group-rpcplugin");
     let err = UnixTransport::from_env().unwrap_err();
-    assert!(
-        matches!(&err, TransportError::UnknownGroup { group } if group == "no-such-group-rpcplugin")
-    );
+    assert!(matches!(&err, EnvError::UnknownGroup { group } if group == "no-such-group-rpcplugin"));
     unset("PLUGIN_UNIX_SOCKET_GROUP");
 
     // Without PLUGIN_UNIX_SOCKET_DIR: the temporary directory.

@@ -12,7 +12,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use rpcplugin::Transport;
-use rpcplugin::transport::{SocketGroup, TransportError, UnixTransport};
+use rpcplugin::transport::{ListenError, SocketGroup, UnixTransport};
 
 const NOBODY: u32 = 65534;
 
@@ -51,14 +51,14 @@ fn is_root() -> bool {
 
 /// Listens in `dir` (a generated name, as a plugin does) and expects
 /// `UnsafeSocketDir`; nothing may be left in the directory.
-async fn refused_in(dir: &Path, group: Option<SocketGroup>) -> TransportError {
+async fn refused_in(dir: &Path, group: Option<SocketGroup>) -> ListenError {
     let mut transport = UnixTransport::in_dir(dir);
     if let Some(group) = group {
         transport = transport.with_group(group);
     }
     let err = transport.listen().await.unwrap_err();
     assert!(
-        matches!(err, TransportError::UnsafeSocketDir { .. }),
+        matches!(err, ListenError::UnsafeSocketDir { .. }),
         "{err:?}"
     );
     assert!(
@@ -145,7 +145,7 @@ async fn another_users_directory_is_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, TransportError::UnsafeSocketDir { .. }),
+        matches!(err, ListenError::UnsafeSocketDir { .. }),
         "{err:?}"
     );
     assert_eq!(entries(&theirs), Vec::<String>::new());
@@ -206,7 +206,7 @@ async fn a_dangling_link_where_the_directory_should_be_is_named() {
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let err = UnixTransport::in_dir(&link).listen().await.unwrap_err();
     assert!(
-        matches!(&err, TransportError::NotADirectory { path, .. } if *path == link),
+        matches!(&err, ListenError::NotADirectory { path, .. } if *path == link),
         "{err:?}"
     );
     let text = err.to_string();
@@ -226,7 +226,7 @@ async fn a_file_where_the_directory_or_a_parent_should_be_is_named() {
     for dir in [file.clone(), file.join("sub")] {
         let err = UnixTransport::in_dir(&dir).listen().await.unwrap_err();
         assert!(
-            matches!(&err, TransportError::NotADirectory { path, .. } if *path == file),
+            matches!(&err, ListenError::NotADirectory { path, .. } if *path == file),
             "{}: {err:?}",
             dir.display()
         );

@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::time::Duration;
 
-use rpcplugin::transport::{PortRange, TcpTransport, TransportError};
+use rpcplugin::transport::{ConnectError, ListenError, PortRange, TcpTransport};
 use rpcplugin::{Endpoint, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
@@ -69,7 +69,7 @@ async fn host_name_is_resolved_and_announced_as_an_address() {
 async fn unresolvable_name_is_a_clear_error() {
     let transport = TcpTransport::new(&"no-such-host.invalid:0".parse().unwrap()).unwrap();
     let err = transport.listen().await.unwrap_err();
-    assert!(matches!(&err, TransportError::Resolve { host, .. } if host == "no-such-host.invalid"));
+    assert!(matches!(&err, ListenError::Resolve { host, .. } if host == "no-such-host.invalid"));
     assert!(err.to_string().contains("no-such-host.invalid"), "{err}");
 }
 
@@ -95,7 +95,7 @@ async fn no_free_port_in_range_names_the_range() {
     let port = taken.local_addr().unwrap().port();
     let transport = TcpTransport::localhost().with_port_range(PortRange::new(port, port).unwrap());
     let err = transport.listen().await.unwrap_err();
-    assert!(matches!(err, TransportError::NoFreePort { .. }), "{err:?}");
+    assert!(matches!(err, ListenError::NoFreePort { .. }), "{err:?}");
     assert!(
         err.to_string().contains(&format!("ports {port}-{port}")),
         "{err}"
@@ -108,7 +108,7 @@ async fn explicit_port_in_use_names_the_endpoint() {
     let addr = taken.local_addr().unwrap();
     let transport = TcpTransport::new(&Endpoint::tcp(addr)).unwrap();
     let err = transport.listen().await.unwrap_err();
-    assert!(matches!(err, TransportError::Bind { .. }), "{err:?}");
+    assert!(matches!(err, ListenError::Bind { .. }), "{err:?}");
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }
 
@@ -117,16 +117,13 @@ async fn unix_endpoint_is_the_wrong_network() {
     let unix: Endpoint = "/tmp/x.sock".parse().unwrap();
     assert!(matches!(
         TcpTransport::new(&unix),
-        Err(TransportError::WrongNetwork {
+        Err(ListenError::WrongNetwork {
             transport: "tcp",
             ..
         })
     ));
     let err = TcpTransport::localhost().connect(&unix).await.unwrap_err();
-    assert!(
-        matches!(err, TransportError::WrongNetwork { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ConnectError::WrongNetwork { .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -152,10 +149,7 @@ async fn connect_gives_up_after_the_timeout() {
         }
     }
     let err = timed_out.expect("the backlog filled up within 16 connections");
-    assert!(
-        matches!(err, TransportError::ConnectTimeout { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ConnectError::Timeout { .. }), "{err:?}");
     assert!(err.to_string().contains(&endpoint.to_string()), "{err}");
     assert!(err.to_string().contains("300ms"), "{err}");
 }

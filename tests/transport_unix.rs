@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rpcplugin::Transport;
-use rpcplugin::transport::{SUN_PATH_MAX, SocketGroup, TransportError, UnixTransport};
+use rpcplugin::transport::{
+    ConnectError, EnvError, ListenError, SUN_PATH_MAX, SocketGroup, UnixTransport,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 
@@ -90,7 +92,7 @@ async fn live_socket_is_in_use_and_left_alone() {
     let live_ino = ino(&path);
     let err = UnixTransport::new(&path).listen().await.unwrap_err();
     assert!(
-        matches!(&err, TransportError::InUse { path: p } if *p == path),
+        matches!(&err, ListenError::InUse { path: p } if *p == path),
         "{err:?}"
     );
     assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
@@ -110,7 +112,7 @@ async fn regular_file_is_refused_and_kept() {
     assert!(
         matches!(
             &err,
-            TransportError::NotASocket {
+            ListenError::NotASocket {
                 kind: "regular file",
                 ..
             }
@@ -131,7 +133,7 @@ async fn directory_is_refused_and_kept() {
     assert!(
         matches!(
             err,
-            TransportError::NotASocket {
+            ListenError::NotASocket {
                 kind: "directory",
                 ..
             }
@@ -154,7 +156,7 @@ async fn symlink_is_refused_and_neither_link_nor_target_touched() {
     assert!(
         matches!(
             err,
-            TransportError::NotASocket {
+            ListenError::NotASocket {
                 kind: "symbolic link",
                 ..
             }
@@ -193,7 +195,7 @@ async fn path_too_long_is_refused_before_anything_is_created() {
     let path = parent.join("s".repeat(60));
     let err = UnixTransport::new(&path).listen().await.unwrap_err();
     match &err {
-        TransportError::PathTooLong { path: p, len, max } => {
+        ListenError::PathTooLong { path: p, len, max } => {
             assert_eq!(p, &path);
             assert_eq!(*len, path.as_os_str().len());
             assert_eq!(*max, SUN_PATH_MAX);
@@ -237,7 +239,7 @@ async fn close_twice_and_listen_after_close() {
     let (_, mut incoming) = transport.listen().await.unwrap();
     assert!(matches!(
         transport.listen().await,
-        Err(TransportError::AlreadyListened)
+        Err(ListenError::AlreadyListened)
     ));
     transport.close().await.unwrap();
     transport.close().await.unwrap();
@@ -246,7 +248,7 @@ async fn close_twice_and_listen_after_close() {
     assert!(matches!(ended, Ok(None)), "incoming ends on close");
     assert!(matches!(
         transport.listen().await,
-        Err(TransportError::AlreadyListened)
+        Err(ListenError::AlreadyListened)
     ));
 }
 
@@ -345,7 +347,7 @@ async fn socket_group_is_applied_and_unknown_group_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, TransportError::UnknownGroup { .. }),
+        matches!(err, ListenError::Env(EnvError::UnknownGroup { .. })),
         "{err:?}"
     );
     assert!(!path.exists(), "nothing bound for an unknown group");
@@ -358,12 +360,12 @@ async fn connect_to_nothing_names_the_endpoint() {
     let transport = UnixTransport::new(&path);
     let endpoint = rpcplugin::Endpoint::unix(&path).unwrap();
     let err = transport.connect(&endpoint).await.unwrap_err();
-    assert!(matches!(err, TransportError::Connect { .. }), "{err:?}");
+    assert!(matches!(err, ConnectError::Refused { .. }), "{err:?}");
     assert!(err.to_string().contains(path.to_str().unwrap()));
     let tcp: rpcplugin::Endpoint = "127.0.0.1:1".parse().unwrap();
     assert!(matches!(
         transport.connect(&tcp).await,
-        Err(TransportError::WrongNetwork { .. })
+        Err(ConnectError::WrongNetwork { .. })
     ));
 }
 
@@ -375,8 +377,8 @@ async fn child_listen_in_unwritable_dir() {
         return;
     };
     let err = UnixTransport::new(&path).listen().await.unwrap_err();
-    println!("CHILD-ERROR: {err}");
-    assert!(matches!(&err, TransportError::Bind { .. }), "{err:?}");
+    println!("CHILD-ERROR: {}", rpcplugin::log::Chain(&err));
+    assert!(matches!(&err, ListenError::Bind { .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -411,7 +413,7 @@ async fn unwritable_directory_is_a_bind_error() {
         assert!(stdout.contains(path.to_str().unwrap()), "{stdout}");
     } else {
         let err = UnixTransport::new(&path).listen().await.unwrap_err();
-        assert!(matches!(err, TransportError::Bind { .. }), "{err:?}");
+        assert!(matches!(err, ListenError::Bind { .. }), "{err:?}");
     }
     assert!(!path.exists());
 }
@@ -421,7 +423,7 @@ async fn generated_path_in_a_too_long_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let long_dir = dir.path().join("d".repeat(100));
     let err = UnixTransport::in_dir(&long_dir).listen().await.unwrap_err();
-    assert!(matches!(err, TransportError::PathTooLong { .. }), "{err:?}");
+    assert!(matches!(err, ListenError::PathTooLong { .. }), "{err:?}");
     assert!(err.to_string().contains("PLUGIN_UNIX_SOCKET_DIR"), "{err}");
     assert!(!long_dir.exists());
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::transport::Endpoint;
-use crate::transport::{EndpointError, TransportError};
+use crate::transport::{EndpointError, ListenError};
 
 /// A failure of a [`Broker`](crate::broker::Broker) operation.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +30,7 @@ pub enum BrokerError {
         waited: Duration,
     },
     /// The other side announced an address we cannot dial.
-    #[error("broker id {id}: unusable address {network} {address:?}: {source}")]
+    #[error("broker id {id}: unusable address {network} {address:?}")]
     BadAddress {
         /// The id.
         id: u32,
@@ -42,18 +42,15 @@ pub enum BrokerError {
         source: EndpointError,
     },
     /// A listener for a brokered service could not be created.
-    #[error("broker id {id}: cannot listen: {source}")]
+    #[error("broker id {id}: cannot listen")]
     Listen {
         /// The id.
         id: u32,
         /// The transport's error.
-        source: TransportError,
+        source: ListenError,
     },
     /// Dialling an announced listener failed.
-    #[error(
-        "broker id {id}: cannot connect to {endpoint}: {}",
-        crate::grpc::chain(source)
-    )]
+    #[error("broker id {id}: cannot connect to {endpoint}")]
     Dial {
         /// The id.
         id: u32,

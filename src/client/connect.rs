@@ -74,7 +74,7 @@ pub(crate) async fn open_plugin_channel(
                 endpoint: endpoint.clone(),
                 waited,
             },
-            Dial::Failed(err) => ClientError::Transport(err),
+            Dial::Failed(err) => ClientError::Unreachable(err),
         })?;
     let peer_pid = conn.peer_pid();
     let waited = deadline.saturating_duration_since(Instant::now());

@@ -6,12 +6,12 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use super::pipe::printable;
-use crate::grpc::{ConnectStep, chain};
+use crate::grpc::ConnectStep;
 use crate::handshake::HandshakeError;
 use crate::reattach::ReattachError;
 use crate::tls::TlsError;
+use crate::transport::ConnectError;
 use crate::transport::Endpoint;
-use crate::transport::TransportError;
 
 /// Why a plugin could not be started, reached or used.
 ///
@@ -33,7 +33,7 @@ pub enum ClientError {
         actual: String,
     },
     /// The binary could not be found or read for its checksum.
-    #[error("cannot read plugin binary {path} for its checksum: {source}")]
+    #[error("cannot read plugin binary {path} for its checksum")]
     ChecksumRead {
         /// The binary.
         path: PathBuf,
@@ -41,7 +41,7 @@ pub enum ClientError {
         source: io::Error,
     },
     /// The process could not be started.
-    #[error("cannot start plugin {program}: {source}")]
+    #[error("cannot start plugin {program}")]
     Spawn {
         /// The program.
         program: String,
@@ -92,7 +92,10 @@ pub enum ClientError {
         waited: Duration,
     },
     /// The handshake line is not one this host accepts.
-    #[error("{source} (handshake line {line:?}){}", stderr_tail(stderr))]
+    #[error(
+        "the plugin's handshake line {line:?} is not one this host accepts{}",
+        stderr_tail(stderr)
+    )]
     Handshake {
         /// The line as printed.
         line: String,
@@ -112,12 +115,11 @@ pub enum ClientError {
     Tls(#[from] TlsError),
     /// The plugin's endpoint could not be reached.
     #[error(transparent)]
-    Transport(#[from] TransportError),
+    Unreachable(#[from] ConnectError),
     /// The gRPC connection could not be set up.
     #[error(
-        "cannot open a gRPC connection to the plugin at {}: {}",
-        printable(&endpoint.to_string()),
-        chain(source)
+        "cannot open a gRPC connection to the plugin at {}",
+        printable(&endpoint.to_string())
     )]
     Connect {
         /// The endpoint.

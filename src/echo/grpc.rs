@@ -202,7 +202,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> Transport for Gr
         let server = crate::grpc::serve_draining(router, incoming, stop, STOP_GRACE);
         let task = tokio::spawn(async move {
             if let Err(err) = server.await {
-                tracing::warn!(%err, "the sample server failed");
+                tracing::warn!(error = %crate::chain::chain(&err), "the sample server failed");
             }
         });
         *self.server.lock().expect("server lock") = Some(task);
@@ -216,7 +216,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> Transport for Gr
             let _ = task.await;
         }
         if let Err(err) = self.listener.close().await {
-            tracing::warn!(%err, "closing the sample listener failed");
+            tracing::warn!(error = %crate::chain::chain(&err), "closing the sample listener failed");
         }
     }
 }

@@ -44,8 +44,8 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[non_exhaustive]
 pub enum EchoClientError {
     /// The server's spec is not the client's; names the leaf.
-    #[error("the server's spec differs from this client's: {0}")]
-    SpecMismatch(#[source] SpecError),
+    #[error(transparent)]
+    SpecMismatch(SpecError),
     /// A sample whose size is not the spec's payload size.
     #[error("sample of {actual} bytes, but the spec's payload is {expected} bytes")]
     WrongSize {
@@ -184,7 +184,7 @@ impl GrpcClient {
                 reason: format!("no connection to {endpoint} within {CONNECT_TIMEOUT:?}"),
             })?
             .map_err(|err| EchoClientError::ConnectionClosed {
-                reason: err.to_string(),
+                reason: crate::chain::chain(&err),
             })?;
         Self::connect(channel, spec, max_inflight).await
     }

@@ -63,7 +63,7 @@ pub(crate) enum WireError {
     #[error("the stream ended inside a message")]
     Truncated,
     /// Bytes that are not the expected protobuf message.
-    #[error("a message that does not decode: {0}")]
+    #[error("a message that does not decode")]
     Decode(#[from] prost::DecodeError),
     /// The HTTP/2 stream failed (reset, connection lost).
     #[error("the stream failed: {0}")]

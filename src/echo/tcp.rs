@@ -14,7 +14,7 @@ use super::tcp_conn::{Conn, serve};
 use super::tcp_guard::{Budget, DEFAULT_BUFFER_BUDGET, DEFAULT_MAX_CONNECTIONS};
 use super::{Sink, Spec};
 use crate::transport::Endpoint;
-use crate::transport::TransportError;
+use crate::transport::ListenError;
 
 /// How long connections may go on once the server stops, as for the gRPC
 /// transport: no sample is pushed after the stop, so this only lets the
@@ -28,7 +28,7 @@ const STOP_GRACE: Duration = Duration::from_secs(1);
 pub enum EchoError {
     /// The listener could not be set up.
     #[error(transparent)]
-    Transport(#[from] TransportError),
+    Listen(#[from] ListenError),
     /// `start` on a transport that was started already.
     #[error("this sample transport was already started")]
     AlreadyStarted,
@@ -203,7 +203,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> Transport for Tc
     async fn shutdown(&self) {
         let running = self.state.lock().expect("state lock").take();
         if let Err(err) = self.listener.close().await {
-            tracing::warn!(%err, "closing the sample listener failed");
+            tracing::warn!(error = %crate::chain::chain(&err), "closing the sample listener failed");
         }
         if let Some(mut running) = running {
             running.stop.send_replace(true);

@@ -11,8 +11,9 @@ use rustls::pki_types::ServerName;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
-use super::{CONNECT_TIMEOUT, CONNECTION_WINDOW, STREAM_WINDOW, chain};
-use crate::transport::{Connection, Endpoint, TransportError};
+use super::{CONNECT_TIMEOUT, CONNECTION_WINDOW, STREAM_WINDOW};
+use crate::chain::chain;
+use crate::transport::{ConnectError, Connection, Endpoint};
 
 /// The steps of connecting to a plugin, each with its own deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +46,7 @@ pub(crate) enum Dial {
     /// A step did not finish in the time it was given.
     Stalled(ConnectStep, Duration),
     /// The socket or the TLS handshake failed.
-    Failed(TransportError),
+    Failed(ConnectError),
 }
 
 impl std::fmt::Display for Dial {
@@ -68,7 +69,7 @@ pub(crate) async fn dial(
     let budget = deadline.saturating_duration_since(Instant::now());
     let conn = match crate::transport::connect(endpoint, budget).await {
         Ok(conn) => conn,
-        Err(TransportError::ConnectTimeout { timeout, .. }) => {
+        Err(ConnectError::Timeout { timeout, .. }) => {
             return Err(Dial::Stalled(ConnectStep::Connect, timeout));
         }
         Err(err) => return Err(Dial::Failed(err)),
@@ -81,7 +82,7 @@ pub(crate) async fn dial(
     let handshake = tokio_rustls::TlsConnector::from(config).connect(name, conn);
     match tokio::time::timeout_at(deadline, handshake).await {
         Ok(Ok(tls)) => Ok(Connection::from(tls)),
-        Ok(Err(source)) => Err(Dial::Failed(TransportError::Connect {
+        Ok(Err(source)) => Err(Dial::Failed(ConnectError::Refused {
             endpoint: endpoint.clone(),
             source,
         })),

@@ -65,7 +65,7 @@ pub enum HandshakeError {
         network: String,
     },
     /// An address that does not fit its network.
-    #[error("bad {network} address {address:?} in handshake: {source}")]
+    #[error("bad {network} address {address:?} in handshake")]
     BadAddress {
         /// `unix` or `tcp`.
         network: String,
@@ -91,7 +91,7 @@ pub enum HandshakeError {
     )]
     CertificatePadded,
     /// The certificate field is not standard base64.
-    #[error("error parsing server cert: {source}")]
+    #[error("error parsing server cert: not standard base64")]
     CertificateBase64 {
         /// The decoder's error.
         source: base64::DecodeError,

@@ -126,7 +126,12 @@ impl Probe {
     async fn main_launch(&self, command: std::process::Command, report: &mut ProbeReport) {
         let identity = match self.mtls.then(Identity::generate).transpose() {
             Ok(identity) => identity,
-            Err(err) => return report.info("AutoMTLS", format!("cannot generate ours: {err}")),
+            Err(err) => {
+                return report.info(
+                    "AutoMTLS",
+                    format!("cannot generate ours: {}", crate::chain::chain(&err)),
+                );
+            }
         };
         let (min, max) = crate::client::DEFAULT_PORTS;
         let ports = crate::transport::PortRange::new(min, max).expect("min <= max");
@@ -223,7 +228,7 @@ impl Probe {
                     );
                 }
                 Ok(Err(err)) if before.is_empty() && looks_like_a_line(&text) => {
-                    break (None, format!("{text:?}: {err}"));
+                    break (None, format!("{text:?}: {}", crate::chain::chain(&err)));
                 }
                 _ => {
                     if before.is_empty() {
@@ -291,7 +296,7 @@ impl Probe {
                     line.app_version(),
                     self.versions
                 ),
-                Err(err) => err.to_string(),
+                Err(err) => crate::chain::chain(err),
             },
         );
         let endpoint = line.endpoint();
@@ -355,7 +360,7 @@ impl Probe {
                 match tls::client_config(identity, der.to_vec().into()) {
                     Ok(config) => Some(config),
                     Err(err) => {
-                        report.require("connect", false, err.to_string());
+                        report.require("connect", false, crate::chain::chain(&err));
                         return None;
                     }
                 }
@@ -367,7 +372,7 @@ impl Probe {
         let (channel, listener) = match connected {
             Ok(connected) => connected,
             Err(err) => {
-                report.require("connect", false, crate::grpc::chain(&err));
+                report.require("connect", false, crate::chain::chain(&err));
                 report.skip(
                     &["health \"plugin\"", "GRPCController.Shutdown"],
                     "no connection",
@@ -389,7 +394,7 @@ impl Probe {
                     "SERVING; first reply {:.1?} after launch",
                     started.elapsed()
                 ),
-                Err(err) => err.to_string(),
+                Err(err) => crate::chain::chain(err),
             },
         );
         if let Err(crate::client::ClientError::Stalled { .. }) = health {

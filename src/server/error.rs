@@ -1,10 +1,12 @@
-//! The error family of the plugin side.
+//! The error family of the plugin side. As everywhere in the crate, a
+//! message says what failed and never repeats its cause, which is the
+//! [`source()`](std::error::Error::source).
 
 use std::io;
 
 use crate::handshake::HandshakeError;
 use crate::tls::TlsError;
-use crate::transport::TransportError;
+use crate::transport::{CloseError, EnvError, ListenError};
 
 /// Why [`ServeConfig::serve`](super::ServeConfig::serve) stopped with an
 /// error.
@@ -14,9 +16,15 @@ pub enum ServeError {
     /// The cookie did not match, or the handshake line cannot be printed.
     #[error(transparent)]
     Handshake(#[from] HandshakeError),
-    /// The listener could not be set up or cleaned up.
+    /// go-plugin's environment holds a value the listener cannot use.
     #[error(transparent)]
-    Transport(#[from] TransportError),
+    Env(#[from] EnvError),
+    /// The listener could not be set up.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    /// The listener could not be cleaned up (our socket stayed).
+    #[error(transparent)]
+    Close(#[from] CloseError),
     /// AutoMTLS could not be set up (for example `PLUGIN_CLIENT_CERT` is not
     /// a PEM certificate).
     #[error(transparent)]
@@ -25,25 +33,25 @@ pub enum ServeError {
     #[error("no services to serve: add at least one with ServeConfig::service or ::version")]
     NoServices,
     /// Signal handlers could not be installed.
-    #[error("cannot install signal handlers: {source}")]
+    #[error("cannot install signal handlers")]
     Signals {
         /// The operating system's error.
         source: io::Error,
     },
     /// Writing the handshake line to stdout failed.
-    #[error("cannot write the handshake line to stdout: {source}")]
+    #[error("cannot write the handshake line to stdout")]
     Stdout {
         /// The operating system's error.
         source: io::Error,
     },
     /// Redirecting fds 1 and 2 to the `GRPCStdio` pipes failed.
-    #[error("cannot capture stdout and stderr: {source}")]
+    #[error("cannot capture stdout and stderr")]
     Stdio {
         /// The operating system's error.
         source: io::Error,
     },
     /// The gRPC server failed.
-    #[error("the gRPC server failed: {source}")]
+    #[error("the gRPC server failed")]
     Server {
         /// tonic's error.
         source: tonic::transport::Error,

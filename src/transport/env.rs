@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::TransportError;
+use super::EnvError;
 
 use crate::env::{PLUGIN_MAX_PORT, PLUGIN_MIN_PORT, PLUGIN_UNIX_SOCKET_GROUP};
 
@@ -25,10 +25,10 @@ impl PortRange {
     ///
     /// # Errors
     ///
-    /// [`TransportError::InvertedPortRange`] when `min > max`.
-    pub fn new(min: u16, max: u16) -> Result<Self, TransportError> {
+    /// [`EnvError::InvertedPortRange`] when `min > max`.
+    pub fn new(min: u16, max: u16) -> Result<Self, EnvError> {
         if min > max {
-            return Err(TransportError::InvertedPortRange { min, max });
+            return Err(EnvError::InvertedPortRange { min, max });
         }
         Ok(PortRange { min, max })
     }
@@ -38,9 +38,9 @@ impl PortRange {
     ///
     /// # Errors
     ///
-    /// [`TransportError::InvalidEnv`] for a value that is not a port number,
-    /// [`TransportError::InvertedPortRange`] when min > max.
-    pub fn from_env() -> Result<Self, TransportError> {
+    /// [`EnvError::Invalid`] for a value that is not a port number,
+    /// [`EnvError::InvertedPortRange`] when min > max.
+    pub fn from_env() -> Result<Self, EnvError> {
         Self::from_values(
             std::env::var(PLUGIN_MIN_PORT).ok().as_deref(),
             std::env::var(PLUGIN_MAX_PORT).ok().as_deref(),
@@ -52,7 +52,7 @@ impl PortRange {
     /// # Errors
     ///
     /// As [`from_env`](Self::from_env).
-    pub fn from_values(min: Option<&str>, max: Option<&str>) -> Result<Self, TransportError> {
+    pub fn from_values(min: Option<&str>, max: Option<&str>) -> Result<Self, EnvError> {
         let min = parse_port_var(PLUGIN_MIN_PORT, min)?;
         let max = parse_port_var(PLUGIN_MAX_PORT, max)?;
         Self::new(min, max)
@@ -85,15 +85,15 @@ impl fmt::Display for PortRange {
     }
 }
 
-fn parse_port_var(var: &'static str, value: Option<&str>) -> Result<u16, TransportError> {
+fn parse_port_var(var: &'static str, value: Option<&str>) -> Result<u16, EnvError> {
     let value = value.unwrap_or("");
     if value.is_empty() {
         return Ok(0);
     }
-    let invalid = |reason: &str| TransportError::InvalidEnv {
+    let invalid = |reason: &'static str| EnvError::Invalid {
         var,
         value: value.to_owned(),
-        reason: reason.to_owned(),
+        reason,
     };
     if !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid("not a decimal port number"));
@@ -133,14 +133,14 @@ impl SocketGroup {
     ///
     /// # Errors
     ///
-    /// [`TransportError::UnknownGroup`] for a name that is not in the group
+    /// [`EnvError::UnknownGroup`] for a name that is not in the group
     /// database.
-    pub fn gid(&self) -> Result<u32, TransportError> {
+    pub fn gid(&self) -> Result<u32, EnvError> {
         match self {
             SocketGroup::Gid(gid) => Ok(*gid),
             SocketGroup::Name(name) => match nix::unistd::Group::from_name(name) {
                 Ok(Some(group)) => Ok(group.gid.as_raw()),
-                _ => Err(TransportError::UnknownGroup {
+                _ => Err(EnvError::UnknownGroup {
                     group: name.clone(),
                 }),
             },
@@ -175,13 +175,13 @@ mod tests {
         // Only a min: max counts as 0, so min > max.
         assert!(matches!(
             PortRange::from_values(Some("5"), None),
-            Err(TransportError::InvertedPortRange { min: 5, max: 0 })
+            Err(EnvError::InvertedPortRange { min: 5, max: 0 })
         ));
         for bad in ["-1", "+5", "70000", "1e3", " 5"] {
             let err = PortRange::from_values(Some(bad), Some("9")).unwrap_err();
             assert!(matches!(
                 err,
-                TransportError::InvalidEnv {
+                EnvError::Invalid {
                     var: "PLUGIN_MIN_PORT",
                     ..
                 }

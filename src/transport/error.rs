@@ -1,4 +1,11 @@
-//! The error family of socket transports.
+//! The errors of socket transports, one type per operation: reading
+//! go-plugin's environment, listening, connecting, and closing.
+//!
+//! Every variant names what it is about: the endpoint, the path, the
+//! environment variable and its value. One rule for messages: a message
+//! says what failed and names its subject, and never repeats its cause; an
+//! operating system's error is the [`source()`](std::error::Error::source).
+//! Print the whole chain (as `anyhow`'s `{:#}` does) to see both.
 
 use std::io;
 use std::path::PathBuf;
@@ -6,16 +13,43 @@ use std::time::Duration;
 
 use super::{Endpoint, PortRange};
 
-/// A failure to listen on, connect to, or clean up a socket.
-///
-/// Every variant names what it is about: the endpoint, the path, the
-/// environment variable and its value. I/O causes are kept as
-/// [`source()`](std::error::Error::source).
+/// go-plugin's environment holds a value a transport cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvError {
+    /// An environment variable that does not hold what it should.
+    #[error("environment variable {var}={value:?}: {reason}")]
+    Invalid {
+        /// The variable's name.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A port range whose minimum is above its maximum.
+    #[error("PLUGIN_MIN_PORT {min} is greater than PLUGIN_MAX_PORT {max}")]
+    InvertedPortRange {
+        /// The minimum port.
+        min: u16,
+        /// The maximum port.
+        max: u16,
+    },
+    /// `PLUGIN_UNIX_SOCKET_GROUP` (or the configured group) names no group.
+    #[error("unknown group {group:?} for unix sockets")]
+    UnknownGroup {
+        /// The group as written.
+        group: String,
+    },
+}
+
+/// A failure to listen: to prepare the socket's place, bind it, or set its
+/// permissions.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum TransportError {
+pub enum ListenError {
     /// Binding the listener failed.
-    #[error("cannot listen on {endpoint}: {source}")]
+    #[error("cannot listen on {endpoint}")]
     Bind {
         /// Where we tried to listen.
         endpoint: Endpoint,
@@ -23,7 +57,7 @@ pub enum TransportError {
         source: io::Error,
     },
     /// A host name did not resolve, or resolved to no address.
-    #[error("cannot resolve host {host:?}: {source}")]
+    #[error("cannot resolve host {host:?}")]
     Resolve {
         /// The host name as written.
         host: String,
@@ -37,24 +71,6 @@ pub enum TransportError {
         host: String,
         /// The range from `PLUGIN_MIN_PORT` and `PLUGIN_MAX_PORT`.
         range: PortRange,
-    },
-    /// A port range whose minimum is above its maximum.
-    #[error("PLUGIN_MIN_PORT {min} is greater than PLUGIN_MAX_PORT {max}")]
-    InvertedPortRange {
-        /// The minimum port.
-        min: u16,
-        /// The maximum port.
-        max: u16,
-    },
-    /// An environment variable that does not hold what it should.
-    #[error("environment variable {var}={value:?}: {reason}")]
-    InvalidEnv {
-        /// The variable's name.
-        var: &'static str,
-        /// Its value.
-        value: String,
-        /// What is wrong with it.
-        reason: String,
     },
     /// A socket at the path has a live listener: another process serves it.
     #[error("unix socket {path} is in use: a process is listening on it")]
@@ -86,7 +102,7 @@ pub enum TransportError {
         max: usize,
     },
     /// The socket's directory could not be created.
-    #[error("cannot create socket directory {dir}: {source}")]
+    #[error("cannot create socket directory {dir}")]
     CreateDir {
         /// The directory.
         dir: PathBuf,
@@ -127,7 +143,7 @@ pub enum TransportError {
         euid: u32,
     },
     /// The path could not be examined (stat or probe connect failed).
-    #[error("cannot examine {path}: {source}")]
+    #[error("cannot examine {path}")]
     Inspect {
         /// The path.
         path: PathBuf,
@@ -135,22 +151,53 @@ pub enum TransportError {
         source: io::Error,
     },
     /// Setting the socket's mode or group failed.
-    #[error("cannot set mode or group of socket {path}: {source}")]
+    #[error("cannot set mode or group of socket {path}")]
     Permissions {
         /// The socket path.
         path: PathBuf,
         /// The operating system's error.
         source: io::Error,
     },
-    /// `PLUGIN_UNIX_SOCKET_GROUP` (or the configured group) names no group.
-    #[error("unknown group {group:?} for unix sockets")]
-    UnknownGroup {
-        /// The group as written.
-        group: String,
+    /// A stale socket at the path (nobody listened on it) could not be
+    /// removed.
+    #[error("cannot remove stale socket {path}")]
+    Remove {
+        /// The socket path.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
     },
-    /// Connecting failed.
-    #[error("cannot connect to {endpoint}: {source}")]
-    Connect {
+    /// The socket's group does not exist.
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// An endpoint of the other kind (a unix path given to a TCP transport).
+    #[error("the {transport} transport cannot use endpoint {endpoint}")]
+    WrongNetwork {
+        /// `"tcp"` or `"unix"`.
+        transport: &'static str,
+        /// The endpoint.
+        endpoint: Endpoint,
+    },
+    /// `listen` on a transport that is listening or was closed.
+    #[error("this transport has already listened; create a new one")]
+    AlreadyListened,
+}
+
+/// A failure to connect to an endpoint.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// A host name did not resolve, or resolved to no address.
+    #[error("cannot resolve host {host:?}")]
+    Resolve {
+        /// The host name as written.
+        host: String,
+        /// The resolver's error.
+        source: io::Error,
+    },
+    /// The connection was refused or failed (TCP or TLS).
+    #[error("cannot connect to {endpoint}")]
+    Refused {
         /// The endpoint.
         endpoint: Endpoint,
         /// The operating system's error.
@@ -158,7 +205,7 @@ pub enum TransportError {
     },
     /// Connecting took longer than the timeout.
     #[error("connecting to {endpoint} timed out after {timeout:?}")]
-    ConnectTimeout {
+    Timeout {
         /// The endpoint.
         endpoint: Endpoint,
         /// The timeout.
@@ -172,11 +219,14 @@ pub enum TransportError {
         /// The endpoint.
         endpoint: Endpoint,
     },
-    /// `listen` on a transport that is listening or was closed.
-    #[error("this transport has already listened; create a new one")]
-    AlreadyListened,
+}
+
+/// A failure to close a listener: our own socket could not be removed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseError {
     /// Our own socket could not be removed on close.
-    #[error("cannot remove socket {path}: {source}")]
+    #[error("cannot remove socket {path}")]
     Remove {
         /// The socket path.
         path: PathBuf,

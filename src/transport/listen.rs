@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use super::{
-    Connection, Endpoint, Incoming, PortRange, SocketGroup, TcpTransport, Transport,
-    TransportError, UnixTransport, socket_dir_from_env,
+    CloseError, ConnectError, Connection, Endpoint, EnvError, Incoming, ListenError, PortRange,
+    SocketGroup, TcpTransport, Transport, UnixTransport, socket_dir_from_env,
 };
 
 /// Where fresh listeners go: the plugin's own, and brokered ones on both
@@ -19,7 +19,7 @@ use super::{
 /// let unix = Listen::unix_from_env()?;
 /// let tcp = Listen::tcp_from_env()?;
 /// # let _ = (unix, tcp);
-/// # Ok::<(), rpcplugin::transport::TransportError>(())
+/// # Ok::<(), rpcplugin::transport::EnvError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -41,8 +41,8 @@ impl Listen {
     ///
     /// # Errors
     ///
-    /// [`TransportError::UnknownGroup`] when the group does not exist.
-    pub fn unix_from_env() -> Result<Self, TransportError> {
+    /// [`EnvError::UnknownGroup`] when the group does not exist.
+    pub fn unix_from_env() -> Result<Self, EnvError> {
         let group = SocketGroup::from_env();
         if let Some(group) = &group {
             group.gid()?;
@@ -58,7 +58,7 @@ impl Listen {
     /// # Errors
     ///
     /// As [`PortRange::from_env`].
-    pub fn tcp_from_env() -> Result<Self, TransportError> {
+    pub fn tcp_from_env() -> Result<Self, EnvError> {
         Ok(Listen::Tcp(PortRange::from_env()?))
     }
 
@@ -97,7 +97,7 @@ impl AnyTransport {
     /// # Errors
     ///
     /// As [`TcpTransport::new`].
-    pub fn at(endpoint: &Endpoint) -> Result<Self, TransportError> {
+    pub fn at(endpoint: &Endpoint) -> Result<Self, ListenError> {
         Ok(match endpoint.unix_path() {
             Some(path) => AnyTransport::Unix(UnixTransport::new(path)),
             None => AnyTransport::Tcp(TcpTransport::new(endpoint)?),
@@ -106,21 +106,21 @@ impl AnyTransport {
 }
 
 impl Transport for AnyTransport {
-    async fn listen(&self) -> Result<(Endpoint, Incoming), TransportError> {
+    async fn listen(&self) -> Result<(Endpoint, Incoming), ListenError> {
         match self {
             AnyTransport::Unix(t) => t.listen().await,
             AnyTransport::Tcp(t) => t.listen().await,
         }
     }
 
-    async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, TransportError> {
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, ConnectError> {
         match self {
             AnyTransport::Unix(t) => t.connect(endpoint).await,
             AnyTransport::Tcp(t) => t.connect(endpoint).await,
         }
     }
 
-    async fn close(&self) -> Result<(), TransportError> {
+    async fn close(&self) -> Result<(), CloseError> {
         match self {
             AnyTransport::Unix(t) => t.close().await,
             AnyTransport::Tcp(t) => t.close().await,

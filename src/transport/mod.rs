@@ -21,7 +21,7 @@ use std::time::Duration;
 pub use conn::{Connection, ConnectionInfo, Incoming};
 pub use endpoint::{Endpoint, EndpointError, Host};
 pub use env::{PortRange, SocketGroup};
-pub use error::TransportError;
+pub use error::{CloseError, ConnectError, EnvError, ListenError};
 pub use listen::{AnyTransport, Listen};
 pub use tcp::TcpTransport;
 pub use unix::{SUN_PATH_MAX, UnixTransport};
@@ -56,41 +56,41 @@ pub trait Transport: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`TransportError`] naming the endpoint or path: a bind failure, a
+    /// [`ListenError`] naming the endpoint or path: a bind failure, a
     /// name that does not resolve, no free port in range, a path that is in
     /// use or is not our socket, a path too long for `sun_path`.
-    fn listen(&self) -> impl Future<Output = Result<(Endpoint, Incoming), TransportError>> + Send;
+    fn listen(&self) -> impl Future<Output = Result<(Endpoint, Incoming), ListenError>> + Send;
 
     /// Connects to `endpoint`, giving up after the transport's connect
     /// timeout.
     ///
     /// # Errors
     ///
-    /// [`TransportError::Connect`], [`TransportError::ConnectTimeout`], or
-    /// [`TransportError::WrongNetwork`] for an endpoint of the other kind.
+    /// [`ConnectError::Refused`], [`ConnectError::Timeout`], or
+    /// [`ConnectError::WrongNetwork`] for an endpoint of the other kind.
     fn connect(
         &self,
         endpoint: &Endpoint,
-    ) -> impl Future<Output = Result<Connection, TransportError>> + Send;
+    ) -> impl Future<Output = Result<Connection, ConnectError>> + Send;
 
     /// Stops accepting, ends the [`Incoming`] stream and removes what the
     /// transport created. Closing twice is harmless.
     ///
     /// # Errors
     ///
-    /// [`TransportError::Remove`] if our own socket file could not be
+    /// [`CloseError::Remove`] if our own socket file could not be
     /// removed.
-    fn close(&self) -> impl Future<Output = Result<(), TransportError>> + Send;
+    fn close(&self) -> impl Future<Output = Result<(), CloseError>> + Send;
 }
 
 /// Connects to any endpoint, TCP or unix, within `timeout`.
 ///
 /// # Errors
 ///
-/// [`TransportError::Connect`] or [`TransportError::ConnectTimeout`]
-/// naming the endpoint; [`TransportError::Resolve`] for a host name that
+/// [`ConnectError::Refused`] or [`ConnectError::Timeout`]
+/// naming the endpoint; [`ConnectError::Resolve`] for a host name that
 /// does not resolve.
-pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Connection, TransportError> {
+pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Connection, ConnectError> {
     match endpoint.unix_path() {
         Some(_) => with_timeout(endpoint, timeout, unix::connect(endpoint)).await,
         None => with_timeout(endpoint, timeout, tcp::connect(endpoint)).await,
@@ -100,12 +100,12 @@ pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Connectio
 async fn with_timeout(
     endpoint: &Endpoint,
     timeout: Duration,
-    attempt: impl Future<Output = Result<Connection, TransportError>>,
-) -> Result<Connection, TransportError> {
+    attempt: impl Future<Output = Result<Connection, ConnectError>>,
+) -> Result<Connection, ConnectError> {
     tokio::time::timeout(timeout, attempt)
         .await
         .unwrap_or_else(|_| {
-            Err(TransportError::ConnectTimeout {
+            Err(ConnectError::Timeout {
                 endpoint: endpoint.clone(),
                 timeout,
             })

@@ -9,8 +9,8 @@ use tokio::net::TcpListener;
 
 use super::conn::AcceptLoop;
 use super::{
-    Connection, DEFAULT_CONNECT_TIMEOUT, Endpoint, Host, Incoming, PortRange, Transport,
-    TransportError,
+    CloseError, ConnectError, Connection, DEFAULT_CONNECT_TIMEOUT, Endpoint, EnvError, Host,
+    Incoming, ListenError, PortRange, Transport,
 };
 
 /// A TCP [`Transport`].
@@ -51,10 +51,10 @@ impl TcpTransport {
     ///
     /// # Errors
     ///
-    /// [`TransportError::WrongNetwork`] for a unix endpoint.
-    pub fn new(endpoint: &Endpoint) -> Result<Self, TransportError> {
+    /// [`ListenError::WrongNetwork`] for a unix endpoint.
+    pub fn new(endpoint: &Endpoint) -> Result<Self, ListenError> {
         if endpoint.tcp_parts().is_none() {
-            return Err(TransportError::WrongNetwork {
+            return Err(ListenError::WrongNetwork {
                 transport: "tcp",
                 endpoint: endpoint.clone(),
             });
@@ -82,7 +82,7 @@ impl TcpTransport {
     /// # Errors
     ///
     /// As [`PortRange::from_env`].
-    pub fn from_env() -> Result<Self, TransportError> {
+    pub fn from_env() -> Result<Self, EnvError> {
         Ok(Self::localhost().with_port_range(PortRange::from_env()?))
     }
 
@@ -100,13 +100,18 @@ impl TcpTransport {
         self
     }
 
-    async fn bind(&self) -> Result<TcpListener, TransportError> {
+    async fn bind(&self) -> Result<TcpListener, ListenError> {
         let (host, port) = self.endpoint.tcp_parts().expect("checked in new");
-        let ips = resolve_host(host).await?;
+        let ips = resolve_host(host)
+            .await
+            .map_err(|source| ListenError::Resolve {
+                host: host.to_string(),
+                source,
+            })?;
         if port != 0 || self.range == PortRange::ANY {
             return bind_any(&ips, port)
                 .await
-                .map_err(|(ip, source)| TransportError::Bind {
+                .map_err(|(ip, source)| ListenError::Bind {
                     endpoint: Endpoint::tcp(SocketAddr::new(ip, port)),
                     source,
                 });
@@ -116,7 +121,7 @@ impl TcpTransport {
                 return Ok(listener);
             }
         }
-        Err(TransportError::NoFreePort {
+        Err(ListenError::NoFreePort {
             host: host.to_string(),
             range: self.range,
         })
@@ -137,39 +142,40 @@ async fn bind_any(ips: &[IpAddr], port: u16) -> Result<TcpListener, (IpAddr, io:
 }
 
 /// The addresses of a host, in the resolver's order; at least one.
-async fn resolve_host(host: &Host) -> Result<Vec<IpAddr>, TransportError> {
+async fn resolve_host(host: &Host) -> io::Result<Vec<IpAddr>> {
     let name = match host {
         Host::Ip(ip) => return Ok(vec![*ip]),
         Host::Name(name) => name,
     };
-    let resolve_err = |source| TransportError::Resolve {
-        host: name.clone(),
-        source,
-    };
     let ips: Vec<IpAddr> = tokio::net::lookup_host((name.as_str(), 0))
-        .await
-        .map_err(resolve_err)?
+        .await?
         .map(|addr| addr.ip())
         .collect();
     if ips.is_empty() {
-        return Err(resolve_err(io::Error::new(
+        return Err(io::Error::new(
             io::ErrorKind::NotFound,
             "the name resolved to no address",
-        )));
+        ));
     }
     Ok(ips)
 }
 
 /// Dials a TCP endpoint, trying each resolved address in turn.
-pub(super) async fn connect(endpoint: &Endpoint) -> Result<Connection, TransportError> {
+pub(super) async fn connect(endpoint: &Endpoint) -> Result<Connection, ConnectError> {
     let (host, port) = endpoint
         .tcp_parts()
-        .ok_or_else(|| TransportError::WrongNetwork {
+        .ok_or_else(|| ConnectError::WrongNetwork {
             transport: "tcp",
             endpoint: endpoint.clone(),
         })?;
     let mut last = None;
-    for ip in resolve_host(host).await? {
+    let ips = resolve_host(host)
+        .await
+        .map_err(|source| ConnectError::Resolve {
+            host: host.to_string(),
+            source,
+        })?;
+    for ip in ips {
         match tokio::net::TcpStream::connect(SocketAddr::new(ip, port)).await {
             Ok(stream) => {
                 // gRPC frames are small and latency-bound: never wait for Nagle.
@@ -179,38 +185,36 @@ pub(super) async fn connect(endpoint: &Endpoint) -> Result<Connection, Transport
             Err(err) => last = Some(err),
         }
     }
-    Err(TransportError::Connect {
+    Err(ConnectError::Refused {
         endpoint: endpoint.clone(),
         source: last.expect("resolve_host gives at least one address"),
     })
 }
 
 impl Transport for TcpTransport {
-    async fn listen(&self) -> Result<(Endpoint, Incoming), TransportError> {
+    async fn listen(&self) -> Result<(Endpoint, Incoming), ListenError> {
         if !matches!(*self.state.lock().expect("state lock"), State::Idle) {
-            return Err(TransportError::AlreadyListened);
+            return Err(ListenError::AlreadyListened);
         }
         let listener = self.bind().await?;
-        let local = listener
-            .local_addr()
-            .map_err(|source| TransportError::Bind {
-                endpoint: self.endpoint.clone(),
-                source,
-            })?;
+        let local = listener.local_addr().map_err(|source| ListenError::Bind {
+            endpoint: self.endpoint.clone(),
+            source,
+        })?;
         let (accept, incoming) = AcceptLoop::spawn(listener);
         let mut state = self.state.lock().expect("state lock");
         if !matches!(*state, State::Idle) {
-            return Err(TransportError::AlreadyListened);
+            return Err(ListenError::AlreadyListened);
         }
         *state = State::Listening(accept);
         Ok((Endpoint::tcp(local), incoming))
     }
 
-    async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, TransportError> {
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, ConnectError> {
         super::with_timeout(endpoint, self.connect_timeout, connect(endpoint)).await
     }
 
-    async fn close(&self) -> Result<(), TransportError> {
+    async fn close(&self) -> Result<(), CloseError> {
         let previous =
             std::mem::replace(&mut *self.state.lock().expect("state lock"), State::Closed);
         if let State::Listening(accept) = previous {

@@ -11,7 +11,8 @@ use tokio::net::{UnixSocket, UnixStream};
 
 use super::conn::AcceptLoop;
 use super::{
-    Connection, DEFAULT_CONNECT_TIMEOUT, Endpoint, Incoming, SocketGroup, Transport, TransportError,
+    CloseError, ConnectError, Connection, DEFAULT_CONNECT_TIMEOUT, Endpoint, EnvError, Incoming,
+    ListenError, SocketGroup, Transport,
 };
 use crate::env::PLUGIN_UNIX_SOCKET_DIR;
 
@@ -57,12 +58,12 @@ const RANDOM_NAME_LEN: usize = 10;
 /// | --- | --- |
 /// | nothing | bind |
 /// | a socket nobody listens on (connect refused) | stale: removed, then bind |
-/// | a socket with a listener | [`TransportError::InUse`], left alone |
-/// | a regular file, directory, symlink, FIFO, device | [`TransportError::NotASocket`], left alone |
+/// | a socket with a listener | [`ListenError::InUse`], left alone |
+/// | a regular file, directory, symlink, FIFO, device | [`ListenError::NotASocket`], left alone |
 /// | a missing parent directory | created with mode 0700 (0750 and the socket group with a group), then bind |
-/// | a parent that is a file, a dangling link, … | [`TransportError::NotADirectory`], left alone |
-/// | a parent another user could write in | [`TransportError::UnsafeSocketDir`], nothing bound |
-/// | a path over [`SUN_PATH_MAX`] bytes | [`TransportError::PathTooLong`] before any bind |
+/// | a parent that is a file, a dangling link, … | [`ListenError::NotADirectory`], left alone |
+/// | a parent another user could write in | [`ListenError::UnsafeSocketDir`], nothing bound |
+/// | a path over [`SUN_PATH_MAX`] bytes | [`ListenError::PathTooLong`] before any bind |
 ///
 /// An existing directory is used only when it is owned by us or root and
 /// nobody else may write in it, or when it has the sticky bit (`/tmp`),
@@ -136,8 +137,8 @@ impl UnixTransport {
     ///
     /// # Errors
     ///
-    /// [`TransportError::UnknownGroup`] when the group does not exist.
-    pub fn from_env() -> Result<Self, TransportError> {
+    /// [`EnvError::UnknownGroup`] when the group does not exist.
+    pub fn from_env() -> Result<Self, EnvError> {
         let transport = Self::in_dir(socket_dir_from_env());
         Ok(match SocketGroup::from_env() {
             Some(group) => {
@@ -171,7 +172,7 @@ impl UnixTransport {
         }
     }
 
-    async fn bind(&self, gid: Option<u32>) -> Result<(UnixSocket, PathBuf), TransportError> {
+    async fn bind(&self, gid: Option<u32>) -> Result<(UnixSocket, PathBuf), ListenError> {
         match &self.target {
             Target::Path(path) => {
                 let path = absolute(path)?;
@@ -201,9 +202,9 @@ impl UnixTransport {
 }
 
 impl Transport for UnixTransport {
-    async fn listen(&self) -> Result<(Endpoint, Incoming), TransportError> {
+    async fn listen(&self) -> Result<(Endpoint, Incoming), ListenError> {
         if !matches!(*self.state.lock().expect("state lock"), State::Idle) {
-            return Err(TransportError::AlreadyListened);
+            return Err(ListenError::AlreadyListened);
         }
         let gid = self.group.as_ref().map(SocketGroup::gid).transpose()?;
         let (socket, path) = self.bind(gid).await?;
@@ -212,7 +213,7 @@ impl Transport for UnixTransport {
         let listener = match socket.listen(BACKLOG) {
             Ok(listener) => listener,
             Err(source) => {
-                remove_if_ours(&bound)?;
+                discard(&bound);
                 return Err(bind_error(&path, source));
             }
         };
@@ -221,18 +222,18 @@ impl Transport for UnixTransport {
         let mut state = self.state.lock().expect("state lock");
         if !matches!(*state, State::Idle) {
             drop(state);
-            remove_if_ours(&bound)?;
-            return Err(TransportError::AlreadyListened);
+            discard(&bound);
+            return Err(ListenError::AlreadyListened);
         }
         *state = State::Listening(accept, bound);
         Ok((endpoint, incoming))
     }
 
-    async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, TransportError> {
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, ConnectError> {
         super::with_timeout(endpoint, self.connect_timeout, connect(endpoint)).await
     }
 
-    async fn close(&self) -> Result<(), TransportError> {
+    async fn close(&self) -> Result<(), CloseError> {
         let previous =
             std::mem::replace(&mut *self.state.lock().expect("state lock"), State::Closed);
         if let State::Listening(accept, bound) = previous {
@@ -240,7 +241,10 @@ impl Transport for UnixTransport {
             // so its number cannot have been reused by a newer file.
             let removed = remove_if_ours(&bound);
             accept.stop().await;
-            removed?;
+            removed.map_err(|source| CloseError::Remove {
+                path: bound.path.clone(),
+                source,
+            })?;
         }
         Ok(())
     }
@@ -266,33 +270,33 @@ pub(crate) fn socket_dir_from_env() -> PathBuf {
 }
 
 /// Dials a unix endpoint.
-pub(super) async fn connect(endpoint: &Endpoint) -> Result<Connection, TransportError> {
+pub(super) async fn connect(endpoint: &Endpoint) -> Result<Connection, ConnectError> {
     let path = endpoint
         .unix_path()
-        .ok_or_else(|| TransportError::WrongNetwork {
+        .ok_or_else(|| ConnectError::WrongNetwork {
             transport: "unix",
             endpoint: endpoint.clone(),
         })?;
     UnixStream::connect(path)
         .await
         .map(Connection::from)
-        .map_err(|source| TransportError::Connect {
+        .map_err(|source| ConnectError::Refused {
             endpoint: endpoint.clone(),
             source,
         })
 }
 
-fn absolute(path: &Path) -> Result<PathBuf, TransportError> {
-    std::path::absolute(path).map_err(|source| TransportError::Inspect {
+fn absolute(path: &Path) -> Result<PathBuf, ListenError> {
+    std::path::absolute(path).map_err(|source| ListenError::Inspect {
         path: path.to_owned(),
         source,
     })
 }
 
-fn check_length(path: &Path) -> Result<(), TransportError> {
+fn check_length(path: &Path) -> Result<(), ListenError> {
     let len = path.as_os_str().len();
     if len > SUN_PATH_MAX {
-        return Err(TransportError::PathTooLong {
+        return Err(ListenError::PathTooLong {
             path: path.to_owned(),
             len,
             max: SUN_PATH_MAX,
@@ -306,8 +310,8 @@ fn check_length(path: &Path) -> Result<(), TransportError> {
 /// [`UnixTransport`]). A symbolic link to a directory is followed (macOS's
 /// `/tmp`, a `TMPDIR` pointing elsewhere); the directory it leads to is
 /// checked.
-fn prepare_dir(dir: &Path, gid: Option<u32>) -> Result<(), TransportError> {
-    let inspect_err = |source| TransportError::Inspect {
+fn prepare_dir(dir: &Path, gid: Option<u32>) -> Result<(), ListenError> {
+    let inspect_err = |source| ListenError::Inspect {
         path: dir.to_owned(),
         source,
     };
@@ -330,13 +334,13 @@ fn is_missing(err: &io::Error) -> bool {
 }
 
 /// The metadata of the directory at `dir` (links followed), or
-/// [`TransportError::NotADirectory`] saying what is there instead.
-fn directory_metadata(dir: &Path) -> Result<fs::Metadata, TransportError> {
-    let inspect_err = |source| TransportError::Inspect {
+/// [`ListenError::NotADirectory`] saying what is there instead.
+fn directory_metadata(dir: &Path) -> Result<fs::Metadata, ListenError> {
+    let inspect_err = |source| ListenError::Inspect {
         path: dir.to_owned(),
         source,
     };
-    let not_a_dir = |what: String| TransportError::NotADirectory {
+    let not_a_dir = |what: String| ListenError::NotADirectory {
         path: dir.to_owned(),
         what,
     };
@@ -367,7 +371,7 @@ fn directory_metadata(dir: &Path) -> Result<fs::Metadata, TransportError> {
 /// [`DIR_MODE_GROUP`] and the group), whatever the umask. Modes and groups
 /// are set on the open directory, never through a path that could have
 /// been swapped for a link.
-fn create_private_dirs(dir: &Path, gid: Option<u32>) -> Result<(), TransportError> {
+fn create_private_dirs(dir: &Path, gid: Option<u32>) -> Result<(), ListenError> {
     // The missing components, from the outermost down.
     let mut missing = Vec::new();
     for ancestor in dir.ancestors() {
@@ -382,7 +386,7 @@ fn create_private_dirs(dir: &Path, gid: Option<u32>) -> Result<(), TransportErro
             }
             Err(err) if is_missing(&err) => missing.push(ancestor),
             Err(source) => {
-                return Err(TransportError::Inspect {
+                return Err(ListenError::Inspect {
                     path: ancestor.to_owned(),
                     source,
                 });
@@ -395,7 +399,7 @@ fn create_private_dirs(dir: &Path, gid: Option<u32>) -> Result<(), TransportErro
         DIR_MODE
     };
     for component in missing.into_iter().rev() {
-        let create_err = |source| TransportError::CreateDir {
+        let create_err = |source| ListenError::CreateDir {
             dir: component.to_owned(),
             source,
         };
@@ -417,11 +421,7 @@ fn create_private_dirs(dir: &Path, gid: Option<u32>) -> Result<(), TransportErro
 
 /// Refuses a directory in which another user could remove, rename or
 /// replace our socket (see [`UnixTransport`]).
-fn check_dir_safety(
-    dir: &Path,
-    meta: &fs::Metadata,
-    gid: Option<u32>,
-) -> Result<(), TransportError> {
+fn check_dir_safety(dir: &Path, meta: &fs::Metadata, gid: Option<u32>) -> Result<(), ListenError> {
     let euid = nix::unistd::geteuid().as_raw();
     let mode = meta.mode() & 0o7777;
     let sticky = mode & 0o1000 != 0;
@@ -443,7 +443,7 @@ fn check_dir_safety(
     };
     match reason {
         None => Ok(()),
-        Some(reason) => Err(TransportError::UnsafeSocketDir {
+        Some(reason) => Err(ListenError::UnsafeSocketDir {
             dir: dir.to_owned(),
             reason,
             owner: meta.uid(),
@@ -538,8 +538,8 @@ fn secure_new_dir(dir: &Path, gid: Option<u32>, mode: u32) -> io::Result<()> {
     Ok(())
 }
 
-fn bind_error(path: &Path, source: io::Error) -> TransportError {
-    TransportError::Bind {
+fn bind_error(path: &Path, source: io::Error) -> ListenError {
+    ListenError::Bind {
         endpoint: Endpoint::unix(path).expect("a socket path is not empty"),
         source,
     }
@@ -563,8 +563,8 @@ fn bind_socket(path: &Path) -> io::Result<UnixSocket> {
 /// following links, and records its identity for [`remove_if_ours`]. On
 /// failure the socket is removed only if it was proven ours.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn secure(path: &Path, gid: Option<u32>) -> Result<BoundSocket, TransportError> {
-    let perm_err = |source| TransportError::Permissions {
+fn secure(path: &Path, gid: Option<u32>) -> Result<BoundSocket, ListenError> {
+    let perm_err = |source| ListenError::Permissions {
         path: path.to_owned(),
         source,
     };
@@ -594,9 +594,9 @@ fn secure(path: &Path, gid: Option<u32>) -> Result<BoundSocket, TransportError> 
 /// following links (`lchown`, `fchmodat(AT_SYMLINK_NOFOLLOW)`), and records
 /// its identity for [`remove_if_ours`].
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn secure(path: &Path, gid: Option<u32>) -> Result<BoundSocket, TransportError> {
+fn secure(path: &Path, gid: Option<u32>) -> Result<BoundSocket, ListenError> {
     use nix::sys::stat::{FchmodatFlags, Mode, fchmodat};
-    let perm_err = |source| TransportError::Permissions {
+    let perm_err = |source| ListenError::Permissions {
         path: path.to_owned(),
         source,
     };
@@ -684,19 +684,19 @@ fn probe(path: &Path) -> io::Result<Probe> {
 ///
 /// # Errors
 ///
-/// [`TransportError::Inspect`] or [`TransportError::Remove`].
-pub(crate) fn remove_stale_socket(path: &Path) -> Result<bool, TransportError> {
+/// [`ListenError::Inspect`] or [`ListenError::Remove`].
+pub(crate) fn remove_stale_socket(path: &Path) -> Result<bool, ListenError> {
     match clear_stale(path) {
         Ok(()) => Ok(true),
-        Err(TransportError::InUse { .. } | TransportError::NotASocket { .. }) => Ok(false),
+        Err(ListenError::InUse { .. } | ListenError::NotASocket { .. }) => Ok(false),
         Err(err) => Err(err),
     }
 }
 
 /// Makes way for a new socket at `path`: only a socket that refuses
 /// connections (nobody listens on it) is removed.
-fn clear_stale(path: &Path) -> Result<(), TransportError> {
-    let inspect_err = |source| TransportError::Inspect {
+fn clear_stale(path: &Path) -> Result<(), ListenError> {
+    let inspect_err = |source| ListenError::Inspect {
         path: path.to_owned(),
         source,
     };
@@ -706,13 +706,13 @@ fn clear_stale(path: &Path) -> Result<(), TransportError> {
         Err(err) => return Err(inspect_err(err)),
     };
     if !before.file_type().is_socket() {
-        return Err(TransportError::NotASocket {
+        return Err(ListenError::NotASocket {
             path: path.to_owned(),
             kind: kind_of(before.file_type()),
         });
     }
     match probe(path) {
-        Ok(Probe::Listening) => Err(TransportError::InUse {
+        Ok(Probe::Listening) => Err(ListenError::InUse {
             path: path.to_owned(),
         }),
         Ok(Probe::Gone) => Ok(()),
@@ -724,11 +724,15 @@ fn clear_stale(path: &Path) -> Result<(), TransportError> {
                 dev: before.dev(),
                 ino: before.ino(),
             };
-            if remove_if_ours(&stale)? {
+            let removed = remove_if_ours(&stale).map_err(|source| ListenError::Remove {
+                path: path.to_owned(),
+                source,
+            })?;
+            if removed {
                 tracing::debug!(path = %path.display(), "removed a stale unix socket");
                 Ok(())
             } else {
-                Err(TransportError::InUse {
+                Err(ListenError::InUse {
                     path: path.to_owned(),
                 })
             }
@@ -737,13 +741,17 @@ fn clear_stale(path: &Path) -> Result<(), TransportError> {
     }
 }
 
+/// Removes our socket after a failed listen; the failure to report is the
+/// listen's, so a failure to remove is only logged.
+fn discard(socket: &BoundSocket) {
+    if let Err(err) = remove_if_ours(socket) {
+        tracing::warn!(path = %socket.path.display(), %err, "cannot remove our socket");
+    }
+}
+
 /// Removes the socket if the path still holds it (same device and inode);
 /// `Ok(false)` when something else, or nothing, is there now.
-fn remove_if_ours(socket: &BoundSocket) -> Result<bool, TransportError> {
-    let remove_err = |source| TransportError::Remove {
-        path: socket.path.clone(),
-        source,
-    };
+fn remove_if_ours(socket: &BoundSocket) -> io::Result<bool> {
     match fs::symlink_metadata(&socket.path) {
         Ok(meta)
             if meta.file_type().is_socket()
@@ -753,11 +761,11 @@ fn remove_if_ours(socket: &BoundSocket) -> Result<bool, TransportError> {
             match fs::remove_file(&socket.path) {
                 Ok(()) => Ok(true),
                 Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
-                Err(err) => Err(remove_err(err)),
+                Err(err) => Err(err),
             }
         }
         Ok(_) => Ok(false),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(err) => Err(remove_err(err)),
+        Err(err) => Err(err),
     }
 }

@@ -424,7 +424,7 @@ pub async fn channel_to(endpoint: rpcplugin::Endpoint) -> tonic::transport::Chan
             let endpoint = endpoint.clone();
             async move {
                 let conn = rpcplugin::connect(&endpoint, std::time::Duration::from_secs(5)).await?;
-                Ok::<_, rpcplugin::transport::TransportError>(hyper_util::rt::TokioIo::new(conn))
+                Ok::<_, rpcplugin::transport::ConnectError>(hyper_util::rt::TokioIo::new(conn))
             }
         }))
         .await

@@ -133,7 +133,7 @@ pub(crate) async fn serve(
     }
     match listen.unix_path() {
         Some(path) => run!(UnixTransport::new(path)),
-        None => run!(TcpTransport::new(&listen).map_err(|e| e.to_string())?),
+        None => run!(TcpTransport::new(&listen).map_err(|e| crate::report(&e))?),
     }
 }
 
@@ -145,11 +145,11 @@ async fn receive(
     samples: &mut echo::SampleReceiver,
     count: Option<u64>,
 ) -> Result<(), String> {
-    let endpoint = server.start().await.map_err(|e| e.to_string())?;
+    let endpoint = server.start().await.map_err(|e| crate::report(&e))?;
     println!("listening on {endpoint}");
     let (mut received, mut bytes, mut first) = (0u64, 0u64, None);
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::report(&e))?;
     loop {
         if count.is_some_and(|n| received >= n) {
             break;
@@ -196,7 +196,7 @@ pub(crate) async fn send(
         ($client:expr) => {{
             let client = $client
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| crate::report(&e))?
                 .with_progress_timeout(progress);
             let start = Instant::now();
             let mut progress = Progress::new(count);
@@ -204,10 +204,10 @@ pub(crate) async fn send(
                 client
                     .send(sample.clone())
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| crate::report(&e))?;
                 progress.update(sent, start);
             }
-            client.wait().await.map_err(|e| e.to_string())?;
+            client.wait().await.map_err(|e| crate::report(&e))?;
             progress.finish();
             let seconds = start.elapsed().as_secs_f64();
             client.close().await;

@@ -132,3 +132,9 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+/// An error and its causes, `a: b: c`: rpcplugin's messages say what
+/// failed and leave the cause to `source()`.
+fn report(err: &(dyn std::error::Error + 'static)) -> String {
+    rpcplugin::log::Chain(err).to_string()
+}
