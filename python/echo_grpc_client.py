@@ -35,6 +35,14 @@ Semantics, as ``TcpClient``:
   0.2.1's ``TcpClient.wait()``, which hangs forever when the peer goes away,
   it raises ``ConnectionClosedError`` (with the gRPC status) when the stream
   ends first.
+* ``progress_timeout`` (seconds, default 60 as the Rust clients'
+  ``DEFAULT_PROGRESS_TIMEOUT``; ``None`` for none): while samples are
+  outstanding and no acknowledgement comes for that long, a blocked ``send()``
+  or ``wait()`` raises ``StalledError`` (a ``TimeoutError``) naming the count
+  outstanding, and the stream is cancelled; later calls raise
+  ``ConnectionClosedError`` giving that reason. A full sink holds acks back on
+  purpose (a learner busy with a training step), so keep it far beyond such
+  pauses: it is for a stuck or silently vanished server.
 * ``close()`` ends the stream after the samples already sent (waiting a
   little for the server to deliver them) and closes the channel; idempotent.
 
@@ -80,6 +88,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from collections import deque
 
 import grpc
@@ -91,6 +100,7 @@ __all__ = [
     "GrpcClient",
     "MESSAGE_BYTES",
     "SpecMismatchError",
+    "StalledError",
     "echo_pb2",
     "echo_pb2_grpc",
 ]
@@ -111,6 +121,15 @@ class SpecMismatchError(ValueError):
     def __init__(self, message: str, index: int):
         super().__init__(message)
         self.index = index
+
+
+class StalledError(TimeoutError):
+    """No acknowledgement came for the progress timeout while samples were outstanding."""
+
+    def __init__(self, message: str, outstanding: int, after: float):
+        super().__init__(message)
+        self.outstanding = outstanding
+        self.after = after
 
 
 #: Most bytes of samples packed into one PushRequest (at least one sample).
@@ -192,6 +211,8 @@ class GrpcClient:
         data_sample: Example pytree of numpy arrays (checked against the server's spec)
         max_inflight_msgs: Max unacknowledged samples before send() blocks
         timeout: Seconds to wait for GetSpec and for the server to accept the stream
+        progress_timeout: Seconds samples may stay outstanding without an
+            acknowledgement before send()/wait() raise StalledError (None: no limit)
     """
 
     def __init__(
@@ -201,9 +222,14 @@ class GrpcClient:
         data_sample: optree.PyTree[np.ndarray],
         max_inflight_msgs: int = 32,
         timeout: float = 10.0,
+        progress_timeout: float | None = 60.0,
     ):
         if max_inflight_msgs < 1:
             raise ValueError("max_inflight_msgs must be at least 1")
+        if progress_timeout is not None and not progress_timeout > 0:
+            raise ValueError("progress_timeout must be positive (or None)")
+        self._progress = progress_timeout
+        self._progress_at = time.monotonic()  # the last ack, or the first sample outstanding
         self._peer = f"{host}:{port}"
         self._max_inflight = max_inflight_msgs
         self._lock = threading.Lock()
@@ -335,7 +361,9 @@ class GrpcClient:
             for ack in self._call:
                 with self._lock:
                     self._acks += 1
-                    self._acked = max(self._acked, ack.delivered)
+                    if ack.delivered > self._acked:
+                        self._acked = ack.delivered
+                        self._progress_at = time.monotonic()
                     self._credit.notify_all()
                     if self._pending and self._flush_due():
                         self._work.notify()
@@ -345,7 +373,8 @@ class GrpcClient:
             reason = f"ack reader failed: {e!r}"
         finally:
             with self._lock:
-                self._ended = reason
+                if self._ended is None:  # a stall recorded its own reason
+                    self._ended = reason
                 self._credit.notify_all()
                 self._work.notify_all()
 
@@ -359,6 +388,7 @@ class GrpcClient:
 
         Raises:
             ConnectionClosedError: client closed or stream ended.
+            StalledError: blocked on credits, no ack came for ``progress_timeout``.
             ValueError: payload-size mismatch.
         """
         if self._closed or self._ended is not None:
@@ -370,18 +400,24 @@ class GrpcClient:
         if len(payload) != self._payload_size:
             raise ValueError(f"Payload size {len(payload)} != expected {self._payload_size}")
 
-        with self._lock:
-            while True:
-                if self._closed or self._ended is not None:
-                    raise self._closed_error()
-                if self._sent - self._acked < self._max_inflight:
-                    break
-                self._work.notify()  # the pending samples must go: flush before blocking
-                self._credit.wait()
-            self._sent += 1
-            self._pending.append(payload)
-            if self._flush_due():
-                self._work.notify()
+        try:
+            with self._lock:
+                while True:
+                    if self._closed or self._ended is not None:
+                        raise self._closed_error()
+                    if self._sent - self._acked < self._max_inflight:
+                        break
+                    self._work.notify()  # the pending samples must go: flush before blocking
+                    self._wait_for_acks()
+                if self._sent <= self._acked:
+                    self._progress_at = time.monotonic()  # the first outstanding: its ack is due from now
+                self._sent += 1
+                self._pending.append(payload)
+                if self._flush_due():
+                    self._work.notify()
+        except StalledError:
+            self._cancel_stalled()
+            raise
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until all sent samples have been acknowledged.
@@ -389,15 +425,28 @@ class GrpcClient:
         Raises:
             ConnectionClosedError: the stream ended (or the client was closed)
                 before every sample was acknowledged.
+            StalledError: no ack came for ``progress_timeout`` while samples
+                were outstanding (a ``TimeoutError`` too).
             TimeoutError: ``timeout`` seconds passed first.
         """
+        try:
+            self._wait_all(timeout)
+        except StalledError:
+            self._cancel_stalled()
+            raise
+
+    def _wait_all(self, timeout: float | None) -> None:
+        until = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             if self._pending:
                 self._flush = True
                 self._work.notify()
-            done = self._credit.wait_for(
-                lambda: self._acked >= self._sent or self._ended is not None, timeout
-            )
+            done = True
+            while self._acked < self._sent and self._ended is None:
+                if until is not None and time.monotonic() >= until:
+                    done = False
+                    break
+                self._wait_for_acks(until)
             if self._acked >= self._sent:
                 return
             if not done:
@@ -408,6 +457,34 @@ class GrpcClient:
                 f"GrpcClient for {self._peer}: stream ended with "
                 f"{self._sent - self._acked} of {self._sent} samples unacknowledged: {self._ended}"
             )
+
+    def _wait_for_acks(self, until: float | None = None) -> None:
+        """Waits (lock held) for a change: an ack, the stream's end, ``until``.
+
+        Raises StalledError (and ends the stream; the caller cancels the call
+        once it let go of the lock) when samples have been outstanding for the
+        progress timeout without an ack.
+        """
+        if self._progress is None or self._sent <= self._acked:
+            self._credit.wait(None if until is None else max(0.0, until - time.monotonic()))
+            return
+        stall_at = self._progress_at + self._progress
+        now = time.monotonic()
+        if now < stall_at:
+            wake = stall_at if until is None else min(stall_at, until)
+            self._credit.wait(max(0.0, wake - now))
+            return
+        outstanding = self._sent - self._acked
+        reason = f"no acknowledgement for {self._progress} s with {outstanding} samples outstanding"
+        self._ended = reason  # the request iterator ends the stream
+        self._credit.notify_all()
+        self._work.notify_all()
+        raise StalledError(f"GrpcClient for {self._peer}: {reason}", outstanding, self._progress)
+
+    def _cancel_stalled(self) -> None:
+        """Cancels the call after a stall (lock not held), so the server sees the stream end."""
+        if self._call is not None:
+            self._call.cancel()
 
     @property
     def acknowledged(self) -> int:

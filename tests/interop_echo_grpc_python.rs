@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rpcplugin::TcpTransport;
+use rpcplugin::echo::{self, Sample, Sink, SinkError, Transport as _};
+
 /// The spec of the "test" and "mismatch" sample kinds of echo_grpc_send.py.
 const TEST_SPEC: &str = "float32[4],float32[1],float64[]";
 
@@ -164,12 +167,18 @@ impl Drop for EchoServer {
 /// Runs echo_grpc_send.py against `server` with `args` after the ports,
 /// killing it after `limit`.
 fn send(server: &EchoServer, args: &[&str], limit: Duration) -> common::Run {
+    send_to(server.tcp_port, server.grpc_port, args, limit)
+}
+
+/// Runs echo_grpc_send.py against the given ports with `args` after them,
+/// killing it after `limit`.
+fn send_to(tcp_port: u16, grpc_port: u16, args: &[&str], limit: Duration) -> common::Run {
     let script = common::crate_dir().join("tests/interop/python/echo_grpc_send.py");
     let mut child = Command::new(common::peers_python())
         .arg(script)
         .arg("127.0.0.1")
-        .arg(server.tcp_port.to_string())
-        .arg(server.grpc_port.to_string())
+        .arg(tcp_port.to_string())
+        .arg(grpc_port.to_string())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -398,4 +407,69 @@ fn python_grpc_client_wait_fails_when_the_server_goes_away() {
         acked > 0 && acked <= received,
         "acked {acked}, received {received}"
     );
+}
+
+/// A sink that never takes a sample: the gRPC server accepts the stream and
+/// acknowledges its spec, then never acknowledges a sample.
+#[derive(Debug, Clone)]
+struct Stuck;
+
+impl Sink for Stuck {
+    async fn push(&self, _: Sample) -> Result<(), SinkError> {
+        std::future::pending().await
+    }
+}
+
+#[test]
+#[ignore = "needs the Python peers (id-echo, grpcio): run .ci/install-peers, then cargo test -- --ignored"]
+fn python_grpc_client_fails_when_acks_stop() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let spec: echo::Spec = "float32[256]".parse().unwrap();
+    let server = echo::GrpcTransport::new(spec, Stuck, TcpTransport::localhost());
+    let endpoint = runtime.block_on(server.start()).unwrap();
+    let (_, port) = endpoint.tcp_parts().expect("a TCP endpoint");
+    // 4 in flight, then send() blocks on credits that never come back.
+    let run = send_to(
+        port,
+        port,
+        &[
+            "100",
+            "small",
+            "--transport",
+            "grpc",
+            "--max-inflight",
+            "4",
+            "--progress-timeout",
+            "2",
+            "--expect-stalled",
+        ],
+        Duration::from_secs(60),
+    );
+    let stalled = run.stdout.lines().find(|l| l.starts_with("STALLED "));
+    let fields: Vec<&str> = stalled.map_or(vec![], |l| l.split_whitespace().collect());
+    assert!(
+        run.status.success()
+            && fields.len() > 3
+            && fields[1] == "4"
+            && stalled.is_some_and(|l| l.contains("with 4 samples outstanding")),
+        "the client did not report a stall with 4 outstanding ({}):\n{}\nstderr:\n{}",
+        run.status,
+        run.stdout,
+        run.stderr
+    );
+    // Within the deadline: not before it, and not long after (the
+    // interpreter's start and the connection take a moment too).
+    let seconds: f64 = fields[2].parse().unwrap();
+    assert!((2.0..8.0).contains(&seconds), "stalled after {seconds} s");
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("THEN ConnectionClosedError")
+                && l.contains("4 samples outstanding")),
+        "send() after the stall:\n{}",
+        run.stdout
+    );
+    let bounded = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), server.shutdown()).await });
+    assert!(bounded.is_ok(), "the server did not stop");
 }

@@ -27,4 +27,4 @@ pub use sink::{Batch, ChannelSink, Sample, SampleReceiver, Sink, SinkError, chan
 pub use spec::{DType, Leaf, MAX_PAYLOAD, Spec, SpecError, WireSpec};
 pub use tcp::{EchoError, TcpTransport, Transport};
 pub use tcp_client::TcpClient;
-pub use tcp_guard::{DEFAULT_BUFFER_BUDGET, DEFAULT_MAX_CONNECTIONS};
+pub use tcp_guard::{CONNECTION_COST, DEFAULT_BUFFER_BUDGET, DEFAULT_MAX_CONNECTIONS};

@@ -80,9 +80,9 @@ pub trait Transport: Send + Sync {
 ///
 /// Bounded whatever peers do: at most [`max_connections`](Self::max_connections)
 /// connections (1024 by default) are served, the rest are closed at once;
-/// the buffers holding partial samples share a budget of
+/// the connections share a memory budget of
 /// [`buffer_budget`](Self::buffer_budget) bytes (192 MiB by default), and a
-/// connection that would need more is closed; a connection that opens with
+/// connection whose buffer would need more is closed; a connection that opens with
 /// the HTTP/2 preface or a TLS ClientHello is closed before anything
 /// reaches the sink. Each refusal is logged (`tracing`, level warn).
 #[derive(Debug)]
@@ -121,10 +121,13 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> TcpTransport<T, 
         self
     }
 
-    /// Lets the receive buffers of all connections hold at most `bytes`
-    /// (default 192 MiB), but always enough for one connection's buffer
-    /// (a sample plus 64 KiB). A connection whose partial sample would need
-    /// more is closed, with a log line.
+    /// Lets the server spend at most `bytes` on its connections (default
+    /// 192 MiB): an eighth is kept back for memory no connection accounts
+    /// for (the process's own, allocator slack), each connection served is
+    /// charged 4 KiB, and the receive buffers holding partial samples share
+    /// the rest, but there is always room for one connection's buffer (a
+    /// sample plus 64 KiB). A connection that would need more is closed,
+    /// with a log line.
     pub fn buffer_budget(mut self, bytes: usize) -> Self {
         self.buffer_budget = bytes;
         self
@@ -145,7 +148,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> Transport for Tc
         let one = usize::try_from(spec.payload_size())
             .unwrap_or(usize::MAX)
             .saturating_add(64 * 1024);
-        let budget = Budget::new(self.buffer_budget.max(one));
+        let budget = Budget::for_connections(self.buffer_budget, one);
         let max_connections = self.max_connections;
         let mut accept_stopped = stopped.clone();
         tasks.spawn(async move {

@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::tcp_guard::{Budget, Lease, Opening, opening};
+use super::tcp_guard::{Budget, CONNECTION_COST, Lease, Opening, opening};
 use super::{Sample, Sink, SinkError, Spec};
 use crate::transport::Connection;
 
@@ -23,8 +23,8 @@ const ACK: u8 = 0x01;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Buffer of a connection before its first sample bytes arrive, so that
-/// many idle connections hold little memory. Not counted in the budget:
-/// the connection cap bounds these.
+/// many idle connections hold little memory. Part of the connection's
+/// fixed charge against the budget (`CONNECTION_COST`), not leased apart.
 const IDLE_READ: usize = 512;
 
 /// How long a client's first bytes may stay ambiguous (a prefix of the
@@ -62,6 +62,9 @@ pub(super) async fn serve<S: Sink>(mut conn: Connection, ctx: Conn<S>) {
         mut stop,
         budget,
     } = ctx;
+    let Some(mut lease) = Lease::open(budget) else {
+        return refuse(stream, CONNECTION_COST);
+    };
     let wire = spec.to_wire();
     let header = tokio::select! {
         written = conn.write_all(&wire) => written,
@@ -73,7 +76,6 @@ pub(super) async fn serve<S: Sink>(mut conn: Connection, ctx: Conn<S>) {
     }
     let size = spec.payload_size() as usize;
     let mut buf = BytesMut::with_capacity(IDLE_READ);
-    let mut lease = Lease::new(budget);
     let (mut first, mut eof) = (true, false);
     loop {
         if first {
@@ -124,8 +126,14 @@ pub(super) async fn serve<S: Sink>(mut conn: Connection, ctx: Conn<S>) {
             quiet = true;
         } else if buf.is_empty() && spare < want.min(IDLE_READ) {
             buf = BytesMut::with_capacity(IDLE_READ);
-        } else if !buf.is_empty() && spare < want {
-            // Room for the rest of the sample, or a read's worth.
+        } else if !buf.is_empty() && spare < want.min(size - buf.len() % size) {
+            // Room for the rest of the sample, or a read's worth. Not while
+            // the rest of the sample fits: growing then copied a whole
+            // sample into a buffer 64 KiB larger (a second 10 MB buffer
+            // for a moment, 19 MiB above the budget with 17 peers each
+            // stopping one byte short of a 10 MB sample), or closed a
+            // connection one byte short of its sample when the budget had
+            // not those 64 KiB to spare.
             let additional = READ_CHUNK.max(size.saturating_sub(buf.len()));
             let target = buf.len() + additional;
             if !lease.hold(target) {
@@ -174,7 +182,7 @@ fn refuse(stream: u64, bytes: usize) {
     tracing::warn!(
         stream,
         bytes,
-        "refused a sample connection: the buffer budget for partial samples is spent"
+        "refused a sample connection: the memory budget for connections is spent"
     );
 }
 

@@ -11,16 +11,38 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// open files, which a server past it could not honour anyway.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
-/// Bytes that a TCP v1 server's receive buffers may hold across all its
-/// connections by default: 192 MiB. A buffer holds at most one partial
-/// sample plus one 64 KiB read, so this serves about 3000 connections of
-/// small samples at once (more than [`DEFAULT_MAX_CONNECTIONS`]), or 20
-/// that are each in the middle of a 10 MB sample. Measured with 1000 peers
-/// each parking 9 MB of a 10 MB sample (`tests/echo_caps.rs`): the
-/// `rpcplugin echo serve` process peaked at 193 to 228 MiB, under the
-/// 256 MiB we aim for (with 256 MiB here it reached 287 MiB: the process
-/// adds 10 to 40 MiB of its own beyond the buffer bytes).
+/// The memory a TCP v1 server may spend on its connections by default:
+/// 192 MiB: an eighth kept back (see `RESERVE_SHARE`), [`CONNECTION_COST`]
+/// per connection served, the rest for receive buffers.
+/// A buffer holds at most one partial sample plus one 64 KiB read, so this
+/// serves the 1024 connections of [`DEFAULT_MAX_CONNECTIONS`] with small
+/// samples, or 17 that are each in the middle of a 10 MB sample.
+///
+/// Measured with 1000 peers each parking part of a 10 MB sample
+/// (`tests/echo_caps.rs`, debug build, VmHWM of the whole `rpcplugin echo
+/// serve` process, three runs each): 158–159 MiB for 9 MB parked, 175 MiB
+/// for all but the last byte; 181 MiB with 1 MB samples parked one byte
+/// short (`uint8[1000000]`, 176 buffers: the buffers' share used to the
+/// byte). Before the reserve and the connection cost, the buffers alone
+/// could take all 192 MiB: 20 parked 9 MB buffers peaked at 185 MiB (172
+/// MiB of buffers and the process's 12 MiB, 11 MiB of it the binary's
+/// code), and buffers filled to the byte would have passed the budget.
 pub const DEFAULT_BUFFER_BUDGET: usize = 192 << 20;
+
+/// What each connection served is charged against the budget, whatever its
+/// buffer: its task, its socket and its idle buffer. A thousand idle
+/// connections cost the server about 2.5 MiB (`tests/echo_bad_input_tcp.rs`),
+/// 2.5 KiB each; 4 KiB leaves room for the allocator's rounding.
+pub const CONNECTION_COST: usize = 4 << 10;
+
+/// The share of the budget that no lease may take (one in this many
+/// bytes): memory a lease cannot see, spent by the server process itself
+/// (its code, runtime and allocator: 12 MiB for `rpcplugin echo serve`
+/// before any connection, a debug build) and allocator slack. An eighth, 24
+/// MiB of the default budget, covers the process twice over: with the rest
+/// (168 MiB) filled to the byte, `echo serve` peaked at 181 MiB (see
+/// [`DEFAULT_BUFFER_BUDGET`]).
+const RESERVE_SHARE: usize = 8;
 
 /// The bytes a server may hold in receive buffers, shared by its
 /// connections.
@@ -30,6 +52,14 @@ pub(super) struct Budget {
 }
 
 impl Budget {
+    /// The budget for a server configured with `configured` bytes: all of
+    /// it but the reserve ([`RESERVE_SHARE`]), and never less than one
+    /// connection with the largest buffer it needs (`largest`) can hold.
+    pub(super) fn for_connections(configured: usize, largest: usize) -> Arc<Self> {
+        let leasable = configured - configured / RESERVE_SHARE;
+        Self::new(leasable.max(largest.saturating_add(CONNECTION_COST)))
+    }
+
     pub(super) fn new(bytes: usize) -> Arc<Self> {
         Arc::new(Budget {
             left: AtomicUsize::new(bytes),
@@ -49,8 +79,8 @@ impl Budget {
     }
 }
 
-/// One connection's share of the [`Budget`]: the capacity of the buffer
-/// it allocated last. Given back when dropped.
+/// One connection's share of the [`Budget`]: [`CONNECTION_COST`], and the
+/// capacity of the buffer it allocated last. Given back when dropped.
 #[derive(Debug)]
 pub(super) struct Lease {
     budget: Arc<Budget>,
@@ -58,12 +88,19 @@ pub(super) struct Lease {
 }
 
 impl Lease {
-    pub(super) fn new(budget: Arc<Budget>) -> Self {
-        Lease { budget, held: 0 }
+    /// A connection's lease, holding [`CONNECTION_COST`]; `None` when the
+    /// budget has not that much left.
+    pub(super) fn open(budget: Arc<Budget>) -> Option<Self> {
+        // Not `then_some`: a lease made eagerly and dropped would give back
+        // what was never taken.
+        if !budget.take(CONNECTION_COST) {
+            return None;
+        }
+        Some(Lease { budget, held: 0 })
     }
 
-    /// Holds `bytes` instead of what it held; false (holding nothing) when
-    /// the budget has not that much left.
+    /// Holds `bytes` of buffer instead of what it held; false (holding no
+    /// buffer) when the budget has not that much left.
     pub(super) fn hold(&mut self, bytes: usize) -> bool {
         self.budget.give(std::mem::take(&mut self.held));
         if !self.budget.take(bytes) {
@@ -80,7 +117,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.budget.give(self.held);
+        self.budget.give(self.held + CONNECTION_COST);
     }
 }
 
@@ -179,14 +216,28 @@ mod tests {
 
     #[test]
     fn leases_share_the_budget_and_give_it_back() {
-        let budget = Budget::new(100);
-        let (mut a, mut b) = (Lease::new(budget.clone()), Lease::new(budget.clone()));
+        let budget = Budget::new(2 * CONNECTION_COST + 100);
+        let open = || Lease::open(budget.clone()).unwrap();
+        let (mut a, mut b) = (open(), open());
+        assert!(Lease::open(budget.clone()).is_none(), "no room for a third");
         assert!(a.hold(60));
         assert!(!b.hold(50), "only 40 left");
         assert_eq!(b.held(), 0);
         assert!(a.hold(10), "shrinking gives back");
         assert!(b.hold(90));
         drop((a, b));
-        assert!(Lease::new(budget).hold(100));
+        let mut c = open();
+        assert!(c.hold(CONNECTION_COST + 100));
+    }
+
+    #[test]
+    fn the_reserve_and_one_connection() {
+        let budget = Budget::for_connections(800 << 10, 1000);
+        assert!(budget.take(700 << 10) && !budget.take(1));
+        // Room for one connection with its largest buffer, however small
+        // the configured budget.
+        let budget = Budget::for_connections(100, 1000);
+        let mut lease = Lease::open(budget).unwrap();
+        assert!(lease.hold(1000));
     }
 }

@@ -2,7 +2,7 @@
 """Streams samples to an echo server with our Python GrpcClient and/or echo's TcpClient.
 
     python echo_grpc_send.py HOST TCP_PORT GRPC_PORT COUNT KIND [--transport grpc|tcp|both]
-                             [--max-inflight N]
+                             [--max-inflight N] [--progress-timeout S]
 
 KIND picks the sample, and so the spec the server must be started with:
 
@@ -27,6 +27,10 @@ Special modes (GRPC only):
 
     --expect-closed   the server goes away mid-stream: send()/wait() must raise
                       ConnectionClosedError (not hang); prints "CLOSED <acked> <message>"
+    --expect-stalled  the server never acknowledges a sample: send()/wait() must raise
+                      StalledError within --progress-timeout (not hang); prints
+                      "STALLED <outstanding> <seconds> <message>", then checks that
+                      send() after it raises ConnectionClosedError
     --raw-spec SPEC   bypass GrpcClient and push a hand-made first message whose
                       spec is SPEC (e.g. "float32[4],float64[1],float64[]") plus one
                       sample of --raw-size bytes, then print the server's status as
@@ -44,7 +48,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, os.pardir, os.pardir, os.pardir, "python"))
 
-from echo_grpc_client import ConnectionClosedError, GrpcClient  # noqa: E402
+from echo_grpc_client import ConnectionClosedError, GrpcClient, StalledError  # noqa: E402
 
 
 def test_sample(i: int, reward_dtype=np.float32) -> dict:
@@ -111,6 +115,32 @@ def expect_closed(host: str, port: int, count: int, kind: str, inflight: int) ->
     return 1
 
 
+def expect_stalled(host: str, port: int, count: int, kind: str, inflight: int, progress: float) -> int:
+    example, sample = samples(kind)
+    client = GrpcClient(host, port, example, max_inflight_msgs=inflight, progress_timeout=progress)
+    start = time.perf_counter()
+    try:
+        for i in range(count):
+            client.send(sample(i))
+        client.wait()
+    except StalledError as e:
+        seconds = time.perf_counter() - start
+        print(f"STALLED {e.outstanding} {seconds:.2f} {e}", flush=True)
+        try:
+            client.send(sample(0))
+        except ConnectionClosedError as closed:
+            print(f"THEN {type(closed).__name__}: {closed}", flush=True)
+        else:
+            print("ERROR GRPC send() after a stall did not raise", flush=True)
+            return 1
+        client.close()
+        client.close()
+        return 0
+    client.close()
+    print(f"ERROR GRPC all {count} samples acknowledged; expected a stall", flush=True)
+    return 1
+
+
 def raw_push(host: str, port: int, spec: str, size: int) -> int:
     import grpc
 
@@ -143,7 +173,9 @@ def main() -> int:
     parser.add_argument("kind", choices=["test", "small", "large", "huge", "mismatch"])
     parser.add_argument("--transport", choices=["grpc", "tcp", "both"], default="both")
     parser.add_argument("--max-inflight", type=int, default=32)
+    parser.add_argument("--progress-timeout", type=float, default=60.0)
     parser.add_argument("--expect-closed", action="store_true")
+    parser.add_argument("--expect-stalled", action="store_true")
     parser.add_argument("--raw-spec")
     parser.add_argument("--raw-size", type=int, default=28)
     args = parser.parse_args()
@@ -151,6 +183,8 @@ def main() -> int:
 
     if args.raw_spec:
         return raw_push(host, args.grpc_port, args.raw_spec, args.raw_size)
+    if args.expect_stalled:
+        return expect_stalled(host, args.grpc_port, args.count, args.kind, inflight, args.progress_timeout)
     if args.expect_closed:
         return expect_closed(host, args.grpc_port, args.count, args.kind, inflight)
 
