@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rpcplugin::TcpTransport;
 use rpcplugin::echo::{self, Sample, Sink, SinkError, Transport as _};
+use rpcplugin::transport::TcpTransport;
 
 /// The spec of the "test" and "mismatch" sample kinds of echo_grpc_send.py.
 const TEST_SPEC: &str = "float32[4],float32[1],float64[]";
