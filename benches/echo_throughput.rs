@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use rpcplugin::Endpoint;
-use rpcplugin::echo::{self, Transport as _};
+use rpcplugin::echo::{self, SampleServer as _};
 use rpcplugin::transport::{TcpTransport, UnixTransport};
 
 const ROUNDS: usize = 5;
@@ -80,19 +80,19 @@ async fn run(proto: Proto, socket: Socket, sample_size: usize, clients: usize) -
     }
     let elapsed = match (proto, socket) {
         (Proto::Tcp, Socket::Tcp) => stream!(
-            echo::TcpTransport::new(spec.clone(), sink, TcpTransport::localhost()),
+            echo::TcpServer::new(spec.clone(), sink, TcpTransport::localhost()),
             echo::TcpClient::connect
         ),
         (Proto::Tcp, Socket::Unix) => stream!(
-            echo::TcpTransport::new(spec.clone(), sink, UnixTransport::in_dir(dir.path())),
+            echo::TcpServer::new(spec.clone(), sink, UnixTransport::in_dir(dir.path())),
             echo::TcpClient::connect
         ),
         (Proto::Grpc, Socket::Tcp) => stream!(
-            echo::GrpcTransport::new(spec.clone(), sink, TcpTransport::localhost()),
+            echo::GrpcServer::new(spec.clone(), sink, TcpTransport::localhost()),
             echo::GrpcClient::connect_endpoint
         ),
         (Proto::Grpc, Socket::Unix) => stream!(
-            echo::GrpcTransport::new(spec.clone(), sink, UnixTransport::in_dir(dir.path())),
+            echo::GrpcServer::new(spec.clone(), sink, UnixTransport::in_dir(dir.path())),
             echo::GrpcClient::connect_endpoint
         ),
     };

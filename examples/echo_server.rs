@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use rpcplugin::Endpoint;
-use rpcplugin::echo::{self, Transport};
+use rpcplugin::echo::{self, SampleServer};
 use rpcplugin::transport::TcpTransport;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -48,8 +48,8 @@ fn listener(port: u16) -> TcpTransport {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let (sink, mut samples) = echo::channel(args.spec.clone(), args.queue);
-    let tcp = echo::TcpTransport::new(args.spec.clone(), sink.clone(), listener(args.tcp_port));
-    let grpc = echo::GrpcTransport::new(args.spec.clone(), sink, listener(args.grpc_port));
+    let tcp = echo::TcpServer::new(args.spec.clone(), sink.clone(), listener(args.tcp_port));
+    let grpc = echo::GrpcServer::new(args.spec.clone(), sink, listener(args.grpc_port));
     println!("ECHO_TCP {}", tcp.start().await?.address());
     println!("ECHO_GRPC {}", grpc.start().await?.address());
 

@@ -1,4 +1,4 @@
-//! Bad input on the gRPC sample transport (`GrpcTransport`), from raw
+//! Bad input on the gRPC sample transport (`echo::GrpcServer`), from raw
 //! `echo.v1.SampleStream` stubs that skip our client's checks and from raw
 //! sockets: no spec, a wrong spec, a wrong-size sample inside a batch, an
 //! oversized sample, junk instead of HTTP/2, a client that never reads its
@@ -21,7 +21,7 @@ use bad_input::{
 };
 use bytes::Bytes;
 use rpcplugin::Endpoint;
-use rpcplugin::echo::{self, EchoClientError, GrpcClient, Transport};
+use rpcplugin::echo::{self, EchoClientError, GrpcClient, SampleServer};
 use rpcplugin::proto::echo as proto;
 use rpcplugin::transport::TcpTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -67,7 +67,7 @@ async fn good_client(endpoint: &Endpoint, count: u32) {
 async fn refused_streams_deliver_nothing_and_others_go_on() {
     let (sink, rx) = unchecked(1024);
     let collected = collect(rx);
-    let server = echo::GrpcTransport::new(spec(), sink, TcpTransport::localhost());
+    let server = echo::GrpcServer::new(spec(), sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
     let two = || vec![sample(1000), sample(1001)];
     let refusals: [(_, &[Code], _); 7] = [
@@ -156,7 +156,7 @@ async fn refused_streams_deliver_nothing_and_others_go_on() {
 async fn oversized_samples_are_refused_by_the_client_before_they_travel() {
     let (sink, rx) = unchecked(64);
     let collected = collect(rx);
-    let server = echo::GrpcTransport::new(spec(), sink, TcpTransport::localhost());
+    let server = echo::GrpcServer::new(spec(), sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
     let client = GrpcClient::connect_endpoint(&endpoint, &spec(), 8)
         .await
@@ -189,7 +189,7 @@ async fn oversized_samples_are_refused_by_the_client_before_they_travel() {
 async fn junk_instead_of_http2_is_disconnected_while_others_stream() {
     let (sink, rx) = unchecked(1024);
     let collected = collect(rx);
-    let server = echo::GrpcTransport::new(spec(), sink, TcpTransport::localhost());
+    let server = echo::GrpcServer::new(spec(), sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
     // A good client is half way through its samples when the junk comes.
     let client = GrpcClient::connect_endpoint(&endpoint, &spec(), 32)
@@ -267,7 +267,7 @@ async fn a_client_that_never_reads_its_acks_is_held_back_alone() {
             others
         }
     });
-    let server = echo::GrpcTransport::new(spec(), sink, TcpTransport::localhost());
+    let server = echo::GrpcServer::new(spec(), sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
 
     // One sample a message (the most acks a client can make the server
@@ -309,7 +309,7 @@ async fn a_client_that_never_reads_its_acks_is_held_back_alone() {
 async fn junk_instead_of_a_protobuf_message_is_refused() {
     let (sink, rx) = unchecked(64);
     let collected = collect(rx);
-    let server = echo::GrpcTransport::new(spec(), sink, TcpTransport::localhost());
+    let server = echo::GrpcServer::new(spec(), sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
     // HTTP/2 and gRPC framing done right, around bytes that are no
     // PushRequest (an endless varint), and around a frame that claims

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bad_input::grpc::{HELLO, NonReader, message, proto_spec};
 use bad_input::{TIMEOUT, open_idle, unchecked, until_stalled, within};
-use rpcplugin::echo::{self, Transport};
+use rpcplugin::echo::{self, SampleServer};
 use rpcplugin::transport::TcpTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -19,7 +19,7 @@ async fn tcp_shutdown_does_not_wait_for_bad_clients() {
     let spec: echo::Spec = "uint8[1]".parse().unwrap();
     let (sink, mut rx) = unchecked(1024);
     let _drained = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let server = echo::TcpTransport::new(spec.clone(), sink, TcpTransport::localhost());
+    let server = echo::TcpServer::new(spec.clone(), sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
     let header = spec.to_wire().len();
     // An idle connection.
@@ -43,13 +43,13 @@ async fn tcp_shutdown_does_not_wait_for_bad_clients() {
 
 /// A gRPC sample server whose sink is drained, and where it listens.
 async fn grpc_server() -> (
-    echo::GrpcTransport<TcpTransport, bad_input::Unchecked>,
+    echo::GrpcServer<TcpTransport, bad_input::Unchecked>,
     rpcplugin::Endpoint,
 ) {
     let spec: echo::Spec = "uint8[8],float32[]".parse().unwrap();
     let (sink, mut rx) = unchecked(1024);
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let server = echo::GrpcTransport::new(spec, sink, TcpTransport::localhost());
+    let server = echo::GrpcServer::new(spec, sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
     (server, endpoint)
 }

@@ -1,4 +1,4 @@
-//! Bad input on echo's TCP protocol v1 (our `TcpTransport`): junk that is
+//! Bad input on echo's TCP protocol v1 (our `echo::TcpServer`): junk that is
 //! not a whole number of samples, half a sample then EOF or a reset, a
 //! client that never reads its acks, a thousand idle connections. Each
 //! ends in a clean disconnect or is held back, the server goes on serving
@@ -17,7 +17,7 @@ use bad_input::{
     until_stalled, within,
 };
 use bytes::Bytes;
-use rpcplugin::echo::{self, Sample, Transport};
+use rpcplugin::echo::{self, Sample, SampleServer};
 use rpcplugin::transport::TcpTransport;
 use rpcplugin::{Connection, Endpoint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -95,7 +95,7 @@ fn collect(mut rx: mpsc::Receiver<Sample>) -> tokio::task::JoinHandle<HashMap<u6
 async fn junk_half_samples_and_resets_never_deliver_a_partial_sample() {
     let (sink, rx) = unchecked(64);
     let collected = collect(rx);
-    let server = echo::TcpTransport::new(spec(), sink, TcpTransport::localhost());
+    let server = echo::TcpServer::new(spec(), sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
 
     // Stream 1: EOF right after the spec header: a clean close.
@@ -199,7 +199,7 @@ async fn a_client_that_never_reads_its_acks_is_held_back_alone() {
         }
         others
     });
-    let server = echo::TcpTransport::new(spec.clone(), sink, TcpTransport::localhost());
+    let server = echo::TcpServer::new(spec.clone(), sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
 
     // The server may owe no more acks than the sockets between it and the
@@ -265,7 +265,7 @@ async fn a_client_that_never_reads_its_acks_is_held_back_alone() {
 async fn oversized_samples_are_refused_by_the_client_before_they_travel() {
     let (sink, rx) = unchecked(64);
     let collected = collect(rx);
-    let server = echo::TcpTransport::new(spec(), sink, TcpTransport::localhost());
+    let server = echo::TcpServer::new(spec(), sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
     let client = echo::TcpClient::connect(&endpoint, &spec(), 8)
         .await
@@ -289,8 +289,8 @@ async fn oversized_samples_are_refused_by_the_client_before_they_travel() {
 async fn clients_of_the_other_protocol_fail_clearly() {
     let (sink, rx) = unchecked(64);
     let collected = collect(rx);
-    let tcp = echo::TcpTransport::new(spec(), sink.clone(), TcpTransport::localhost());
-    let grpc = echo::GrpcTransport::new(spec(), sink, TcpTransport::localhost());
+    let tcp = echo::TcpServer::new(spec(), sink.clone(), TcpTransport::localhost());
+    let grpc = echo::GrpcServer::new(spec(), sink, TcpTransport::localhost());
     let tcp_endpoint = tcp.start().await.unwrap();
     let grpc_endpoint = grpc.start().await.unwrap();
 
@@ -401,7 +401,7 @@ async fn refused(endpoint: &Endpoint, opening: &[u8]) -> Vec<u8> {
 async fn http2_and_tls_openings_are_refused_before_the_sink() {
     let (sink, rx) = unchecked(64);
     let collected = collect(rx);
-    let server = echo::TcpTransport::new(spec(), sink, TcpTransport::localhost());
+    let server = echo::TcpServer::new(spec(), sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
     // An HTTP/2 client: preface, SETTINGS, then a HEADERS frame: 8 whole
     // samples' worth of bytes, and more.

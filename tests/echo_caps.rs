@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bad_input::{Server, TIMEOUT, open_files_limit, unchecked, within};
 use bytes::Bytes;
-use rpcplugin::echo::{self, Transport};
+use rpcplugin::echo::{self, SampleServer};
 use rpcplugin::transport::TcpTransport;
 use rpcplugin::{Connection, Endpoint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,7 +49,7 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
     let spec: echo::Spec = "uint8[4]".parse().unwrap();
     let (sink, _rx) = unchecked(16);
     let server =
-        echo::TcpTransport::new(spec.clone(), sink, TcpTransport::localhost()).max_connections(3);
+        echo::TcpServer::new(spec.clone(), sink, TcpTransport::localhost()).max_connections(3);
     let endpoint = server.start().await.unwrap();
     let header = spec.to_wire();
     let mut served = Vec::new();
@@ -85,7 +85,7 @@ async fn partial_samples_beyond_the_budget_are_refused() {
     let (sink, mut rx) = unchecked(16);
     // Room for three connections' buffers of one sample each, beside the
     // six connections' fixed cost, once the eighth is kept back.
-    let server = echo::TcpTransport::new(spec.clone(), sink, TcpTransport::localhost())
+    let server = echo::TcpServer::new(spec.clone(), sink, TcpTransport::localhost())
         .buffer_budget(beyond_the_reserve(3 * SIZE + 6 * echo::CONNECTION_COST));
     let endpoint = server.start().await.unwrap();
     let almost = Bytes::from(vec![0x44u8; SIZE - SIZE / 10]);
@@ -204,10 +204,9 @@ async fn idle_readers_between_samples_give_the_budget_back() {
     let (sink, mut rx) = unchecked(64);
     let _drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
     // Room for two buffers at once.
-    let server = echo::TcpTransport::new(spec.clone(), sink, TcpTransport::localhost())
-        .buffer_budget(beyond_the_reserve(
-            2 * SIZE + (128 << 10) + 10 * echo::CONNECTION_COST,
-        ));
+    let server = echo::TcpServer::new(spec.clone(), sink, TcpTransport::localhost()).buffer_budget(
+        beyond_the_reserve(2 * SIZE + (128 << 10) + 10 * echo::CONNECTION_COST),
+    );
     let endpoint = server.start().await.unwrap();
     // Ten clients one after another, each sending whole samples and
     // staying connected: once quiet between samples (100 ms) they hold no

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bad_input::within;
 use bytes::Bytes;
 use rpcplugin::Endpoint;
-use rpcplugin::echo::{self, EchoClientError, Sample, Sink, SinkError, Transport};
+use rpcplugin::echo::{self, EchoClientError, Sample, SampleServer, Sink, SinkError};
 use rpcplugin::transport::TcpTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -127,11 +127,8 @@ async fn blocking_tcp_client_fails_when_acks_stop() {
     assert_stalled(&err, 2);
 }
 
-async fn stuck_grpc() -> (
-    echo::GrpcTransport<TcpTransport, Stuck>,
-    rpcplugin::Endpoint,
-) {
-    let server = echo::GrpcTransport::new(spec(), Stuck, TcpTransport::localhost());
+async fn stuck_grpc() -> (echo::GrpcServer<TcpTransport, Stuck>, rpcplugin::Endpoint) {
+    let server = echo::GrpcServer::new(spec(), Stuck, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
     (server, endpoint)
 }

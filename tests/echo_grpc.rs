@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rpcplugin::echo::{self, EchoClientError, GrpcClient, Transport};
+use rpcplugin::echo::{self, EchoClientError, GrpcClient, SampleServer};
 use rpcplugin::transport::{TcpTransport, UnixTransport};
 
 fn spec() -> echo::Spec {
@@ -23,7 +23,7 @@ fn sample(i: u32) -> Bytes {
 
 async fn stream_over(listener: impl rpcplugin::Transport + 'static) {
     let (sink, mut samples) = echo::channel(spec(), 64);
-    let server = echo::GrpcTransport::new(spec(), sink, listener);
+    let server = echo::GrpcServer::new(spec(), sink, listener);
     let endpoint = server.start().await.unwrap();
     let client = GrpcClient::connect(common::channel_to(endpoint).await, &spec(), 32)
         .await
@@ -71,7 +71,7 @@ async fn samples_flow_in_order_over_unix() {
 #[tokio::test]
 async fn spec_mismatch_names_the_leaf_and_sizes_are_checked() {
     let (sink, _samples) = echo::channel(spec(), 4);
-    let server = echo::GrpcTransport::new(spec(), sink, TcpTransport::localhost());
+    let server = echo::GrpcServer::new(spec(), sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
     let other: echo::Spec = "uint8[8],float64[]".parse().unwrap();
     let err = GrpcClient::connect(common::channel_to(endpoint.clone()).await, &other, 8)
@@ -107,7 +107,7 @@ async fn spec_mismatch_names_the_leaf_and_sizes_are_checked() {
 #[tokio::test]
 async fn a_full_sink_holds_the_sender_at_the_inflight_limit() {
     let (sink, mut samples) = echo::channel(spec(), 4);
-    let server = echo::GrpcTransport::new(spec(), sink, TcpTransport::localhost());
+    let server = echo::GrpcServer::new(spec(), sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
     let client = Arc::new(
         GrpcClient::connect(common::channel_to(endpoint).await, &spec(), 8)
@@ -149,7 +149,7 @@ async fn a_full_sink_holds_the_sender_at_the_inflight_limit() {
 #[tokio::test]
 async fn shutdown_mid_stream_closes_the_client_and_keeps_every_acked_sample() {
     let (sink, mut samples) = echo::channel(spec(), 1024);
-    let server = echo::GrpcTransport::new(spec(), sink, TcpTransport::localhost());
+    let server = echo::GrpcServer::new(spec(), sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
     let client = GrpcClient::connect(common::channel_to(endpoint).await, &spec(), 16)
         .await
@@ -186,8 +186,8 @@ async fn shutdown_mid_stream_closes_the_client_and_keeps_every_acked_sample() {
 fn blocking_clients_over_both_transports() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (sink, mut samples) = echo::channel(spec(), 1024);
-    let tcp = echo::TcpTransport::new(spec(), sink.clone(), TcpTransport::localhost());
-    let grpc = echo::GrpcTransport::new(spec(), sink, TcpTransport::localhost());
+    let tcp = echo::TcpServer::new(spec(), sink.clone(), TcpTransport::localhost());
+    let grpc = echo::GrpcServer::new(spec(), sink, TcpTransport::localhost());
     let tcp_endpoint = runtime.block_on(tcp.start()).unwrap();
     let grpc_endpoint = runtime.block_on(grpc.start()).unwrap();
 

@@ -9,7 +9,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use rpcplugin::MAX_MESSAGE_SIZE;
-use rpcplugin::echo::{self, EchoClientError, GrpcClient, Transport};
+use rpcplugin::echo::{self, EchoClientError, GrpcClient, SampleServer};
 use rpcplugin::proto::echo::sample_stream_client::SampleStreamClient;
 use rpcplugin::proto::echo::sample_stream_server::{SampleStream, SampleStreamServer};
 use rpcplugin::proto::echo::{self as proto, Ack, GetSpecRequest, PushRequest};
@@ -147,7 +147,7 @@ async fn a_plain_tonic_client_streams_into_our_server() {
     for (size, per_message, messages) in [(100, 500, 6u32), (64 << 10, 4, 40), (3 << 20, 1, 8)] {
         let spec: echo::Spec = format!("uint8[{size}]").parse().unwrap();
         let (sink, mut received) = echo::channel(spec.clone(), 4096);
-        let server = echo::GrpcTransport::new(spec.clone(), sink, TcpTransport::localhost());
+        let server = echo::GrpcServer::new(spec.clone(), sink, TcpTransport::localhost());
         let endpoint = server.start().await.unwrap();
         let mut stub = SampleStreamClient::new(channel(format!("http://{endpoint}")).await)
             .max_encoding_message_size(MAX_MESSAGE_SIZE);

@@ -14,7 +14,7 @@ use bad_input::grpc::{NonReader, frame, message, proto_spec, push_request};
 use bad_input::{TIMEOUT, until_stalled, within};
 use bytes::Bytes;
 use rpcplugin::Endpoint;
-use rpcplugin::echo::{self, Transport};
+use rpcplugin::echo::{self, SampleServer};
 use rpcplugin::transport::TcpTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -43,12 +43,12 @@ async fn server(
 ) -> (Box<dyn Stop>, Endpoint, echo::SampleReceiver) {
     let (sink, rx) = echo::channel(spec.clone(), capacity);
     let server: Box<dyn Stop> = match kind {
-        Kind::Tcp => Box::new(echo::TcpTransport::new(
+        Kind::Tcp => Box::new(echo::TcpServer::new(
             spec.clone(),
             sink,
             TcpTransport::localhost(),
         )),
-        Kind::Grpc => Box::new(echo::GrpcTransport::new(
+        Kind::Grpc => Box::new(echo::GrpcServer::new(
             spec.clone(),
             sink,
             TcpTransport::localhost(),
@@ -64,7 +64,7 @@ trait Stop: Send + Sync {
     fn stop_boxed(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
-impl<T: Transport> Stop for T {
+impl<T: SampleServer> Stop for T {
     fn start_boxed(&self) -> std::pin::Pin<Box<dyn Future<Output = Endpoint> + Send + '_>> {
         Box::pin(async { self.start().await.unwrap() })
     }

@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
-use rpcplugin::echo::{self, Transport};
+use rpcplugin::echo::{self, SampleServer};
 use rpcplugin::transport::{TcpTransport, UnixTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn exercise(listener: impl rpcplugin::Transport + 'static) {
     let spec: echo::Spec = "uint8[3],int16[]".parse().unwrap();
     let (sink, mut samples) = echo::channel(spec.clone(), 16);
-    let server = echo::TcpTransport::new(spec.clone(), sink, listener);
+    let server = echo::TcpServer::new(spec.clone(), sink, listener);
     let endpoint = server.start().await.unwrap();
     assert!(matches!(
         server.start().await,
@@ -73,7 +73,7 @@ async fn protocol_v1_over_unix() {
 async fn our_tcp_client_against_our_tcp_server() {
     let spec: echo::Spec = "uint8[3],int16[]".parse().unwrap();
     let (sink, mut samples) = echo::channel(spec.clone(), 8);
-    let server = echo::TcpTransport::new(spec.clone(), sink, TcpTransport::localhost());
+    let server = echo::TcpServer::new(spec.clone(), sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
 
     // A client with another spec is refused, naming the leaf.
@@ -141,7 +141,7 @@ async fn every_acknowledged_sample_reaches_the_sink_after_a_disconnect() {
     // yet; the client sends 10, counts the acks it got, and disconnects.
     let spec: echo::Spec = "uint8[4]".parse().unwrap();
     let (sink, mut samples) = echo::channel(spec.clone(), 4);
-    let server = echo::TcpTransport::new(spec.clone(), sink, TcpTransport::localhost());
+    let server = echo::TcpServer::new(spec.clone(), sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
     let mut conn = rpcplugin::connect(&endpoint, Duration::from_secs(5))
         .await
@@ -189,7 +189,7 @@ async fn every_acknowledged_sample_reaches_the_sink_after_a_disconnect() {
 async fn a_spec_of_empty_samples_is_refused_at_start() {
     let spec: echo::Spec = "uint8[0],float32[2,0]".parse().unwrap();
     let (sink, _rx) = echo::channel(spec.clone(), 4);
-    let tcp = echo::TcpTransport::new(
+    let tcp = echo::TcpServer::new(
         spec.clone(),
         sink.clone(),
         rpcplugin::transport::TcpTransport::localhost(),
@@ -199,8 +199,7 @@ async fn a_spec_of_empty_samples_is_refused_at_start() {
         err.to_string(),
         "the spec uint8[0],float32[2,0] has empty samples (0 bytes); a sample stream needs at least one byte"
     );
-    let grpc =
-        echo::GrpcTransport::new(spec, sink, rpcplugin::transport::TcpTransport::localhost());
+    let grpc = echo::GrpcServer::new(spec, sink, rpcplugin::transport::TcpTransport::localhost());
     assert!(matches!(
         grpc.start().await,
         Err(echo::EchoError::EmptySamples { .. })

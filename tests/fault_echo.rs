@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rpcplugin::Endpoint;
-use rpcplugin::echo::{self, Transport as _};
+use rpcplugin::echo::{self, SampleServer as _};
 use rpcplugin::transport::TcpTransport;
 use tokio::io::AsyncWriteExt;
 
@@ -80,12 +80,12 @@ async fn good_client_then_shutdown(grpc: bool) {
     }
     if grpc {
         run!(
-            echo::GrpcTransport::new(spec.clone(), sink, TcpTransport::localhost()),
+            echo::GrpcServer::new(spec.clone(), sink, TcpTransport::localhost()),
             echo::GrpcClient::connect_endpoint
         );
     } else {
         run!(
-            echo::TcpTransport::new(spec.clone(), sink, TcpTransport::localhost()),
+            echo::TcpServer::new(spec.clone(), sink, TcpTransport::localhost()),
             echo::TcpClient::connect
         );
     }

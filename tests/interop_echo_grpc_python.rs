@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rpcplugin::echo::{self, Sample, Sink, SinkError, Transport as _};
+use rpcplugin::echo::{self, Sample, SampleServer as _, Sink, SinkError};
 use rpcplugin::transport::TcpTransport;
 
 /// The spec of the "test" and "mismatch" sample kinds of echo_grpc_send.py.
@@ -425,7 +425,7 @@ impl Sink for Stuck {
 fn python_grpc_client_fails_when_acks_stop() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let spec: echo::Spec = "float32[256]".parse().unwrap();
-    let server = echo::GrpcTransport::new(spec, Stuck, TcpTransport::localhost());
+    let server = echo::GrpcServer::new(spec, Stuck, TcpTransport::localhost());
     let endpoint = runtime.block_on(server.start()).unwrap();
     let (_, port) = endpoint.tcp_parts().expect("a TCP endpoint");
     // 4 in flight, then send() blocks on credits that never come back.

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use rpcplugin::echo::{self, Transport};
+use rpcplugin::echo::{self, SampleServer};
 use rpcplugin::transport::TcpTransport;
 
 const COUNT: usize = 2000;
@@ -28,7 +28,7 @@ fn expected(i: usize) -> Vec<u8> {
 async fn echos_own_tcp_client_streams_into_our_server() {
     let spec: echo::Spec = "float32[4],float32[1],float64[]".parse().unwrap();
     let (sink, mut samples) = echo::channel(spec.clone(), 64);
-    let server = echo::TcpTransport::new(spec, sink, TcpTransport::localhost());
+    let server = echo::TcpServer::new(spec, sink, TcpTransport::localhost());
     let endpoint = server.start().await.unwrap();
     let (_, port) = endpoint.tcp_parts().unwrap();
 

@@ -1,5 +1,5 @@
-//! Load on the echo sample transports (`TcpTransport` with `TcpClient`,
-//! `GrpcTransport` with `GrpcClient`), on 127.0.0.1 and unix sockets:
+//! Load on the echo sample transports (`TcpServer` with `TcpClient`,
+//! `GrpcServer` with `GrpcClient`), on 127.0.0.1 and unix sockets:
 //! many concurrent connections with exact accounting (each sample carries
 //! its connection and sequence number; every one arrives exactly once, in
 //! order per connection, and is acknowledged exactly once), and a stalled
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rpcplugin::Endpoint;
-use rpcplugin::echo::{self, SampleReceiver, Transport};
+use rpcplugin::echo::{self, SampleReceiver, SampleServer};
 use rpcplugin::transport::{TcpTransport, UnixTransport};
 
 /// Memory is process-wide and the harness runs tests on parallel threads:
@@ -206,12 +206,12 @@ where
 {
     let spec = spec(load.size);
     match load.kind {
-        Kind::Tcp => drive(load, echo::TcpTransport::new(spec, sink, listener), rx).await,
-        Kind::Grpc => drive(load, echo::GrpcTransport::new(spec, sink, listener), rx).await,
+        Kind::Tcp => drive(load, echo::TcpServer::new(spec, sink, listener), rx).await,
+        Kind::Grpc => drive(load, echo::GrpcServer::new(spec, sink, listener), rx).await,
     }
 }
 
-async fn drive(load: Load, server: impl Transport, mut rx: SampleReceiver) -> Seen {
+async fn drive(load: Load, server: impl SampleServer, mut rx: SampleReceiver) -> Seen {
     let Load {
         kind,
         clients,

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rpcplugin::echo::{self, Transport};
+use rpcplugin::echo::{self, SampleServer};
 use rpcplugin::transport::TcpTransport;
 
 /// Bytes per sample: (connection, sequence) at both ends, filler between.
@@ -84,12 +84,12 @@ fn kill_point(conn: usize, per_client: u32) -> Option<u64> {
 async fn run(kind: Kind, clients: usize, per_client: u32, stall: bool, kill: bool) {
     let (sink, mut rx) = echo::channel(spec(), SINK);
     let server: Box<dyn ServerObj> = match kind {
-        Kind::Tcp => Box::new(echo::TcpTransport::new(
+        Kind::Tcp => Box::new(echo::TcpServer::new(
             spec(),
             sink,
             TcpTransport::localhost(),
         )),
-        Kind::Grpc => Box::new(echo::GrpcTransport::new(
+        Kind::Grpc => Box::new(echo::GrpcServer::new(
             spec(),
             sink,
             TcpTransport::localhost(),
@@ -240,7 +240,7 @@ trait ServerObj: Send + Sync {
     fn stop_boxed(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
-impl<T: Transport> ServerObj for T {
+impl<T: SampleServer> ServerObj for T {
     fn start_boxed(
         &self,
     ) -> std::pin::Pin<Box<dyn Future<Output = rpcplugin::Endpoint> + Send + '_>> {

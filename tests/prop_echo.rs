@@ -3,7 +3,7 @@
 //! round-trip through text and through the wire header; `payload_size` is
 //! the product formula; our `TcpClient` facing a fake server that sends
 //! arbitrary bytes ends with the right result, never a panic or a hang; our
-//! `TcpTransport` fed arbitrary bytes delivers whole samples only.
+//! `echo::TcpServer` fed arbitrary bytes delivers whole samples only.
 //!
 //! Cases per property: `PROPTEST_CASES` when set, else `prop_support::CASES` for the
 //! pure parsers and [`SOCKET_CASES`] for the properties that open sockets.
@@ -19,8 +19,8 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use rpcplugin::Endpoint;
 use rpcplugin::echo::{
-    self, DType, EchoClientError, EchoError, Leaf, Sample, Sink, SinkError, Spec, SpecError,
-    TcpClient, Transport as _, WireSpec,
+    self, DType, EchoClientError, EchoError, Leaf, Sample, SampleServer as _, Sink, SinkError,
+    Spec, SpecError, TcpClient, WireSpec,
 };
 use rpcplugin::transport::TcpTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -431,14 +431,13 @@ impl Sink for Recorder {
     }
 }
 
-/// Streams `chunks` to our `TcpTransport` serving `spec` over a raw socket,
+/// Streams `chunks` to our `echo::TcpServer` serving `spec` over a raw socket,
 /// then closes the sending side; returns the header and acks received and
 /// the samples delivered, or `None` on a hang.
 fn feed_transport(spec: &Spec, chunks: Vec<Vec<u8>>) -> Option<(Vec<u8>, Vec<u8>, Vec<Sample>)> {
     runtime().block_on(async {
         let sink = Recorder::default();
-        let transport =
-            echo::TcpTransport::new(spec.clone(), sink.clone(), TcpTransport::localhost());
+        let transport = echo::TcpServer::new(spec.clone(), sink.clone(), TcpTransport::localhost());
         let endpoint = transport.start().await.unwrap();
         let run = async {
             let mut conn = rpcplugin::connect(&endpoint, DEADLINE).await.unwrap();
@@ -660,7 +659,7 @@ proptest! {
         prop_assert_eq!(outcome, Some(expected), "server sent {:02x?}", bytes);
     }
 
-    /// Our `TcpTransport` fed arbitrary bytes in arbitrary chunks: the spec
+    /// Our `echo::TcpServer` fed arbitrary bytes in arbitrary chunks: the spec
     /// header first, then exactly ⌊sent / payload⌋ whole samples delivered,
     /// in order and unchanged, each acknowledged with one 0x01; the partial
     /// tail is dropped.
@@ -691,8 +690,7 @@ fn transport_refuses_empty_samples() {
     runtime().block_on(async {
         let spec: Spec = "float32[4,0],uint8[0]".parse().unwrap();
         assert_eq!(spec.payload_size(), 0);
-        let transport =
-            echo::TcpTransport::new(spec, Recorder::default(), TcpTransport::localhost());
+        let transport = echo::TcpServer::new(spec, Recorder::default(), TcpTransport::localhost());
         let err = transport.start().await.unwrap_err();
         assert!(matches!(err, EchoError::EmptySamples { .. }), "{err:?}");
     });

@@ -10,9 +10,11 @@ use tonic::server::NamedService;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::grpc_wire::PUSH_PATH;
-use super::{EchoError, Sink, Spec, Transport};
+use super::{EchoError, SampleServer, Sink, Spec};
 use crate::grpc::MAX_MESSAGE_SIZE;
-use crate::proto::echo::sample_stream_server::{SERVICE_NAME, SampleStream, SampleStreamServer};
+use crate::proto::echo::sample_stream_server::{
+    SERVICE_NAME, SampleStream, SampleStreamServer as TonicServer,
+};
 use crate::proto::echo::{Ack, GetSpecRequest, PushRequest};
 use crate::transport::Endpoint;
 
@@ -101,19 +103,19 @@ impl Http2Sizes {
 /// echo sample streams over gRPC, on any socket transport of this crate
 /// (TCP or unix, with TLS when served inside a plugin with AutoMTLS).
 ///
-/// [`start`](Transport::start) serves it on its own listener;
+/// [`start`](SampleServer::start) serves it on its own listener;
 /// [`service`](Self::service) gives the tonic service to serve beside
 /// others, e.g. in a plugin's [`ServeConfig`](crate::server::ServeConfig).
 #[derive(Debug)]
-pub struct GrpcTransport<T, S> {
-    service: Service<S>,
+pub struct GrpcServer<T, S> {
+    service: GrpcService<S>,
     listener: T,
     server: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// The `SampleStream` service.
 #[derive(Debug, Clone)]
-pub struct Service<S> {
+pub struct GrpcService<S> {
     pub(super) spec: Spec,
     pub(super) sink: S,
     pub(super) stop: watch::Sender<bool>,
@@ -123,20 +125,20 @@ pub struct Service<S> {
 /// router: `Push` is served by this crate (without copying large
 /// samples), `GetSpec` by tonic.
 #[derive(Debug, Clone)]
-pub struct Server<S> {
-    service: Service<S>,
-    tonic: SampleStreamServer<SpecOnly>,
+pub struct SampleStreamServer<S> {
+    service: GrpcService<S>,
+    tonic: TonicServer<SpecOnly>,
 }
 
 /// `GetSpec`, for tonic to serve.
 #[derive(Debug)]
 struct SpecOnly(crate::proto::echo::Spec);
 
-impl<T: crate::transport::Transport + 'static, S: Sink + Clone> GrpcTransport<T, S> {
+impl<T: crate::transport::Transport + 'static, S: Sink + Clone> GrpcServer<T, S> {
     /// Serves `spec` on `listener`, delivering into `sink`.
     pub fn new(spec: Spec, sink: S, listener: T) -> Self {
-        GrpcTransport {
-            service: Service {
+        GrpcServer {
+            service: GrpcService {
                 spec,
                 sink,
                 stop: watch::channel(false).0,
@@ -147,10 +149,10 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> GrpcTransport<T,
     }
 }
 
-impl<S: Sink + Clone> Service<S> {
+impl<S: Sink + Clone> GrpcService<S> {
     /// The service alone, for serving beside others.
     pub fn new(spec: Spec, sink: S) -> Self {
-        Service {
+        GrpcService {
             spec,
             sink,
             stop: watch::channel(false).0,
@@ -160,11 +162,11 @@ impl<S: Sink + Clone> Service<S> {
     /// The service to add to a tonic router. It reads messages up to what
     /// a client may pack for this spec (at most 256 KiB of samples, or one
     /// sample when larger), so that a stream cannot make it buffer more.
-    pub fn into_server(self) -> Server<S> {
+    pub fn into_server(self) -> SampleStreamServer<S> {
         let spec = SpecOnly(self.spec.to_proto());
-        Server {
+        SampleStreamServer {
             service: self,
-            tonic: SampleStreamServer::new(spec).max_encoding_message_size(MAX_MESSAGE_SIZE),
+            tonic: TonicServer::new(spec).max_encoding_message_size(MAX_MESSAGE_SIZE),
         }
     }
 
@@ -175,14 +177,14 @@ impl<S: Sink + Clone> Service<S> {
     }
 }
 
-impl<T: crate::transport::Transport + 'static, S: Sink + Clone> GrpcTransport<T, S> {
+impl<T: crate::transport::Transport + 'static, S: Sink + Clone> GrpcServer<T, S> {
     /// The service, to serve beside other services.
-    pub fn service(&self) -> Server<S> {
+    pub fn service(&self) -> SampleStreamServer<S> {
         self.service.clone().into_server()
     }
 }
 
-impl<T: crate::transport::Transport + 'static, S: Sink + Clone> Transport for GrpcTransport<T, S> {
+impl<T: crate::transport::Transport + 'static, S: Sink + Clone> SampleServer for GrpcServer<T, S> {
     async fn start(&self) -> Result<Endpoint, EchoError> {
         if self.server.lock().expect("server lock").is_some() {
             return Err(EchoError::AlreadyStarted);
@@ -221,7 +223,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> Transport for Gr
     }
 }
 
-impl<S: Sink + Clone> tower::Service<http::Request<tonic::body::Body>> for Server<S> {
+impl<S: Sink + Clone> tower::Service<http::Request<tonic::body::Body>> for SampleStreamServer<S> {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
     type Future = BoxFuture<Self::Response, Infallible>;
@@ -240,7 +242,7 @@ impl<S: Sink + Clone> tower::Service<http::Request<tonic::body::Body>> for Serve
     }
 }
 
-impl<S> NamedService for Server<S> {
+impl<S> NamedService for SampleStreamServer<S> {
     const NAME: &'static str = SERVICE_NAME;
 }
 
@@ -255,7 +257,7 @@ impl SampleStream for SpecOnly {
 
     type PushStream = Streaming<Ack>;
 
-    /// Never called: [`Server`] serves `Push` before tonic sees it.
+    /// Never called: [`SampleStreamServer`] serves `Push` before tonic sees it.
     async fn push(
         &self,
         _: Request<Streaming<PushRequest>>,

@@ -15,7 +15,7 @@ use http_body::Frame;
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
-use super::grpc::{Service, message_limit};
+use super::grpc::{GrpcService, message_limit};
 use super::grpc_wire::{MessageReader, frame_message};
 use super::{Sample, Sink, SinkError, Spec};
 use crate::proto::echo::{Ack, PushRequest};
@@ -28,7 +28,7 @@ const ACK_QUEUE: usize = 4;
 /// (a refusal is a trailers-only response, as tonic gives), then streams
 /// acks while a task delivers the samples.
 pub(super) async fn push<S: Sink + Clone>(
-    service: Service<S>,
+    service: GrpcService<S>,
     request: http::Request<tonic::body::Body>,
 ) -> http::Response<tonic::body::Body> {
     match start(service, request).await {
@@ -51,7 +51,7 @@ pub(super) async fn push<S: Sink + Clone>(
 /// Reads and checks the first message (the client's spec), then starts
 /// the task that delivers the samples; the receiver of its acks.
 async fn start<S: Sink + Clone>(
-    service: Service<S>,
+    service: GrpcService<S>,
     request: http::Request<tonic::body::Body>,
 ) -> Result<mpsc::Receiver<Result<Ack, Status>>, Status> {
     if *service.stop.borrow() {
@@ -92,7 +92,7 @@ async fn start<S: Sink + Clone>(
 /// Delivers the samples of each message and acknowledges them, until the
 /// client ends its side, a message is refused, or the server stops.
 async fn stream<S: Sink + Clone>(
-    service: Service<S>,
+    service: GrpcService<S>,
     mut requests: MessageReader,
     first: PushRequest,
     tx: mpsc::Sender<Result<Ack, Status>>,

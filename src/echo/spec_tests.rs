@@ -1,4 +1,5 @@
 use super::*;
+use crate::echo::WireSpec;
 
 /// The spec's test vector: `{"obs": float32[4], "reward": float32[1], "t": float64[]}`.
 const VECTOR: [u8; 41] = [

@@ -53,7 +53,7 @@ pub(crate) fn check_not_empty(spec: &Spec) -> Result<(), EchoError> {
 
 /// A sample transport, as echo's `Transport` trait: it receives samples and
 /// pushes them into a [`Sink`].
-pub trait Transport: Send + Sync {
+pub trait SampleServer: Send + Sync {
     /// Listens, and reports where.
     ///
     /// # Errors
@@ -86,7 +86,7 @@ pub trait Transport: Send + Sync {
 /// the HTTP/2 preface or a TLS ClientHello is closed before anything
 /// reaches the sink. Each refusal is logged (`tracing`, level warn).
 #[derive(Debug)]
-pub struct TcpTransport<T, S> {
+pub struct TcpServer<T, S> {
     spec: Spec,
     sink: S,
     listener: T,
@@ -101,10 +101,10 @@ struct Running {
     tasks: JoinSet<()>,
 }
 
-impl<T: crate::transport::Transport + 'static, S: Sink + Clone> TcpTransport<T, S> {
+impl<T: crate::transport::Transport + 'static, S: Sink + Clone> TcpServer<T, S> {
     /// Serves `spec` on `listener`, delivering into `sink`.
     pub fn new(spec: Spec, sink: S, listener: T) -> Self {
-        TcpTransport {
+        TcpServer {
             spec,
             sink,
             listener,
@@ -134,7 +134,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> TcpTransport<T, 
     }
 }
 
-impl<T: crate::transport::Transport + 'static, S: Sink + Clone> Transport for TcpTransport<T, S> {
+impl<T: crate::transport::Transport + 'static, S: Sink + Clone> SampleServer for TcpServer<T, S> {
     async fn start(&self) -> Result<Endpoint, EchoError> {
         if self.state.lock().expect("state lock").is_some() {
             return Err(EchoError::AlreadyStarted);

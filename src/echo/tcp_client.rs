@@ -20,7 +20,7 @@ use super::grpc_client::CONNECT_TIMEOUT;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A sample stream to a server speaking echo's TCP protocol v1 (echo's own
-/// server, or [`TcpTransport`](super::TcpTransport)).
+/// server, or [`TcpServer`](super::TcpServer)).
 #[derive(Debug)]
 pub struct TcpClient {
     inflight: Inflight,

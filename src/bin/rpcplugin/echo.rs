@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rpcplugin::Endpoint;
-use rpcplugin::echo::{self, Sample, Sink, SinkError};
-use rpcplugin::transport::{TcpTransport, UnixTransport};
+use rpcplugin::echo::{self, Sample, SampleClient, Sink, SinkError};
+use rpcplugin::transport::AnyTransport;
 
 use crate::Protocol;
 
@@ -109,31 +109,16 @@ pub(crate) async fn serve(
         taken: Arc::default(),
         limit: count.unwrap_or(u64::MAX),
     };
-    macro_rules! run {
-        ($listener:expr) => {{
-            match protocol {
-                Protocol::Tcp => {
-                    receive(
-                        echo::TcpTransport::new(spec, sink, $listener),
-                        &mut samples,
-                        count,
-                    )
-                    .await
-                }
-                Protocol::Grpc => {
-                    receive(
-                        echo::GrpcTransport::new(spec, sink, $listener),
-                        &mut samples,
-                        count,
-                    )
-                    .await
-                }
-            }
-        }};
-    }
-    match listen.unix_path() {
-        Some(path) => run!(UnixTransport::new(path)),
-        None => run!(TcpTransport::new(&listen).map_err(|e| crate::report(&e))?),
+    let listener = AnyTransport::at(&listen).map_err(|e| crate::report(&e))?;
+    match protocol {
+        Protocol::Tcp => {
+            let server = echo::TcpServer::new(spec, sink, listener);
+            receive(server, &mut samples, count).await
+        }
+        Protocol::Grpc => {
+            let server = echo::GrpcServer::new(spec, sink, listener);
+            receive(server, &mut samples, count).await
+        }
     }
 }
 
@@ -141,7 +126,7 @@ pub(crate) async fn serve(
 /// sample is taken after that) and counts what it had already taken: every
 /// sample acknowledged is in the summary.
 async fn receive(
-    server: impl echo::Transport,
+    server: impl echo::SampleServer,
     samples: &mut echo::SampleReceiver,
     count: Option<u64>,
 ) -> Result<(), String> {
@@ -192,33 +177,13 @@ pub(crate) async fn send(
     progress: Duration,
 ) -> Result<(), String> {
     let sample = Bytes::from(vec![0u8; spec.payload_size() as usize]);
-    macro_rules! stream {
-        ($client:expr) => {{
-            let client = $client
-                .await
-                .map_err(|e| crate::report(&e))?
-                .with_progress_timeout(progress);
-            let start = Instant::now();
-            let mut progress = Progress::new(count);
-            for sent in 1..=count {
-                client
-                    .send(sample.clone())
-                    .await
-                    .map_err(|e| crate::report(&e))?;
-                progress.update(sent, start);
-            }
-            client.wait().await.map_err(|e| crate::report(&e))?;
-            progress.finish();
-            let seconds = start.elapsed().as_secs_f64();
-            client.close().await;
-            seconds
-        }};
-    }
     let seconds = match protocol {
-        Protocol::Tcp => stream!(echo::TcpClient::connect(&connect, &spec, inflight)),
-        Protocol::Grpc => stream!(echo::GrpcClient::connect_endpoint(
-            &connect, &spec, inflight
-        )),
+        Protocol::Tcp => {
+            stream::<echo::TcpClient>(&connect, &spec, inflight, progress, count, sample).await?
+        }
+        Protocol::Grpc => {
+            stream::<echo::GrpcClient>(&connect, &spec, inflight, progress, count, sample).await?
+        }
     };
     let bytes = count * spec.payload_size();
     println!(
@@ -226,4 +191,34 @@ pub(crate) async fn send(
         rate(count, bytes, seconds)
     );
     Ok(())
+}
+
+/// Streams `count` copies of `sample` and waits for their acks; the
+/// seconds it took.
+async fn stream<C: SampleClient>(
+    connect: &Endpoint,
+    spec: &echo::Spec,
+    inflight: usize,
+    progress: Duration,
+    count: u64,
+    sample: Bytes,
+) -> Result<f64, String> {
+    let client = C::connect_to(connect, spec, inflight)
+        .await
+        .map_err(|e| crate::report(&e))?
+        .with_progress_timeout(progress);
+    let start = Instant::now();
+    let mut shown = Progress::new(count);
+    for sent in 1..=count {
+        client
+            .send(sample.clone())
+            .await
+            .map_err(|e| crate::report(&e))?;
+        shown.update(sent, start);
+    }
+    client.wait().await.map_err(|e| crate::report(&e))?;
+    shown.finish();
+    let seconds = start.elapsed().as_secs_f64();
+    client.close().await;
+    Ok(seconds)
 }
