@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::Channel;
 
@@ -90,7 +91,7 @@ pub(crate) struct Context {
 pub struct BrokeredServer {
     id: u32,
     endpoint: Endpoint,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     listener: Arc<AnyTransport>,
     task: Option<JoinHandle<()>>,
 }
@@ -109,7 +110,7 @@ impl BrokeredServer {
     /// Stops accepting, removes the socket, lets calls in flight finish
     /// (up to 1 s), and returns when the server has stopped.
     pub async fn stop(mut self) {
-        self.stop.send_replace(true);
+        self.stop.cancel();
         close_listener(&self.listener).await;
         if let Some(task) = self.task.take() {
             let _ = task.await;
@@ -120,7 +121,7 @@ impl BrokeredServer {
 impl Drop for BrokeredServer {
     fn drop(&mut self) {
         // The serving task sees this, closes the listener and stops.
-        self.stop.send_replace(true);
+        self.stop.cancel();
     }
 }
 
@@ -227,12 +228,12 @@ impl Broker {
             listeners.retain(|l| Arc::strong_count(l) > 1);
             listeners.push(listener.clone());
         }
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
         let task = tokio::spawn(serve(
             routes,
             incoming,
             listener.clone(),
-            stopped,
+            stop.clone(),
             self.inner.closed.subscribe(),
         ));
         tracing::debug!(id, %endpoint, "brokered server listening");
@@ -369,14 +370,14 @@ async fn serve(
     routes: Routes,
     incoming: Incoming,
     listener: Arc<AnyTransport>,
-    mut stopped: watch::Receiver<bool>,
+    stopped: CancellationToken,
     mut closed: watch::Receiver<Option<String>>,
 ) {
     let stopping = {
         let listener = listener.clone();
         async move {
             tokio::select! {
-                _ = stopped.wait_for(|s| *s) => {}
+                _ = stopped.cancelled() => {}
                 _ = closed.wait_for(Option::is_some) => {}
             }
             close_listener(&listener).await;

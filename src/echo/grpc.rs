@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tonic::codegen::BoxFuture;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status, Streaming};
@@ -118,7 +118,7 @@ pub struct GrpcServer<T, S> {
 pub struct GrpcService<S> {
     pub(super) spec: Spec,
     pub(super) sink: S,
-    pub(super) stop: watch::Sender<bool>,
+    pub(super) stop: CancellationToken,
 }
 
 /// The `SampleStream` service as a tower service, to serve in a tonic
@@ -141,7 +141,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> GrpcServer<T, S>
             service: GrpcService {
                 spec,
                 sink,
-                stop: watch::channel(false).0,
+                stop: CancellationToken::new(),
             },
             listener,
             server: Mutex::new(None),
@@ -155,7 +155,7 @@ impl<S: Sink + Clone> GrpcService<S> {
         GrpcService {
             spec,
             sink,
-            stop: watch::channel(false).0,
+            stop: CancellationToken::new(),
         }
     }
 
@@ -173,7 +173,7 @@ impl<S: Sink + Clone> GrpcService<S> {
     /// Ends every stream: samples already acknowledged have reached the
     /// sink; clients get `UNAVAILABLE`.
     pub fn stop(&self) {
-        self.stop.send_replace(true);
+        self.stop.cancel();
     }
 }
 
@@ -191,7 +191,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> SampleServer for
         }
         super::tcp::check_not_empty(&self.service.spec)?;
         let (endpoint, incoming) = self.listener.listen().await?;
-        let mut stopped = self.service.stop.subscribe();
+        let stopped = self.service.stop.clone();
         let sizes = Http2Sizes::for_payload(self.service.spec.payload_size());
         let router = tonic::transport::Server::builder()
             .initial_stream_window_size(sizes.stream_window)
@@ -199,7 +199,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> SampleServer for
             .max_frame_size(sizes.max_frame)
             .add_service(self.service());
         let stop = async move {
-            let _ = stopped.wait_for(|s| *s).await;
+            stopped.cancelled().await;
         };
         let server = crate::grpc::serve_draining(router, incoming, stop, STOP_GRACE);
         let task = tokio::spawn(async move {

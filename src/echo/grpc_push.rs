@@ -12,7 +12,8 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::Frame;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::grpc::{GrpcService, message_limit};
@@ -54,7 +55,7 @@ async fn start<S: Sink + Clone>(
     service: GrpcService<S>,
     request: http::Request<tonic::body::Body>,
 ) -> Result<mpsc::Receiver<Result<Ack, Status>>, Status> {
-    if *service.stop.borrow() {
+    if service.stop.is_cancelled() {
         return Err(shutting_down());
     }
     // No compression is offered (no grpc-accept-encoding), so none may be
@@ -98,7 +99,7 @@ async fn stream<S: Sink + Clone>(
     tx: mpsc::Sender<Result<Ack, Status>>,
 ) {
     let (sink, payload) = (&service.sink, service.spec.payload_size());
-    let mut stop = service.stop.subscribe();
+    let stop = service.stop.clone();
     let mut delivered = 0u64;
     let mut message = Some(first);
     loop {
@@ -110,7 +111,7 @@ async fn stream<S: Sink + Clone>(
                 biased;
                 delivered = delivering => delivered,
                 // A full sink must not hold up shutdown.
-                _ = stop.wait_for(|s| *s) => Err(shutting_down()),
+                _ = stop.cancelled() => Err(shutting_down()),
             };
             if answer.is_err() {
                 // The samples the sink took before the refusal (or the
@@ -118,7 +119,7 @@ async fn stream<S: Sink + Clone>(
                 tokio::select! {
                     biased;
                     _ = tx.send(Ok(Ack { delivered })) => {}
-                    _ = stop.wait_for(|s| *s) => {}
+                    _ = stop.cancelled() => {}
                 }
             }
             let answer = answer.map(|()| Ack { delivered });
@@ -127,18 +128,18 @@ async fn stream<S: Sink + Clone>(
             let sent = tokio::select! {
                 biased;
                 sent = tx.send(answer) => sent.is_ok(),
-                _ = stop.wait_for(|s| *s) => false,
+                _ = stop.cancelled() => false,
             };
             if failed || !sent {
                 return;
             }
         }
         let next = tokio::select! {
-            _ = stop.wait_for(|s| *s) => None,
+            _ = stop.cancelled() => None,
             next = requests.next::<PushRequest>() => Some(next),
         };
         let Some(next) = next else {
-            return end(&tx, shutting_down(), &mut stop).await;
+            return end(&tx, shutting_down(), &stop).await;
         };
         match next {
             Ok(Some(request)) => message = Some(request),
@@ -149,7 +150,7 @@ async fn stream<S: Sink + Clone>(
                 tracing::debug!(%status, "sample stream failed");
                 // A refused message gets its status; a reset stream has
                 // no one to read it.
-                return end(&tx, status, &mut stop).await;
+                return end(&tx, status, &stop).await;
             }
         }
     }
@@ -157,15 +158,11 @@ async fn stream<S: Sink + Clone>(
 
 /// Ends the call with `status`, unless the client reads nothing (its acks
 /// fill the queue) and the server stops.
-async fn end(
-    tx: &mpsc::Sender<Result<Ack, Status>>,
-    status: Status,
-    stop: &mut watch::Receiver<bool>,
-) {
+async fn end(tx: &mpsc::Sender<Result<Ack, Status>>, status: Status, stop: &CancellationToken) {
     tokio::select! {
         biased;
         _ = tx.send(Err(status)) => {}
-        _ = stop.wait_for(|s| *s) => {}
+        _ = stop.cancelled() => {}
     }
 }
 

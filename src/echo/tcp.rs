@@ -6,9 +6,9 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 use super::tcp_conn::{Conn, serve};
 use super::tcp_guard::{Budget, DEFAULT_BUFFER_BUDGET, DEFAULT_MAX_CONNECTIONS};
@@ -97,7 +97,7 @@ pub struct TcpServer<T, S> {
 
 #[derive(Debug)]
 struct Running {
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     tasks: JoinSet<()>,
 }
 
@@ -141,7 +141,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> SampleServer for
         }
         check_not_empty(&self.spec)?;
         let (endpoint, mut incoming) = self.listener.listen().await?;
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let (spec, sink) = (self.spec.clone(), self.sink.clone());
         // One connection's largest buffer: a sample and a read beyond it.
@@ -150,13 +150,14 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> SampleServer for
             .saturating_add(64 * 1024);
         let budget = Budget::for_connections(self.buffer_budget, one);
         let max_connections = self.max_connections;
-        let mut accept_stopped = stopped.clone();
+        let accept_stopped = stop.clone();
+        let conn_stop = stop.clone();
         tasks.spawn(async move {
             let mut connections = JoinSet::new();
             let mut stream_id = 0u64;
             loop {
                 let conn = tokio::select! {
-                    _ = accept_stopped.wait_for(|s| *s) => break,
+                    _ = accept_stopped.cancelled() => break,
                     conn = incoming.next() => match conn {
                         Some(Ok(conn)) => conn,
                         _ => break,
@@ -176,7 +177,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> SampleServer for
                     stream: stream_id,
                     spec: spec.clone(),
                     sink: sink.clone(),
-                    stop: stopped.clone(),
+                    stop: conn_stop.clone(),
                     budget: budget.clone(),
                 };
                 connections.spawn(serve(conn, ctx));
@@ -187,7 +188,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> SampleServer for
                 tokio::pin!(all_done);
                 let done = tokio::select! {
                     _ = &mut all_done => true,
-                    _ = accept_stopped.wait_for(|s| *s) => false,
+                    _ = accept_stopped.cancelled() => false,
                 };
                 done || tokio::time::timeout(STOP_GRACE, all_done).await.is_ok()
             };
@@ -209,7 +210,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> SampleServer for
             tracing::warn!(error = %crate::chain::chain(&err), "closing the sample listener failed");
         }
         if let Some(mut running) = running {
-            running.stop.send_replace(true);
+            running.stop.cancel();
             while running.tasks.join_next().await.is_some() {}
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::tcp_guard::{Budget, CONNECTION_COST, Lease, Opening, opening};
 use super::{Sample, Sink, SinkError, Spec};
@@ -49,7 +49,7 @@ pub(super) struct Conn<S> {
     pub(super) stream: u64,
     pub(super) spec: Spec,
     pub(super) sink: S,
-    pub(super) stop: watch::Receiver<bool>,
+    pub(super) stop: CancellationToken,
     pub(super) budget: Arc<Budget>,
 }
 
@@ -59,7 +59,7 @@ pub(super) async fn serve<S: Sink>(mut conn: Connection, ctx: Conn<S>) {
         stream,
         spec,
         sink,
-        mut stop,
+        stop,
         budget,
     } = ctx;
     let Some(mut lease) = Lease::open(budget) else {
@@ -68,7 +68,7 @@ pub(super) async fn serve<S: Sink>(mut conn: Connection, ctx: Conn<S>) {
     let wire = spec.to_wire();
     let header = tokio::select! {
         written = conn.write_all(&wire) => written,
-        _ = stop.wait_for(|s| *s) => return,
+        _ = stop.cancelled() => return,
     };
     if let Err(err) = header {
         tracing::debug!(stream, %err, "sample client went away before the spec");
@@ -92,7 +92,7 @@ pub(super) async fn serve<S: Sink>(mut conn: Connection, ctx: Conn<S>) {
                 }
             }
         }
-        if !first && !deliver(&mut conn, &mut buf, stream, size, &sink, &mut stop).await {
+        if !first && !deliver(&mut conn, &mut buf, stream, size, &sink, &stop).await {
             return;
         }
         if eof {
@@ -145,7 +145,7 @@ pub(super) async fn serve<S: Sink>(mut conn: Connection, ctx: Conn<S>) {
         }
         let undecided = first && !buf.is_empty();
         let read = tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return,
             read = conn.read_buf(&mut buf) => Read::Bytes(read),
             // Async blocks: no timer is made for a disabled branch.
             _ = async { tokio::time::sleep(OPENING_WAIT).await }, if undecided => Read::Undecided,
@@ -196,11 +196,11 @@ async fn deliver<S: Sink>(
     stream: u64,
     size: usize,
     sink: &S,
-    stop: &mut watch::Receiver<bool>,
+    stop: &CancellationToken,
 ) -> bool {
     let mut acks = 0usize;
     while buf.len() >= size {
-        if *stop.borrow() {
+        if stop.is_cancelled() {
             acknowledge(conn, acks, stop).await;
             return false;
         }
@@ -224,7 +224,7 @@ async fn deliver<S: Sink>(
                 tokio::select! {
                     biased;
                     pushed = push => pushed,
-                    _ = stop.wait_for(|s| *s) => return false,
+                    _ = stop.cancelled() => return false,
                 }
             }
         };
@@ -247,7 +247,7 @@ async fn deliver<S: Sink>(
 /// shutdown only while the write is blocked: a client that reads no acks
 /// blocks it once the socket buffers are full, and must not hold shutdown
 /// back; a client that reads gets its acks even during shutdown.
-async fn acknowledge(conn: &mut Connection, n: usize, stop: &mut watch::Receiver<bool>) -> bool {
+async fn acknowledge(conn: &mut Connection, n: usize, stop: &CancellationToken) -> bool {
     if n == 0 {
         return true;
     }
@@ -255,6 +255,6 @@ async fn acknowledge(conn: &mut Connection, n: usize, stop: &mut watch::Receiver
     tokio::select! {
         biased;
         written = conn.write_all(&acks) => written.is_ok(),
-        _ = stop.wait_for(|s| *s) => false,
+        _ = stop.cancelled() => false,
     }
 }

@@ -8,7 +8,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Router;
 
 use crate::transport::Incoming;
@@ -26,9 +27,9 @@ pub(crate) async fn serve_draining(
     stop: impl Future<Output = ()> + Send,
     grace: Duration,
 ) -> Result<(), tonic::transport::Error> {
-    let (cut, cut_rx) = watch::channel(false);
+    let cut = CancellationToken::new();
     let (stopped, stopped_rx) = oneshot::channel::<()>();
-    let served = router.serve_with_incoming_shutdown(incoming.with_cutoff(cut_rx), async {
+    let served = router.serve_with_incoming_shutdown(incoming.with_cutoff(cut.clone()), async {
         let _ = stopped_rx.await;
     });
     // `stop` is polled here, not by tonic: tonic stops polling its signal
@@ -47,6 +48,6 @@ pub(crate) async fn serve_draining(
             Ok(())
         }
     };
-    cut.send_replace(true);
+    cut.cancel();
     result
 }

@@ -2,22 +2,22 @@
 
 use tonic::{Request, Response, Status};
 
-use super::shutdown::Shutdown;
 use crate::proto::plugin::Empty;
 use crate::proto::plugin::grpc_controller_server::GrpcController;
+use tokio_util::sync::CancellationToken;
 
 /// Answers `Shutdown` at once, then starts the graceful stop: the reply is
 /// an in-flight call, so the server drains it before it stops.
 #[derive(Debug)]
 pub(crate) struct Controller {
-    pub(crate) shutdown: Shutdown,
+    pub(crate) shutdown: CancellationToken,
 }
 
 #[tonic::async_trait]
 impl GrpcController for Controller {
     async fn shutdown(&self, _: Request<Empty>) -> Result<Response<Empty>, Status> {
         tracing::debug!("shutdown requested by the host");
-        self.shutdown.trigger();
+        self.shutdown.cancel();
         Ok(Response::new(Empty {}))
     }
 }

@@ -4,7 +4,6 @@
 mod controller;
 mod error;
 mod parent;
-mod shutdown;
 mod signals;
 mod stdio;
 
@@ -25,8 +24,8 @@ use crate::transport::{Incoming, Listen, Transport};
 
 pub use crate::grpc::MAX_MESSAGE_SIZE;
 pub use error::ServeError;
-use shutdown::Shutdown;
 use stdio::Stdio;
+use tokio_util::sync::CancellationToken;
 
 /// Which socket the plugin listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -324,7 +323,7 @@ impl Plugin {
     /// there too.
     async fn run(self, listen: Listen) -> Result<(), ServeError> {
         let transport = listen.transport();
-        let shutdown = Shutdown::new();
+        let shutdown = CancellationToken::new();
         signals::install(&shutdown, self.debug.is_some())
             .map_err(|source| ServeError::Signals { source })?;
         if self.exit_with_host {
@@ -389,7 +388,7 @@ impl Plugin {
         tracing::debug!(network = endpoint.network(), address = %endpoint.address(), "plugin address");
 
         let stopping = async {
-            shutdown.wait().await;
+            shutdown.cancelled().await;
             for name in HEALTH_SERVICES {
                 health
                     .set_service_status(name, ServingStatus::NotServing)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nix::unistd::getppid;
 
-use super::shutdown::Shutdown;
+use tokio_util::sync::CancellationToken;
 
 /// How often the parent is checked: a plugin notices its host's death
 /// within this, well inside the second in which it must be gone; one
@@ -16,7 +16,7 @@ const PARENT_POLL: Duration = Duration::from_millis(100);
 
 /// Starts watching the parent. A plugin whose parent is already init (pid
 /// 1), e.g. started by a container's entry point, has no host to watch.
-pub(crate) fn watch(shutdown: &Shutdown) {
+pub(crate) fn watch(shutdown: &CancellationToken) {
     let parent = getppid();
     if parent.as_raw() <= 1 {
         tracing::debug!("the parent is init: not watching for the host's death");
@@ -30,11 +30,11 @@ pub(crate) fn watch(shutdown: &Shutdown) {
                 _ = tick.tick() => {
                     if getppid() != parent {
                         tracing::warn!(host_pid = parent.as_raw(), "the host process is gone; stopping");
-                        shutdown.trigger();
+                        shutdown.cancel();
                         return;
                     }
                 }
-                () = shutdown.wait() => return,
+                () = shutdown.cancelled() => return,
             }
         }
     });

@@ -6,11 +6,11 @@
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::shutdown::Shutdown;
+use tokio_util::sync::CancellationToken;
 
 /// Installs the handlers. In debug mode a person runs the plugin in a
 /// terminal, so SIGINT stops it too.
-pub(crate) fn install(shutdown: &Shutdown, debug: bool) -> std::io::Result<()> {
+pub(crate) fn install(shutdown: &CancellationToken, debug: bool) -> std::io::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
@@ -22,22 +22,22 @@ pub(crate) fn install(shutdown: &Shutdown, debug: bool) -> std::io::Result<()> {
                 Some(()) = interrupt.recv() => {
                     if debug {
                         tracing::info!("SIGINT: stopping");
-                        shutdown.trigger();
+                        shutdown.cancel();
                     } else {
                         tracing::debug!("SIGINT ignored: the host decides when the plugin stops");
                     }
                 }
                 Some(()) = terminate.recv() => {
                     tracing::info!("SIGTERM: stopping gracefully");
-                    shutdown.trigger();
+                    shutdown.cancel();
                 }
                 Some(()) = hangup.recv() => {
                     tracing::info!("SIGHUP: stopping gracefully, as on SIGTERM");
-                    shutdown.trigger();
+                    shutdown.cancel();
                 }
                 Some(()) = quit.recv() => {
                     tracing::info!("SIGQUIT: stopping gracefully, as on SIGTERM");
-                    shutdown.trigger();
+                    shutdown.cancel();
                 }
                 else => break,
             }

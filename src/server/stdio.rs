@@ -25,10 +25,10 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::shutdown::Shutdown;
 use crate::proto::plugin::StdioData;
 use crate::proto::plugin::grpc_stdio_server::{GrpcStdio, GrpcStdioServer};
 use crate::proto::plugin::stdio_data::Channel;
+use tokio_util::sync::CancellationToken;
 
 /// Largest chunk read from a pipe and sent as one `StdioData`: a page, so a
 /// burst of output costs few messages, while a line is still sent as soon as
@@ -54,7 +54,7 @@ struct Shared {
     attached: Mutex<Option<StreamTx>>,
     /// Wakes the pumps when a stream attaches, to deliver what they hold.
     attach: Notify,
-    shutdown: Shutdown,
+    shutdown: CancellationToken,
 }
 
 impl Shared {
@@ -63,7 +63,7 @@ impl Shared {
     }
 
     fn shutdown_started(&self) -> bool {
-        self.shutdown.is_triggered()
+        self.shutdown.is_cancelled()
     }
 }
 
@@ -84,7 +84,7 @@ pub(crate) struct Capture {
 }
 
 impl Stdio {
-    pub(crate) fn new(shutdown: Shutdown) -> Self {
+    pub(crate) fn new(shutdown: CancellationToken) -> Self {
         Stdio {
             shared: Arc::new(Shared {
                 attached: Mutex::new(None),
@@ -210,7 +210,7 @@ async fn deliver(shared: &Shared, channel: Channel, pending: &mut BytesMut) -> b
         };
         let sent = tokio::select! {
             sent = tx.send(Ok(message)) => sent.is_ok(),
-            () = shared.shutdown.wait() => false,
+            () = shared.shutdown.cancelled() => false,
         };
         if !sent {
             // Put the chunk back in front: it was not delivered.

@@ -211,7 +211,7 @@ impl AsyncWrite for Connection {
 pub struct Incoming {
     rx: mpsc::Receiver<Connection>,
     fix_authority: bool,
-    cutoff: Option<tokio::sync::watch::Receiver<bool>>,
+    cutoff: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl Incoming {
@@ -256,9 +256,9 @@ impl Incoming {
     }
 
     /// Makes every connection handed out fail its reads and writes once
-    /// `cut` becomes true: for ending a server's connections (and the calls
+    /// `cut` is cancelled: for ending a server's connections (and the calls
     /// on them) when dropping the server would leave them running.
-    pub(crate) fn with_cutoff(mut self, cut: tokio::sync::watch::Receiver<bool>) -> Incoming {
+    pub(crate) fn with_cutoff(mut self, cut: tokio_util::sync::CancellationToken) -> Incoming {
         self.cutoff = Some(cut);
         self
     }

@@ -8,9 +8,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-/// `inner`, until `cut` becomes true.
+/// `inner`, until `cut` is cancelled.
 pub(crate) struct Cutoff<T> {
     inner: T,
     cut: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
@@ -27,11 +27,11 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Cutoff<T> {
 }
 
 impl<T> Cutoff<T> {
-    pub(crate) fn new(inner: T, mut cut: watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(inner: T, cut: CancellationToken) -> Self {
         Cutoff {
             inner,
             cut: Box::pin(async move {
-                let _ = cut.wait_for(|cut| *cut).await;
+                cut.cancelled_owned().await;
             }),
             done: false,
         }
@@ -118,7 +118,8 @@ mod tests {
     #[tokio::test]
     async fn a_pending_read_fails_when_cut() {
         let (a, mut b) = tokio::io::duplex(64);
-        let (cut, rx) = watch::channel(false);
+        let cut = CancellationToken::new();
+        let rx = cut.clone();
         let mut a = Cutoff::new(a, rx);
         b.write_all(b"hi").await.unwrap();
         let mut buf = [0u8; 2];
@@ -126,7 +127,7 @@ mod tests {
         assert_eq!(&buf, b"hi");
         let read = tokio::spawn(async move { a.read(&mut buf).await });
         tokio::task::yield_now().await;
-        cut.send_replace(true);
+        cut.cancel();
         let err = read.await.unwrap().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted);
     }
