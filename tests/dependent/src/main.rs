@@ -15,7 +15,7 @@ async fn main() {
         .serve()
         .await;
     if let Err(err) = served {
-        eprintln!("dependent_kv_plugin: {err}");
+        eprintln!("dependent_kv_plugin: {}", rpcplugin::log::Chain(&err));
         std::process::exit(1);
     }
 }
