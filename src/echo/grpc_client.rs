@@ -201,9 +201,13 @@ impl GrpcClient {
     pub async fn send(&self, sample: Bytes) -> Result<(), EchoClientError> {
         let queue = self.queue.lock().expect("queue lock").clone();
         let queue = queue.ok_or_else(|| self.inflight.closed())?;
-        self.inflight.reserve(sample.len()).await?;
+        let reservation = self.inflight.reserve(sample.len()).await?;
         let queued = async { queue.send(sample).await.map_err(|_| self.inflight.closed()) };
-        self.inflight.guard(queued).await
+        let queued = self.inflight.guard(queued).await;
+        if queued.is_ok() {
+            reservation.commit();
+        }
+        queued
     }
 
     /// Lets samples stay outstanding at most `timeout` without an ack

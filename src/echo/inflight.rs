@@ -156,8 +156,10 @@ impl Inflight {
     }
 
     /// Checks the sample's size and takes one credit, waiting while the
-    /// in-flight limit is reached; counts the sample as sent.
-    pub(crate) async fn reserve(&self, size: usize) -> Result<(), EchoClientError> {
+    /// in-flight limit is reached; counts the sample as sent. Cancel safe:
+    /// a send dropped before the sample is on its way gives the credit and
+    /// the count back when its [`Reservation`] is dropped uncommitted.
+    pub(crate) async fn reserve(&self, size: usize) -> Result<Reservation<'_>, EchoClientError> {
         if size as u64 != self.payload {
             return Err(EchoClientError::WrongSize {
                 expected: self.payload,
@@ -170,7 +172,10 @@ impl Inflight {
             // The first sample outstanding: its ack is due from now.
             *self.progress_at.lock().expect("progress lock") = Instant::now();
         }
-        Ok(())
+        Ok(Reservation {
+            inflight: self,
+            committed: false,
+        })
     }
 
     /// Waits until every sample sent so far is acknowledged.
@@ -196,6 +201,50 @@ impl Inflight {
     /// Samples acknowledged so far.
     pub(crate) fn acknowledged(&self) -> u64 {
         *self.acked.borrow()
+    }
+}
+
+/// One sample's credit and count, taken by [`Inflight::reserve`]: kept by
+/// [`commit`](Self::commit) once the sample is on its way, given back if
+/// the send is dropped before.
+#[derive(Debug)]
+pub(crate) struct Reservation<'a> {
+    inflight: &'a Inflight,
+    committed: bool,
+}
+
+impl Reservation<'_> {
+    /// The sample is on its way: it stays counted until acknowledged.
+    pub(crate) fn commit(mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.inflight.sent.fetch_sub(1, Ordering::SeqCst);
+            self.inflight.credits.add_permits(1);
+        }
+    }
+}
+
+/// Fails the stream if dropped armed: a send cancelled while its sample was
+/// half written leaves a connection that can carry nothing more.
+pub(crate) struct HalfWritten<'a> {
+    pub(crate) inflight: &'a Inflight,
+    pub(crate) armed: bool,
+}
+
+impl Drop for HalfWritten<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.inflight.fail(
+                "a send was cancelled with its sample partly written; \
+                 the connection can carry no more samples",
+            );
+            self.inflight.credits.close();
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
-use super::inflight::{Acks, Inflight};
+use super::inflight::{Acks, HalfWritten, Inflight};
 use super::{EchoClientError, Spec, WireSpec};
 use crate::transport::{Connection, Endpoint};
 
@@ -100,20 +100,35 @@ impl TcpClient {
     /// A server that neither reads nor acknowledges makes it fail with
     /// [`EchoClientError::Stalled`] after the progress timeout; the
     /// connection is then unusable (a sample may be half written).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped while it waits for a credit, it sends nothing. Dropped while
+    /// its sample is being written, part of the sample may be on the wire:
+    /// the stream then fails, and later calls return
+    /// [`EchoClientError::ConnectionClosed`] saying so, rather than send a
+    /// sample after half of one.
     pub async fn send(&self, sample: Bytes) -> Result<(), EchoClientError> {
-        self.inflight.reserve(sample.len()).await?;
-        let mut writer = self.writer.lock().await;
+        let reservation = self.inflight.reserve(sample.len()).await?;
+        let mut slot = self.writer.lock().await;
+        // Out of the slot while it writes: should the write stop half way
+        // (an error, a stall, or this future dropped), nothing may follow.
+        let mut writer = slot.take().ok_or_else(|| self.inflight.closed())?;
+        let mut half = HalfWritten {
+            inflight: &self.inflight,
+            armed: true,
+        };
         let writing = async {
-            let writer = writer.as_mut().ok_or_else(|| self.inflight.closed())?;
             writer.write_all(&sample).await.map_err(|e| {
                 self.inflight.fail(e.to_string());
                 self.inflight.closed()
             })
         };
         let written = self.inflight.guard(writing).await;
-        if matches!(written, Err(EchoClientError::Stalled { .. })) {
-            // Half a sample may be on the wire: nothing more may follow.
-            writer.take();
+        half.armed = false;
+        reservation.commit();
+        if written.is_ok() {
+            *slot = Some(writer);
         }
         written
     }
