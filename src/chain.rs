@@ -3,22 +3,16 @@
 use std::error::Error;
 use std::fmt;
 
-/// An error and its causes, `a: b: c`, so that tonic's bare "transport
-/// error" says what went wrong underneath. The crate's own errors never
-/// repeat their cause in their message (the rule of `transport::error`);
-/// other crates' errors sometimes do, so a cause whose text the message
-/// before it already holds is not repeated.
-pub(crate) fn chain(err: &(dyn Error + 'static)) -> String {
-    Chain(err).to_string()
-}
-
-/// Prints an error and its causes, `a: b: c`.
+/// Prints an error and its causes, `a: b: c` (so that tonic's bare
+/// "transport error" says what went wrong underneath).
 ///
 /// rpcplugin's errors follow one rule: a message says what failed and
 /// names its subject (the path, the endpoint, the variable and its value),
 /// and never repeats its cause, which is
 /// [`source()`](std::error::Error::source). `Chain` prints both, for a log
-/// line or a message to a person; `anyhow`'s `{:#}` does the same.
+/// line or a message to a person; `anyhow`'s `{:#}` does the same. Other
+/// crates' errors sometimes repeat their cause, so a cause whose text the
+/// message before it already holds is not printed again.
 ///
 /// ```
 /// use rpcplugin::log::Chain;
@@ -77,7 +71,7 @@ mod tests {
     fn a_chain_gives_each_cause_after_its_message() {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
         assert_eq!(
-            chain(&Refused(io)),
+            Chain(&Refused(io)).to_string(),
             "cannot connect to 127.0.0.1:1: Connection refused"
         );
     }
@@ -85,6 +79,6 @@ mod tests {
     #[test]
     fn a_cause_already_in_the_message_is_said_once() {
         let err = Repeats(std::io::Error::other("inner"));
-        assert_eq!(chain(&err), "outer: inner");
+        assert_eq!(Chain(&err).to_string(), "outer: inner");
     }
 }

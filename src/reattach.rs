@@ -247,7 +247,7 @@ mod tests {
         let err = ReattachProviders::from_json(r#"{"a":{"Protocol":"grpc","ProtocolVersion":1,"Pid":1,"Test":true,"Addr":{"Network":"udp","String":"x"}}}"#).unwrap_err();
         assert!(err.to_string().contains("\"a\""), "{err}");
         let err = ReattachProviders::from_json(r#"{"a":{"Protocol":"grpc"}}"#).unwrap_err();
-        let text = crate::chain::chain(&err);
+        let text = crate::chain::Chain(&err).to_string();
         assert!(text.contains("ProtocolVersion"), "{text}");
     }
 

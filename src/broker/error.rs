@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use crate::transport::Endpoint;
-use crate::transport::{EndpointError, ListenError};
+use crate::transport::{Endpoint, EndpointError, ListenError};
 
 /// A failure of a [`Broker`](crate::broker::Broker) operation.
 #[derive(Debug, thiserror::Error)]

@@ -358,7 +358,7 @@ impl Broker {
 /// Stops accepting and removes the socket of a brokered listener.
 async fn close_listener(listener: &AnyTransport) {
     if let Err(err) = listener.close().await {
-        tracing::warn!(error = %crate::chain::chain(&err), "closing a brokered listener failed");
+        tracing::warn!(error = %crate::chain::Chain(&err), "closing a brokered listener failed");
     }
 }
 
@@ -388,7 +388,7 @@ async fn serve(
         .initial_connection_window_size(CONNECTION_WINDOW)
         .add_routes(routes);
     if let Err(err) = crate::grpc::serve_draining(router, incoming, stopping, DRAIN_LIMIT).await {
-        tracing::warn!(error = %crate::chain::chain(&err), "a brokered server failed");
+        tracing::warn!(error = %crate::chain::Chain(&err), "a brokered server failed");
     }
     close_listener(&listener).await;
 }

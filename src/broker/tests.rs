@@ -10,9 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Broker, BrokerError, Context};
 use crate::tls::{self, Identity};
-use crate::transport::Listen;
-use crate::transport::Transport;
-use crate::transport::UnixTransport;
+use crate::transport::{Listen, Transport, UnixTransport};
 use demo_proto::counter::add_helper_client::AddHelperClient;
 use demo_proto::counter::add_helper_server::{AddHelper, AddHelperServer};
 use demo_proto::counter::{SumRequest, SumResponse};

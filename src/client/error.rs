@@ -10,8 +10,7 @@ use crate::grpc::ConnectStep;
 use crate::handshake::HandshakeError;
 use crate::reattach::ReattachError;
 use crate::tls::TlsError;
-use crate::transport::ConnectError;
-use crate::transport::Endpoint;
+use crate::transport::{ConnectError, Endpoint};
 
 /// Why a plugin could not be started, reached or used.
 ///

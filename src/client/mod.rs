@@ -16,12 +16,10 @@ use std::time::Duration;
 use tonic::transport::Channel;
 
 use crate::broker::{self, Broker};
-use crate::handshake::HandshakeLine;
-use crate::handshake::{HandshakeConfig, Protocol};
+use crate::handshake::{HandshakeConfig, HandshakeLine, Protocol};
 use crate::proto::plugin::Empty;
 use crate::proto::plugin::grpc_controller_client::GrpcControllerClient;
-use crate::reattach::ReattachConfig;
-use crate::reattach::ReattachError;
+use crate::reattach::{ReattachConfig, ReattachError};
 use crate::tls::{self, Identity};
 use crate::transport::{PortRange, SocketGroup};
 

@@ -17,8 +17,7 @@ use super::ClientError;
 use super::pipe::{Line, LineReader, MAX_HANDSHAKE_LINE, printable};
 use super::stderr::Tail;
 use crate::env;
-use crate::handshake::HandshakeConfig;
-use crate::handshake::HandshakeError;
+use crate::handshake::{HandshakeConfig, HandshakeError};
 use crate::transport::PortRange;
 
 /// How long to let the stderr reader catch up after the plugin exited, so

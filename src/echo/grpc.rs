@@ -204,7 +204,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> SampleServer for
         let server = crate::grpc::serve_draining(router, incoming, stop, STOP_GRACE);
         let task = tokio::spawn(async move {
             if let Err(err) = server.await {
-                tracing::warn!(error = %crate::chain::chain(&err), "the sample server failed");
+                tracing::warn!(error = %crate::chain::Chain(&err), "the sample server failed");
             }
         });
         *self.server.lock().expect("server lock") = Some(task);
@@ -218,7 +218,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> SampleServer for
             let _ = task.await;
         }
         if let Err(err) = self.listener.close().await {
-            tracing::warn!(error = %crate::chain::chain(&err), "closing the sample listener failed");
+            tracing::warn!(error = %crate::chain::Chain(&err), "closing the sample listener failed");
         }
     }
 }

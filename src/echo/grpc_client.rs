@@ -184,7 +184,7 @@ impl GrpcClient {
                 reason: format!("no connection to {endpoint} within {CONNECT_TIMEOUT:?}"),
             })?
             .map_err(|err| EchoClientError::ConnectionClosed {
-                reason: crate::chain::chain(&err),
+                reason: crate::chain::Chain(&err).to_string(),
             })?;
         Self::connect(channel, spec, max_inflight).await
     }

@@ -13,8 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::tcp_conn::{Conn, serve};
 use super::tcp_guard::{Budget, DEFAULT_BUFFER_BUDGET, DEFAULT_MAX_CONNECTIONS};
 use super::{Sink, Spec};
-use crate::transport::Endpoint;
-use crate::transport::ListenError;
+use crate::transport::{Endpoint, ListenError};
 
 /// How long connections may go on once the server stops, as for the gRPC
 /// transport: no sample is pushed after the stop, so this only lets the
@@ -207,7 +206,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> SampleServer for
     async fn shutdown(&self) {
         let running = self.state.lock().expect("state lock").take();
         if let Err(err) = self.listener.close().await {
-            tracing::warn!(error = %crate::chain::chain(&err), "closing the sample listener failed");
+            tracing::warn!(error = %crate::chain::Chain(&err), "closing the sample listener failed");
         }
         if let Some(mut running) = running {
             running.stop.cancel();

@@ -53,7 +53,7 @@ impl TcpClient {
         let closed = |reason: String| EchoClientError::ConnectionClosed { reason };
         let mut conn = crate::transport::connect(endpoint, CONNECT_TIMEOUT)
             .await
-            .map_err(|e| closed(crate::chain::chain(&e)))?;
+            .map_err(|e| closed(crate::chain::Chain(&e).to_string()))?;
         let mut header = BytesMut::new();
         let deadline = tokio::time::Instant::now() + HEADER_TIMEOUT;
         let wire = loop {

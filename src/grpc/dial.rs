@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use super::{CONNECT_TIMEOUT, CONNECTION_WINDOW, STREAM_WINDOW};
-use crate::chain::chain;
+use crate::chain::Chain;
 use crate::transport::{ConnectError, Connection, Endpoint};
 
 /// The steps of connecting to a plugin, each with its own deadline.
@@ -53,7 +53,7 @@ impl std::fmt::Display for Dial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Dial::Stalled(step, waited) => write!(f, "the {step} did not finish within {waited:?}"),
-            Dial::Failed(err) => f.write_str(&chain(err)),
+            Dial::Failed(err) => Chain(err).fmt(f),
         }
     }
 }

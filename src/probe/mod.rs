@@ -17,8 +17,7 @@ use crate::client::owner::{Owner, PluginSocket};
 use crate::client::pipe::{LineReader, MAX_HANDSHAKE_LINE, MAX_LOGGED_LINE, printable};
 use crate::client::process::{GroupGuard, plugin_command, wait_exit};
 use crate::client::stderr::line_kind;
-use crate::handshake::HandshakeLine;
-use crate::handshake::{HandshakeConfig, Protocol};
+use crate::handshake::{HandshakeConfig, HandshakeLine, Protocol};
 use crate::proto::plugin::grpc_broker_client::GrpcBrokerClient;
 use crate::proto::plugin::grpc_controller_client::GrpcControllerClient;
 use crate::proto::plugin::grpc_stdio_client::GrpcStdioClient;
@@ -129,7 +128,7 @@ impl Probe {
             Err(err) => {
                 return report.info(
                     "AutoMTLS",
-                    format!("cannot generate ours: {}", crate::chain::chain(&err)),
+                    format!("cannot generate ours: {}", crate::chain::Chain(&err)),
                 );
             }
         };
@@ -228,7 +227,7 @@ impl Probe {
                     );
                 }
                 Ok(Err(err)) if before.is_empty() && looks_like_a_line(&text) => {
-                    break (None, format!("{text:?}: {}", crate::chain::chain(&err)));
+                    break (None, format!("{text:?}: {}", crate::chain::Chain(&err)));
                 }
                 _ => {
                     if before.is_empty() {
@@ -296,7 +295,7 @@ impl Probe {
                     line.app_version(),
                     self.versions
                 ),
-                Err(err) => crate::chain::chain(err),
+                Err(err) => crate::chain::Chain(err).to_string(),
             },
         );
         let endpoint = line.endpoint();
@@ -360,7 +359,7 @@ impl Probe {
                 match tls::client_config(identity, der.to_vec().into()) {
                     Ok(config) => Some(config),
                     Err(err) => {
-                        report.require("connect", false, crate::chain::chain(&err));
+                        report.require("connect", false, crate::chain::Chain(&err).to_string());
                         return None;
                     }
                 }
@@ -372,7 +371,7 @@ impl Probe {
         let (channel, listener) = match connected {
             Ok(connected) => connected,
             Err(err) => {
-                report.require("connect", false, crate::chain::chain(&err));
+                report.require("connect", false, crate::chain::Chain(&err).to_string());
                 report.skip(
                     &["health \"plugin\"", "GRPCController.Shutdown"],
                     "no connection",
@@ -394,7 +393,7 @@ impl Probe {
                     "SERVING; first reply {:.1?} after launch",
                     started.elapsed()
                 ),
-                Err(err) => crate::chain::chain(err),
+                Err(err) => crate::chain::Chain(err).to_string(),
             },
         );
         if let Err(crate::client::ClientError::Stalled { .. }) = health {

@@ -401,7 +401,7 @@ impl Plugin {
             // Stop accepting and remove the socket at once; in-flight calls
             // on accepted connections still finish.
             if let Err(err) = transport.close().await {
-                tracing::warn!(error = %crate::chain::chain(&err), "closing the listener failed");
+                tracing::warn!(error = %crate::chain::Chain(&err), "closing the listener failed");
             }
         };
         // As brokered and echo servers: calls still running the drain
