@@ -103,7 +103,6 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 /// `total` launches, `batch` at a time, each batch killed before the next;
 /// then checks that nothing is left and prints the figures.
 async fn launches(total: usize, batch: usize) {
-    let _turn = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut pids = BTreeSet::new();
     // Warm-up: builds the example, and lets tokio create what it creates
@@ -219,16 +218,30 @@ async fn settle(
     }
 }
 
-/// Runs `check` with the file's turn held, on a runtime made after the
-/// turn was taken: a `#[tokio::test]` runtime would open its descriptors
-/// while another test's baseline is being compared.
-fn accounting_check<F: std::future::Future<Output = ()>>(check: impl FnOnce() -> F) {
+/// Runs `test` with the file's turn held, on a runtime made after the turn
+/// was taken and dropped before it is given back: a `#[tokio::test]`
+/// runtime would open its descriptors (its signal driver's socket among
+/// them) while another test's baseline is being compared.
+fn in_turn<F: std::future::Future<Output = ()>>(
+    mut runtime: tokio::runtime::Builder,
+    test: impl FnOnce() -> F,
+) {
     let _turn = SERIAL.blocking_lock();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap()
-        .block_on(check());
+    runtime.build().unwrap().block_on(test());
+}
+
+/// The accounting checks' runtime: one thread, timers only.
+fn accounting_check<F: std::future::Future<Output = ()>>(check: impl FnOnce() -> F) {
+    let mut runtime = tokio::runtime::Builder::new_current_thread();
+    runtime.enable_time();
+    in_turn(runtime, check);
+}
+
+/// The launches' runtime: two workers, as the plugins' hosts have here.
+fn launches_in_turn(total: usize, batch: usize) {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.worker_threads(2).enable_all();
+    in_turn(runtime, || launches(total, batch));
 }
 
 /// The accounting itself: a descriptor of the baseline closed since is not
@@ -273,13 +286,13 @@ fn a_descriptor_opened_after_the_baseline_is_a_leak() {
 }
 
 /// The same accounting on a small scale, for every `cargo test`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_launches_in_batches_of_five_leave_nothing_behind() {
-    launches(20, 5).await;
+#[test]
+fn twenty_launches_in_batches_of_five_leave_nothing_behind() {
+    launches_in_turn(20, 5);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[test]
 #[ignore = "load: 200 launches; run explicitly (.ci/run does)"]
-async fn two_hundred_launches_in_batches_of_ten_leave_nothing_behind() {
-    launches(200, 10).await;
+fn two_hundred_launches_in_batches_of_ten_leave_nothing_behind() {
+    launches_in_turn(200, 10);
 }
