@@ -312,13 +312,13 @@ impl ClientConfig {
     /// for [`start`](Self::start).
     pub async fn attach(&self, config: &ReattachConfig) -> Result<Client, ClientError> {
         let pid = config.check_pid(None)?;
-        let line = HandshakeLine::new(config.protocol_version, config.endpoint.clone());
-        let line = line.and_then(|line| line.check(&self.versions, &self.protocols).map(|()| line));
-        let line = line.map_err(|source| ReattachError::Refused {
-            endpoint: config.endpoint.clone(),
-            version: config.protocol_version,
-            source: Box::new(source),
-        })?;
+        let line = HandshakeLine::attached(config.protocol_version, config.endpoint.clone());
+        line.check(&self.versions, &self.protocols)
+            .map_err(|source| ReattachError::Refused {
+                endpoint: config.endpoint.clone(),
+                version: config.protocol_version,
+                source: Box::new(source),
+            })?;
         let deadline = Instant::now() + self.start_timeout;
         let (channel, listener) =
             connect::open_plugin_channel(line.endpoint(), None, deadline).await?;

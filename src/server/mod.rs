@@ -185,7 +185,7 @@ impl ServeConfig {
     }
 
     /// With `false`, a wrong or missing cookie makes [`serve`](Self::serve)
-    /// return [`ServeError::Handshake`] instead of printing go-plugin's text
+    /// return [`ServeError::Cookie`] instead of printing go-plugin's text
     /// and exiting with status 1. For embedders and tests.
     #[must_use]
     pub fn exit_on_cookie_mismatch(mut self, exit: bool) -> Self {
