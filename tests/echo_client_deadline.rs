@@ -91,7 +91,17 @@ async fn tcp_client_fails_when_acks_stop() {
     let err = within("wait after the stall", client.wait())
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("4 samples outstanding"), "{err}");
+    assert!(
+        matches!(
+            err,
+            EchoClientError::ConnectionClosed {
+                reason: echo::CloseReason::Stalled { outstanding: 4, .. }
+            }
+        ),
+        "{err:?}"
+    );
+    let text = rpcplugin::log::Chain(&err).to_string();
+    assert!(text.contains("4 samples outstanding"), "{text}");
     client.close().await;
 }
 
@@ -184,10 +194,16 @@ async fn grpc_connect_fails_against_a_server_that_never_speaks() {
     .await
     .unwrap_err();
     assert!(
-        matches!(err, EchoClientError::ConnectionClosed { .. }),
+        matches!(
+            err,
+            EchoClientError::ConnectionClosed {
+                reason: echo::CloseReason::NoAnswer { .. }
+            }
+        ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("did not answer"), "{err}");
+    let text = rpcplugin::log::Chain(&err).to_string();
+    assert!(text.contains("did not answer"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

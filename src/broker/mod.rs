@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::Channel;
 
-pub use error::BrokerError;
+pub use error::{BrokerError, CloseReason};
 
 use crate::grpc::{CONNECTION_WINDOW, DRAIN_LIMIT, STREAM_WINDOW};
 use crate::proto::plugin::ConnInfo;
@@ -69,7 +69,7 @@ struct Inner {
     announced: Mutex<HashMap<u32, (ConnInfo, Instant)>>,
     arrived: Notify,
     /// `Some(reason)` once closed.
-    closed: watch::Sender<Option<String>>,
+    closed: watch::Sender<Option<CloseReason>>,
     /// Listeners of brokered servers, closed with the broker.
     listeners: Mutex<Vec<Arc<AnyTransport>>>,
 }
@@ -166,7 +166,7 @@ impl Broker {
                 .closed
                 .borrow()
                 .clone()
-                .unwrap_or_else(|| "closed".to_owned()),
+                .unwrap_or(CloseReason::StreamEnded),
         }
     }
 
@@ -318,7 +318,7 @@ impl Broker {
     /// removes its socket (calls in flight get up to 1 s), and makes
     /// `dial`, `accept_and_serve` fail. Idempotent.
     pub async fn close(&self) {
-        let listeners = self.close_now("closed");
+        let listeners = self.close_now(CloseReason::Closed);
         for listener in listeners {
             close_listener(&listener).await;
         }
@@ -326,10 +326,10 @@ impl Broker {
 
     /// Marks the broker closed (first reason wins) and gives the listeners
     /// still to close.
-    fn close_now(&self, reason: &str) -> Vec<Arc<AnyTransport>> {
+    fn close_now(&self, reason: CloseReason) -> Vec<Arc<AnyTransport>> {
         self.inner.closed.send_if_modified(|closed| {
             if closed.is_none() {
-                *closed = Some(reason.to_owned());
+                *closed = Some(reason);
                 true
             } else {
                 false
@@ -343,7 +343,7 @@ impl Broker {
     /// [`close`](Self::close) from a destructor: the listeners are closed
     /// on the runtime if there is one, else dropped (which removes their
     /// sockets too).
-    pub(crate) fn close_in_background(&self, reason: &str) {
+    pub(crate) fn close_in_background(&self, reason: CloseReason) {
         let listeners = self.close_now(reason);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
@@ -371,7 +371,7 @@ async fn serve(
     incoming: Incoming,
     listener: Arc<AnyTransport>,
     stopped: CancellationToken,
-    mut closed: watch::Receiver<Option<String>>,
+    mut closed: watch::Receiver<Option<CloseReason>>,
 ) {
     let stopping = {
         let listener = listener.clone();

@@ -671,7 +671,7 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.broker
-            .close_in_background("the plugin's client was dropped");
+            .close_in_background(crate::broker::CloseReason::ClientDropped);
         let Some(mut child) = self.child.get_mut().take() else {
             return;
         };

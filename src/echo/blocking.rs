@@ -51,7 +51,9 @@ impl<C: SampleClient> Client<C> {
             .enable_all()
             .build()
             .map_err(|err| EchoClientError::ConnectionClosed {
-                reason: format!("cannot start a runtime: {err}"),
+                reason: super::CloseReason::Runtime {
+                    source: std::sync::Arc::new(err),
+                },
             })?;
         let inner = runtime.block_on(C::connect_to(endpoint, spec, max_inflight))?;
         Ok(Client { runtime, inner })

@@ -3,14 +3,14 @@
 //! the in-flight limit, `wait` fails (instead of hanging) when the server
 //! goes away.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::inflight::{Acks, HalfWritten, Inflight};
-use super::{EchoClientError, Spec, WireSpec};
+use super::{CloseReason, EchoClientError, Spec, WireSpec};
 use crate::transport::{Connection, Endpoint};
 
 use super::grpc_client::CONNECT_TIMEOUT;
@@ -50,10 +50,14 @@ impl TcpClient {
             max_inflight > 0,
             "at least one sample must be allowed in flight"
         );
-        let closed = |reason: String| EchoClientError::ConnectionClosed { reason };
+        let closed = |reason: CloseReason| EchoClientError::ConnectionClosed { reason };
         let mut conn = crate::transport::connect(endpoint, CONNECT_TIMEOUT)
             .await
-            .map_err(|e| closed(crate::chain::Chain(&e).to_string()))?;
+            .map_err(|e| {
+                closed(CloseReason::Connect {
+                    source: Arc::new(e),
+                })
+            })?;
         let mut header = BytesMut::new();
         let deadline = tokio::time::Instant::now() + HEADER_TIMEOUT;
         let wire = loop {
@@ -66,15 +70,17 @@ impl TcpClient {
             let n = tokio::time::timeout_at(deadline, conn.read_buf(&mut header))
                 .await
                 .map_err(|_| {
-                    closed(format!(
-                        "the server sent no complete spec header within {HEADER_TIMEOUT:?}"
-                    ))
+                    closed(CloseReason::NoSpecHeader {
+                        waited: HEADER_TIMEOUT,
+                    })
                 })?
-                .map_err(|e| closed(e.to_string()))?;
+                .map_err(|e| {
+                    closed(CloseReason::Read {
+                        source: Arc::new(e),
+                    })
+                })?;
             if n == 0 {
-                return Err(closed(
-                    "the server closed the connection before its spec".into(),
-                ));
+                return Err(closed(CloseReason::ClosedBeforeSpec));
             }
         };
         spec.check_wire(&wire)
@@ -120,7 +126,9 @@ impl TcpClient {
         };
         let writing = async {
             writer.write_all(&sample).await.map_err(|e| {
-                self.inflight.fail(e.to_string());
+                self.inflight.fail(CloseReason::Write {
+                    source: Arc::new(e),
+                });
                 self.inflight.closed()
             })
         };
@@ -160,7 +168,7 @@ impl TcpClient {
 
     /// Closes the connection (both directions). Idempotent.
     pub async fn close(&self) {
-        self.inflight.fail("closed by the client");
+        self.inflight.fail(CloseReason::ByClient);
         if let Some(mut writer) = self.writer.lock().await.take() {
             let _ = writer.shutdown().await;
         }
@@ -184,9 +192,13 @@ async fn read_acks(mut reader: ReadHalf<Connection>, early: usize, acks: Acks) {
     let mut buf = [0u8; 4096];
     let reason = loop {
         match reader.read(&mut buf).await {
-            Ok(0) => break "the server closed the connection".to_owned(),
+            Ok(0) => break CloseReason::ServerClosed,
             Ok(n) => acks.more(buf[..n].iter().filter(|b| **b == 0x01).count() as u64),
-            Err(err) => break err.to_string(),
+            Err(err) => {
+                break CloseReason::Read {
+                    source: Arc::new(err),
+                };
+            }
         }
     };
     acks.ended(reason);

@@ -1,5 +1,6 @@
 //! The error family of the handshake.
 
+use crate::tls::CertificateParseError;
 use crate::transport::EndpointError;
 
 use super::Protocol;
@@ -91,10 +92,10 @@ pub enum HandshakeError {
         source: base64::DecodeError,
     },
     /// The certificate field is base64 but not a DER X.509 certificate.
-    #[error("error parsing server cert: {reason}")]
+    #[error("error parsing server cert")]
     CertificateDer {
-        /// What the parser said.
-        reason: String,
+        /// What is wrong with it.
+        source: CertificateParseError,
     },
     /// The multiplexing field is not a boolean.
     #[error("error parsing multiplexing support {value:?}: not a boolean")]

@@ -319,7 +319,7 @@ fn decode_cert(field: &str) -> Result<Vec<u8>, HandshakeError> {
         .map_err(|source| HandshakeError::CertificateBase64 { source })?;
     match crate::tls::der_problem(&der) {
         None => Ok(der),
-        Some(reason) => Err(HandshakeError::CertificateDer { reason }),
+        Some(source) => Err(HandshakeError::CertificateDer { source }),
     }
 }
 
