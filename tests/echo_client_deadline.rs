@@ -77,7 +77,7 @@ async fn tcp_client_fails_when_acks_stop() {
     let client = echo::TcpClient::connect(&endpoint, &spec(), 4)
         .await
         .unwrap()
-        .with_progress_timeout(PROGRESS);
+        .progress_timeout(PROGRESS);
     for _ in 0..4 {
         client.send(sample()).await.unwrap();
     }
@@ -111,7 +111,7 @@ async fn tcp_client_wait_fails_when_acks_stop() {
     let client = echo::TcpClient::connect(&endpoint, &spec(), 32)
         .await
         .unwrap()
-        .with_progress_timeout(PROGRESS);
+        .progress_timeout(PROGRESS);
     for _ in 0..3 {
         client.send(sample()).await.unwrap();
     }
@@ -125,7 +125,7 @@ async fn blocking_tcp_client_fails_when_acks_stop() {
     let waited = tokio::task::spawn_blocking(move || {
         let client = echo::blocking::TcpClient::connect(&endpoint, &spec(), 32)
             .unwrap()
-            .with_progress_timeout(PROGRESS);
+            .progress_timeout(PROGRESS);
         client.send(sample()).unwrap();
         client.send(sample()).unwrap();
         client.wait()
@@ -149,7 +149,7 @@ async fn grpc_clients_fail_when_acks_stop() {
     let client = echo::GrpcClient::connect_endpoint(&endpoint, &spec(), 4)
         .await
         .unwrap()
-        .with_progress_timeout(PROGRESS);
+        .progress_timeout(PROGRESS);
     for _ in 0..4 {
         client.send(sample()).await.unwrap();
     }
@@ -163,7 +163,7 @@ async fn grpc_clients_fail_when_acks_stop() {
     let waited = tokio::task::spawn_blocking(move || {
         let client = echo::blocking::GrpcClient::connect(&at, &spec(), 8)
             .unwrap()
-            .with_progress_timeout(PROGRESS);
+            .progress_timeout(PROGRESS);
         for _ in 0..5 {
             client.send(sample()).unwrap();
         }

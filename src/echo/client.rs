@@ -47,7 +47,7 @@ pub trait SampleClient: Sized + Send + Sync {
     /// Lets samples stay outstanding at most `timeout` without an ack
     /// before `send` and `wait` fail.
     #[must_use]
-    fn with_progress_timeout(self, timeout: Duration) -> Self;
+    fn progress_timeout(self, timeout: Duration) -> Self;
 
     /// Sends one sample, waiting while `max_inflight` are unacknowledged.
     ///
@@ -81,8 +81,8 @@ impl SampleClient for TcpClient {
         TcpClient::connect(endpoint, spec, max_inflight).await
     }
 
-    fn with_progress_timeout(self, timeout: Duration) -> Self {
-        TcpClient::with_progress_timeout(self, timeout)
+    fn progress_timeout(self, timeout: Duration) -> Self {
+        TcpClient::progress_timeout(self, timeout)
     }
 
     async fn send(&self, sample: Bytes) -> Result<(), EchoClientError> {
@@ -111,8 +111,8 @@ impl SampleClient for GrpcClient {
         GrpcClient::connect_endpoint(endpoint, spec, max_inflight).await
     }
 
-    fn with_progress_timeout(self, timeout: Duration) -> Self {
-        GrpcClient::with_progress_timeout(self, timeout)
+    fn progress_timeout(self, timeout: Duration) -> Self {
+        GrpcClient::progress_timeout(self, timeout)
     }
 
     async fn send(&self, sample: Bytes) -> Result<(), EchoClientError> {

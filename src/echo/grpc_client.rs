@@ -30,7 +30,7 @@ use crate::transport::{ConnectError, Endpoint};
 pub const DEFAULT_MAX_INFLIGHT: usize = 32;
 
 /// How long a sample client lets samples stay outstanding without a single
-/// ack before it gives up on the server (see `with_progress_timeout`). A
+/// ack before it gives up on the server (see `progress_timeout`). A
 /// full sink holds acks back on purpose (a learner busy with a training
 /// step), so this is far beyond such pauses: a minute without any ack is a
 /// stuck or silently vanished server, not back-pressure.
@@ -336,7 +336,8 @@ impl GrpcClient {
     /// Lets samples stay outstanding at most `timeout` without an ack
     /// (default [`DEFAULT_PROGRESS_TIMEOUT`], a minute) before `send` and
     /// `wait` fail with [`EchoClientError::Stalled`].
-    pub fn with_progress_timeout(mut self, timeout: Duration) -> Self {
+    #[must_use]
+    pub fn progress_timeout(mut self, timeout: Duration) -> Self {
         self.inflight.set_progress_timeout(timeout);
         self
     }

@@ -115,6 +115,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> TcpServer<T, S> 
 
     /// Serves at most `n` connections at once (default 1024); a client
     /// beyond them is closed at once, with a log line.
+    #[must_use]
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
         self
@@ -127,6 +128,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> TcpServer<T, S> 
     /// the rest, but there is always room for one connection's buffer (a
     /// sample plus 64 KiB). A connection that would need more is closed,
     /// with a log line.
+    #[must_use]
     pub fn buffer_budget(mut self, bytes: usize) -> Self {
         self.buffer_budget = bytes;
         self

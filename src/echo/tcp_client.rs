@@ -145,7 +145,8 @@ impl TcpClient {
     /// (default [`DEFAULT_PROGRESS_TIMEOUT`](super::DEFAULT_PROGRESS_TIMEOUT),
     /// a minute) before `send` and `wait` fail with
     /// [`EchoClientError::Stalled`].
-    pub fn with_progress_timeout(mut self, timeout: Duration) -> Self {
+    #[must_use]
+    pub fn progress_timeout(mut self, timeout: Duration) -> Self {
         self.inflight.set_progress_timeout(timeout);
         self
     }
