@@ -109,6 +109,13 @@ impl BrokeredServer {
 
     /// Stops accepting, removes the socket, lets calls in flight finish
     /// (up to 1 s), and returns when the server has stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the server is told to stop when this is first polled (and
+    /// when it is dropped, see above), so dropping the future only stops the
+    /// waiting; the server still removes its socket, drains and stops in the
+    /// background.
     pub async fn stop(mut self) {
         self.stop.cancel();
         close_listener(&self.listener).await;
@@ -186,6 +193,12 @@ impl Broker {
     ///
     /// [`BrokerError::NotConnected`] or [`BrokerError::Closed`];
     /// [`BrokerError::Listen`] when the listener cannot be created.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped before it returns, nothing is announced to the
+    /// other side and the listener it may have made is closed (its socket
+    /// removed) as it is dropped; the id can be used again.
     pub async fn accept_and_serve(
         &self,
         id: u32,
@@ -256,6 +269,14 @@ impl Broker {
     /// [`BrokerError::NotConnected`] or [`BrokerError::Closed`];
     /// [`BrokerError::BadAddress`] or [`BrokerError::Dial`] when the
     /// announced listener cannot be reached.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped while it waits for the announcement, nothing is lost: a later
+    /// `dial` of the same id still finds it. Dropped once the announcement has
+    /// come, while it connects, the announcement is used up: a later `dial` of
+    /// that id waits for a new one (and fails with [`BrokerError::Timeout`]
+    /// unless the other side announces the id again).
     pub async fn dial(&self, id: u32) -> Result<Channel, BrokerError> {
         let info = self.wait_for(id).await?;
         let endpoint = Endpoint::from_network(&info.network, &info.address).map_err(|source| {
@@ -317,6 +338,12 @@ impl Broker {
     /// Closes the broker: ends the stream, stops every brokered server and
     /// removes its socket (calls in flight get up to 1 s), and makes
     /// `dial`, `accept_and_serve` fail. Idempotent.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the broker is closed when this is first polled; the
+    /// brokered servers whose listeners it had not closed yet when dropped see
+    /// the broker close and close them themselves.
     pub async fn close(&self) {
         let listeners = self.close_now(CloseReason::Closed);
         for listener in listeners {

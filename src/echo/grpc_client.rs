@@ -222,6 +222,11 @@ impl GrpcClient {
     /// # Panics
     ///
     /// If `max_inflight` is 0.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped before it returns, the stream it was opening is
+    /// reset and no client exists.
     pub async fn connect(
         channel: Channel,
         spec: &Spec,
@@ -289,6 +294,10 @@ impl GrpcClient {
     /// # Errors
     ///
     /// As [`connect`](Self::connect).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`connect`](Self::connect).
     pub async fn connect_endpoint(
         endpoint: &crate::transport::Endpoint,
         spec: &Spec,
@@ -321,6 +330,12 @@ impl GrpcClient {
     /// [`EchoClientError::ConnectionClosed`] once the stream is closed;
     /// [`EchoClientError::Stalled`] when no ack came for the progress
     /// timeout while it waited.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped before it returns, the sample is not sent (it is
+    /// queued only when the send completes) and the credit it took is given
+    /// back.
     pub async fn send(&self, sample: Bytes) -> Result<(), EchoClientError> {
         let queue = self.queue.lock().expect("queue lock").clone();
         let queue = queue.ok_or_else(|| self.inflight.closed())?;
@@ -350,6 +365,11 @@ impl GrpcClient {
     /// (echo 0.1.1's `wait` hangs forever then);
     /// [`EchoClientError::Stalled`] when no ack comes for the progress
     /// timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits; dropping it loses nothing (a stall it
+    /// detected before being dropped has failed the stream already).
     pub async fn wait(&self) -> Result<(), EchoClientError> {
         self.inflight.wait().await
     }
@@ -361,6 +381,13 @@ impl GrpcClient {
 
     /// Ends the stream after the samples already sent, and waits for the
     /// server to finish it, at most the progress timeout. Idempotent.
+    ///
+    /// # Cancel safety
+    ///
+    /// The stream is ended when this is first polled, after the samples already
+    /// queued, so dropping the future does not keep it open; it only stops
+    /// waiting for the server to finish the stream, and the task reading acks
+    /// then runs on until the server does.
     pub async fn close(&self) {
         self.inflight.fail(CloseReason::ByClient);
         drop(self.queue.lock().expect("queue lock").take());

@@ -41,6 +41,11 @@ impl TcpClient {
     /// # Panics
     ///
     /// If `max_inflight` is 0.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped before it returns, the connection is closed and no
+    /// client exists.
     pub async fn connect(
         endpoint: &Endpoint,
         spec: &Spec,
@@ -158,6 +163,11 @@ impl TcpClient {
     /// [`EchoClientError::ConnectionClosed`] when the server goes away
     /// first; [`EchoClientError::Stalled`] when no ack comes for the
     /// progress timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits; dropping it loses nothing (a stall it
+    /// detected before being dropped has failed the stream already).
     pub async fn wait(&self) -> Result<(), EchoClientError> {
         self.inflight.wait().await
     }
@@ -168,6 +178,13 @@ impl TcpClient {
     }
 
     /// Closes the connection (both directions). Idempotent.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the stream is marked closed when this is first polled
+    /// (later sends fail); dropped while it waits for a send in progress or for
+    /// the shutdown of the write side, the connection may stay open, and
+    /// calling `close` again finishes closing it.
     pub async fn close(&self) {
         self.inflight.fail(CloseReason::ByClient);
         if let Some(mut writer) = self.writer.lock().await.take() {
