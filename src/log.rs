@@ -57,7 +57,7 @@ pub enum LogError {
 /// use rpcplugin::log::HclogLayer;
 /// use tracing_subscriber::prelude::*;
 ///
-/// let layer = HclogLayer::new(std::io::sink()).with_module("my_plugin");
+/// let layer = HclogLayer::new(std::io::sink()).module("my_plugin");
 /// let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
 /// tracing::info!(key = "value", "hello");
 /// ```
@@ -99,7 +99,7 @@ impl HclogLayer {
 
     /// Sets `@module` (hclog's logger name); by default each event's target.
     #[must_use]
-    pub fn with_module(mut self, module: impl Into<String>) -> Self {
+    pub fn module(mut self, module: impl Into<String>) -> Self {
         self.module = Some(module.into());
         self
     }
@@ -120,7 +120,7 @@ pub fn init_logging(module: &str) -> Result<(), LogError> {
         }
         _ => EnvFilter::new(DEFAULT_FILTER),
     };
-    let layer = HclogLayer::stderr()?.with_module(module);
+    let layer = HclogLayer::stderr()?.module(module);
     tracing_subscriber::registry()
         .with(filter)
         .with(layer)
@@ -242,7 +242,7 @@ mod tests {
 
     fn capture(f: impl FnOnce()) -> Vec<Value> {
         let buffer = Buffer::default();
-        let layer = HclogLayer::new(buffer.clone()).with_module("test_plugin");
+        let layer = HclogLayer::new(buffer.clone()).module("test_plugin");
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, f);
         let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();

@@ -76,12 +76,12 @@ pub enum TlsError {
     },
     /// The peer's certificate (`PLUGIN_CLIENT_CERT`, or the handshake line's
     /// field) is not one PEM or DER X.509 certificate.
-    #[error("{what} is not a usable certificate: {reason}")]
+    #[error("{what} is not a usable certificate")]
     BadCertificate {
         /// Where it came from.
         what: &'static str,
         /// What is wrong with it.
-        reason: String,
+        source: CertificateParseError,
     },
     /// The peer's certificate is expired, or not valid yet: every TLS
     /// handshake with it would fail.
@@ -192,6 +192,39 @@ impl Identity {
     }
 }
 
+/// Why a peer's certificate (`PLUGIN_CLIENT_CERT`, or the handshake line's
+/// field) is not one PEM or DER X.509 certificate: the source of
+/// [`TlsError::BadCertificate`] and of
+/// [`HandshakeError::CertificateDer`](crate::handshake::HandshakeError::CertificateDer).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateParseError {
+    /// The PEM text does not parse.
+    #[error("bad PEM")]
+    Pem {
+        /// The PEM reader's error.
+        source: rustls::pki_types::pem::Error,
+    },
+    /// The text holds no `CERTIFICATE` block.
+    #[error("no PEM CERTIFICATE block found")]
+    NoPemBlock,
+    /// The text holds more than one certificate.
+    #[error("more than one certificate; expected exactly one")]
+    SeveralCertificates,
+    /// The bytes are not a DER X.509 certificate.
+    #[error("not a DER X.509 certificate")]
+    NotX509 {
+        /// The X.509 parser's error.
+        source: x509_parser::error::X509Error,
+    },
+    /// Bytes follow the certificate's DER.
+    #[error("{count} bytes follow the certificate")]
+    TrailingBytes {
+        /// How many.
+        count: usize,
+    },
+}
+
 /// Parses exactly one PEM certificate, as found in `PLUGIN_CLIENT_CERT`.
 ///
 /// # Errors
@@ -202,15 +235,15 @@ pub(crate) fn parse_pem_cert(
     what: &'static str,
     pem: &str,
 ) -> Result<CertificateDer<'static>, TlsError> {
-    let bad = |reason: String| TlsError::BadCertificate { what, reason };
+    let bad = |source: CertificateParseError| TlsError::BadCertificate { what, source };
     let mut certs = CertificateDer::pem_slice_iter(pem.as_bytes());
     let cert = match certs.next() {
         Some(Ok(cert)) => cert,
-        Some(Err(err)) => return Err(bad(format!("bad PEM: {err}"))),
-        None => return Err(bad("no PEM CERTIFICATE block found".into())),
+        Some(Err(source)) => return Err(bad(CertificateParseError::Pem { source })),
+        None => return Err(bad(CertificateParseError::NoPemBlock)),
     };
     if certs.next().is_some() {
-        return Err(bad("more than one certificate; expected exactly one".into()));
+        return Err(bad(CertificateParseError::SeveralCertificates));
     }
     check_der(what, &cert)?;
     Ok(cert)
@@ -232,7 +265,7 @@ pub(crate) fn check_validity(
     let (_, parsed) =
         x509_parser::parse_x509_certificate(der).map_err(|err| TlsError::BadCertificate {
             what,
-            reason: format!("not a DER X.509 certificate: {err}"),
+            source: CertificateParseError::NotX509 { source: err.into() },
         })?;
     let not_before = parsed.validity().not_before.timestamp();
     let not_after = parsed.validity().not_after.timestamp();
@@ -275,11 +308,11 @@ fn rfc3339(secs: i64) -> String {
 
 /// What is wrong with `der` as one X.509 certificate and nothing else;
 /// `None` when nothing is.
-pub(crate) fn der_problem(der: &[u8]) -> Option<String> {
+pub(crate) fn der_problem(der: &[u8]) -> Option<CertificateParseError> {
     match x509_parser::parse_x509_certificate(der) {
         Ok(([], _)) => None,
-        Ok((rest, _)) => Some(format!("{} bytes follow the certificate", rest.len())),
-        Err(err) => Some(format!("not a DER X.509 certificate: {err}")),
+        Ok((rest, _)) => Some(CertificateParseError::TrailingBytes { count: rest.len() }),
+        Err(err) => Some(CertificateParseError::NotX509 { source: err.into() }),
     }
 }
 
@@ -287,7 +320,7 @@ pub(crate) fn der_problem(der: &[u8]) -> Option<String> {
 fn check_der(what: &'static str, der: &[u8]) -> Result<(), TlsError> {
     match der_problem(der) {
         None => Ok(()),
-        Some(reason) => Err(TlsError::BadCertificate { what, reason }),
+        Some(source) => Err(TlsError::BadCertificate { what, source }),
     }
 }
 

@@ -352,7 +352,7 @@ fn bad_pem_is_named() {
         ),
     ] {
         let err = parse_pem_cert("PLUGIN_CLIENT_CERT", pem).unwrap_err();
-        let text = err.to_string();
+        let text = crate::chain::Chain(&err).to_string();
         assert!(
             text.contains("PLUGIN_CLIENT_CERT") && text.contains(needle),
             "{pem:?}: {text}"

@@ -77,7 +77,7 @@ async fn tcp_client_fails_when_acks_stop() {
     let client = echo::TcpClient::connect(&endpoint, &spec(), 4)
         .await
         .unwrap()
-        .with_progress_timeout(PROGRESS);
+        .progress_timeout(PROGRESS);
     for _ in 0..4 {
         client.send(sample()).await.unwrap();
     }
@@ -91,7 +91,17 @@ async fn tcp_client_fails_when_acks_stop() {
     let err = within("wait after the stall", client.wait())
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("4 samples outstanding"), "{err}");
+    assert!(
+        matches!(
+            err,
+            EchoClientError::ConnectionClosed {
+                reason: echo::CloseReason::Stalled { outstanding: 4, .. }
+            }
+        ),
+        "{err:?}"
+    );
+    let text = rpcplugin::log::Chain(&err).to_string();
+    assert!(text.contains("4 samples outstanding"), "{text}");
     client.close().await;
 }
 
@@ -101,7 +111,7 @@ async fn tcp_client_wait_fails_when_acks_stop() {
     let client = echo::TcpClient::connect(&endpoint, &spec(), 32)
         .await
         .unwrap()
-        .with_progress_timeout(PROGRESS);
+        .progress_timeout(PROGRESS);
     for _ in 0..3 {
         client.send(sample()).await.unwrap();
     }
@@ -115,7 +125,7 @@ async fn blocking_tcp_client_fails_when_acks_stop() {
     let waited = tokio::task::spawn_blocking(move || {
         let client = echo::blocking::TcpClient::connect(&endpoint, &spec(), 32)
             .unwrap()
-            .with_progress_timeout(PROGRESS);
+            .progress_timeout(PROGRESS);
         client.send(sample()).unwrap();
         client.send(sample()).unwrap();
         client.wait()
@@ -139,7 +149,7 @@ async fn grpc_clients_fail_when_acks_stop() {
     let client = echo::GrpcClient::connect_endpoint(&endpoint, &spec(), 4)
         .await
         .unwrap()
-        .with_progress_timeout(PROGRESS);
+        .progress_timeout(PROGRESS);
     for _ in 0..4 {
         client.send(sample()).await.unwrap();
     }
@@ -153,7 +163,7 @@ async fn grpc_clients_fail_when_acks_stop() {
     let waited = tokio::task::spawn_blocking(move || {
         let client = echo::blocking::GrpcClient::connect(&at, &spec(), 8)
             .unwrap()
-            .with_progress_timeout(PROGRESS);
+            .progress_timeout(PROGRESS);
         for _ in 0..5 {
             client.send(sample()).unwrap();
         }
@@ -184,10 +194,16 @@ async fn grpc_connect_fails_against_a_server_that_never_speaks() {
     .await
     .unwrap_err();
     assert!(
-        matches!(err, EchoClientError::ConnectionClosed { .. }),
+        matches!(
+            err,
+            EchoClientError::ConnectionClosed {
+                reason: echo::CloseReason::NoAnswer { .. }
+            }
+        ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("did not answer"), "{err}");
+    let text = rpcplugin::log::Chain(&err).to_string();
+    assert!(text.contains("did not answer"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

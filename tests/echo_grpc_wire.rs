@@ -132,9 +132,13 @@ async fn a_push_refused_from_the_start_closes_the_client_with_the_status() {
     let err = GrpcClient::connect(channel(uri).await, &spec, 8)
         .await
         .unwrap_err();
-    let EchoClientError::ConnectionClosed { reason } = &err else {
+    let EchoClientError::ConnectionClosed {
+        reason: echo::CloseReason::Refused { call: "Push", .. },
+    } = &err
+    else {
         panic!("{err:?}");
     };
+    let reason = rpcplugin::log::Chain(&err).to_string();
     assert!(
         // tonic's words for FAILED_PRECONDITION, and the server's message.
         reason.contains("not in a state required") && reason.contains("leaf 0 differs (refused)"),

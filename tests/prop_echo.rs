@@ -410,8 +410,8 @@ fn connect_to_fake_server(
                 assert!(!err.to_string().is_empty());
                 Connected::SpecMismatch
             }
-            Err(EchoClientError::ConnectionClosed { reason }) => {
-                assert!(!reason.is_empty());
+            Err(err @ EchoClientError::ConnectionClosed { .. }) => {
+                assert!(std::error::Error::source(&err).is_some(), "{err:?}");
                 Connected::Closed
             }
             Err(other) => panic!("unexpected error {other:?}"),

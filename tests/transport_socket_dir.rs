@@ -54,7 +54,7 @@ fn is_root() -> bool {
 async fn refused_in(dir: &Path, group: Option<SocketGroup>) -> ListenError {
     let mut transport = UnixTransport::in_dir(dir);
     if let Some(group) = group {
-        transport = transport.with_group(group);
+        transport = transport.group(group);
     }
     let err = transport.listen().await.unwrap_err();
     assert!(
@@ -73,7 +73,7 @@ async fn refused_in(dir: &Path, group: Option<SocketGroup>) -> ListenError {
 async fn accepted_in(dir: &Path, group: Option<SocketGroup>) {
     let mut transport = UnixTransport::in_dir(dir);
     if let Some(group) = group {
-        transport = transport.with_group(group);
+        transport = transport.group(group);
     }
     let (endpoint, _incoming) = transport
         .listen()
@@ -297,7 +297,7 @@ async fn mode_and_group_never_follow_a_link_swapped_in_after_bind() {
     let mut attempts = 0;
     while started.elapsed() < std::time::Duration::from_secs(3) {
         attempts += 1;
-        let transport = UnixTransport::new(&path).with_group(SocketGroup::Gid(a_group()));
+        let transport = UnixTransport::new(&path).group(SocketGroup::Gid(a_group()));
         let _ = transport.listen().await;
         let _ = transport.close().await;
         drop(transport);

@@ -79,7 +79,7 @@ async fn first_free_port_of_the_range_wins() {
     let taken = StdListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let first = taken.local_addr().unwrap().port();
     let last = first.saturating_add(20);
-    let transport = TcpTransport::localhost().with_port_range(PortRange::new(first, last).unwrap());
+    let transport = TcpTransport::localhost().port_range(PortRange::new(first, last).unwrap());
     let (endpoint, mut incoming) = transport.listen().await.unwrap();
     let port = endpoint.tcp_parts().unwrap().1;
     assert!(
@@ -93,7 +93,7 @@ async fn first_free_port_of_the_range_wins() {
 async fn no_free_port_in_range_names_the_range() {
     let taken = StdListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let port = taken.local_addr().unwrap().port();
-    let transport = TcpTransport::localhost().with_port_range(PortRange::new(port, port).unwrap());
+    let transport = TcpTransport::localhost().port_range(PortRange::new(port, port).unwrap());
     let err = transport.listen().await.unwrap_err();
     assert!(matches!(err, ListenError::NoFreePort { .. }), "{err:?}");
     assert!(
@@ -136,7 +136,7 @@ async fn connect_gives_up_after_the_timeout() {
         .unwrap();
     let listener = socket.listen(1).unwrap();
     let endpoint = Endpoint::tcp(listener.local_addr().unwrap());
-    let transport = TcpTransport::localhost().with_connect_timeout(Duration::from_millis(300));
+    let transport = TcpTransport::localhost().connect_timeout(Duration::from_millis(300));
     let mut held = Vec::new();
     let mut timed_out = None;
     for _ in 0..16 {

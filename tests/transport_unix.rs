@@ -335,14 +335,14 @@ async fn socket_group_is_applied_and_unknown_group_refused() {
         nix::unistd::getegid()
     };
     let path = dir.path().join("g.sock");
-    let transport = UnixTransport::new(&path).with_group(SocketGroup::Gid(group.as_raw()));
+    let transport = UnixTransport::new(&path).group(SocketGroup::Gid(group.as_raw()));
     let _ = transport.listen().await.unwrap();
     assert_eq!(fs::metadata(&path).unwrap().gid(), group.as_raw());
     transport.close().await.unwrap();
 
     let path = dir.path().join("unknown.sock");
     let err = UnixTransport::new(&path)
-        .with_group(SocketGroup::Name("no-such-group-rpcplugin".into()))
+        .group(SocketGroup::Name("no-such-group-rpcplugin".into()))
         .listen()
         .await
         .unwrap_err();

@@ -14,11 +14,13 @@ pub enum BrokerError {
     #[error("the broker is not connected yet (it starts working once the plugin serves)")]
     NotConnected,
     /// The broker is closed: the plugin was killed or shut down, or the
-    /// other side ended the broker stream (the reason says which).
-    #[error("the broker is closed: {reason}")]
+    /// other side ended the broker stream (the reason, its source, says
+    /// which).
+    #[error("the broker is closed")]
     Closed {
         /// Why.
-        reason: String,
+        #[source]
+        reason: CloseReason,
     },
     /// The other side never announced a listener for this id.
     #[error("no connection info for broker id {id} arrived within {waited:?}")]
@@ -57,5 +59,34 @@ pub enum BrokerError {
         endpoint: Endpoint,
         /// tonic's error.
         source: tonic::transport::Error,
+    },
+}
+
+/// Why a [`Broker`](crate::broker::Broker) closed: the source of
+/// [`BrokerError::Closed`]. The first reason wins.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// [`Broker::close`](crate::broker::Broker::close) was called: the
+    /// plugin shut down, or the host killed it.
+    #[error("closed on this side")]
+    Closed,
+    /// The host's [`Client`](crate::Client) was dropped.
+    #[error("the plugin's client was dropped")]
+    ClientDropped,
+    /// The plugin ended the broker stream (the host's view).
+    #[error("the plugin ended the broker stream")]
+    PluginEnded,
+    /// The host ended the broker stream (the plugin's view).
+    #[error("the host ended the broker stream")]
+    HostEnded,
+    /// The broker stream ended before either side said why.
+    #[error("the broker stream ended")]
+    StreamEnded,
+    /// The plugin's `GRPCBroker` refused to open the stream.
+    #[error("the plugin's GRPCBroker refused the stream")]
+    Refused {
+        /// The plugin's answer.
+        source: tonic::Status,
     },
 }

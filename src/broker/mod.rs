@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::Channel;
 
-pub use error::BrokerError;
+pub use error::{BrokerError, CloseReason};
 
 use crate::grpc::{CONNECTION_WINDOW, DRAIN_LIMIT, STREAM_WINDOW};
 use crate::proto::plugin::ConnInfo;
@@ -69,7 +69,7 @@ struct Inner {
     announced: Mutex<HashMap<u32, (ConnInfo, Instant)>>,
     arrived: Notify,
     /// `Some(reason)` once closed.
-    closed: watch::Sender<Option<String>>,
+    closed: watch::Sender<Option<CloseReason>>,
     /// Listeners of brokered servers, closed with the broker.
     listeners: Mutex<Vec<Arc<AnyTransport>>>,
 }
@@ -109,6 +109,13 @@ impl BrokeredServer {
 
     /// Stops accepting, removes the socket, lets calls in flight finish
     /// (up to 1 s), and returns when the server has stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the server is told to stop when this is first polled (and
+    /// when it is dropped, see above), so dropping the future only stops the
+    /// waiting; the server still removes its socket, drains and stops in the
+    /// background.
     pub async fn stop(mut self) {
         self.stop.cancel();
         close_listener(&self.listener).await;
@@ -166,7 +173,7 @@ impl Broker {
                 .closed
                 .borrow()
                 .clone()
-                .unwrap_or_else(|| "closed".to_owned()),
+                .unwrap_or(CloseReason::StreamEnded),
         }
     }
 
@@ -186,6 +193,12 @@ impl Broker {
     ///
     /// [`BrokerError::NotConnected`] or [`BrokerError::Closed`];
     /// [`BrokerError::Listen`] when the listener cannot be created.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped before it returns, nothing is announced to the
+    /// other side and the listener it may have made is closed (its socket
+    /// removed) as it is dropped; the id can be used again.
     pub async fn accept_and_serve(
         &self,
         id: u32,
@@ -256,6 +269,14 @@ impl Broker {
     /// [`BrokerError::NotConnected`] or [`BrokerError::Closed`];
     /// [`BrokerError::BadAddress`] or [`BrokerError::Dial`] when the
     /// announced listener cannot be reached.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped while it waits for the announcement, nothing is lost: a later
+    /// `dial` of the same id still finds it. Dropped once the announcement has
+    /// come, while it connects, the announcement is used up: a later `dial` of
+    /// that id waits for a new one (and fails with [`BrokerError::Timeout`]
+    /// unless the other side announces the id again).
     pub async fn dial(&self, id: u32) -> Result<Channel, BrokerError> {
         let info = self.wait_for(id).await?;
         let endpoint = Endpoint::from_network(&info.network, &info.address).map_err(|source| {
@@ -317,8 +338,14 @@ impl Broker {
     /// Closes the broker: ends the stream, stops every brokered server and
     /// removes its socket (calls in flight get up to 1 s), and makes
     /// `dial`, `accept_and_serve` fail. Idempotent.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the broker is closed when this is first polled; the
+    /// brokered servers whose listeners it had not closed yet when dropped see
+    /// the broker close and close them themselves.
     pub async fn close(&self) {
-        let listeners = self.close_now("closed");
+        let listeners = self.close_now(CloseReason::Closed);
         for listener in listeners {
             close_listener(&listener).await;
         }
@@ -326,10 +353,10 @@ impl Broker {
 
     /// Marks the broker closed (first reason wins) and gives the listeners
     /// still to close.
-    fn close_now(&self, reason: &str) -> Vec<Arc<AnyTransport>> {
+    fn close_now(&self, reason: CloseReason) -> Vec<Arc<AnyTransport>> {
         self.inner.closed.send_if_modified(|closed| {
             if closed.is_none() {
-                *closed = Some(reason.to_owned());
+                *closed = Some(reason);
                 true
             } else {
                 false
@@ -343,7 +370,7 @@ impl Broker {
     /// [`close`](Self::close) from a destructor: the listeners are closed
     /// on the runtime if there is one, else dropped (which removes their
     /// sockets too).
-    pub(crate) fn close_in_background(&self, reason: &str) {
+    pub(crate) fn close_in_background(&self, reason: CloseReason) {
         let listeners = self.close_now(reason);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
@@ -371,7 +398,7 @@ async fn serve(
     incoming: Incoming,
     listener: Arc<AnyTransport>,
     stopped: CancellationToken,
-    mut closed: watch::Receiver<Option<String>>,
+    mut closed: watch::Receiver<Option<CloseReason>>,
 ) {
     let stopping = {
         let listener = listener.clone();

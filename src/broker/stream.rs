@@ -8,7 +8,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::Broker;
+use super::{Broker, CloseReason};
 use crate::proto::plugin::ConnInfo;
 use crate::proto::plugin::grpc_broker_client::GrpcBrokerClient;
 use crate::proto::plugin::grpc_broker_server::{GrpcBroker, GrpcBrokerServer};
@@ -43,13 +43,11 @@ impl Broker {
             match opened {
                 Ok(response) => {
                     receive(&broker, response.into_inner()).await;
-                    broker.close_in_background("the plugin ended the broker stream");
+                    broker.close_in_background(CloseReason::PluginEnded);
                 }
                 Err(status) => {
                     tracing::debug!(plugin, %status, "GRPCBroker stream not opened");
-                    broker.close_in_background(&format!(
-                        "the plugin's GRPCBroker refused the stream: {status}"
-                    ));
+                    broker.close_in_background(CloseReason::Refused { source: status });
                 }
             }
         });
@@ -78,7 +76,7 @@ impl GrpcBroker for Service {
         let broker = self.broker.clone();
         tokio::spawn(async move {
             receive(&broker, request.into_inner()).await;
-            broker.close_in_background("the host ended the broker stream");
+            broker.close_in_background(CloseReason::HostEnded);
         });
         Ok(Response::new(Box::pin(
             UnboundedReceiverStream::new(outgoing).map(Ok),

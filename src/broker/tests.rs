@@ -8,7 +8,7 @@ use tonic::service::Routes;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-use super::{Broker, BrokerError, Context};
+use super::{Broker, BrokerError, CloseReason, Context};
 use crate::tls::{self, Identity};
 use crate::transport::{Listen, Transport, UnixTransport};
 use demo_proto::counter::add_helper_client::AddHelperClient;
@@ -251,8 +251,17 @@ async fn closing_the_broker_mid_call_ends_the_call() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let err = pair.plugin.dial(1).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BrokerError::Closed {
+                reason: CloseReason::HostEnded
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(
-        err.to_string(),
+        crate::chain::Chain(&err).to_string(),
         "the broker is closed: the host ended the broker stream"
     );
 }

@@ -187,6 +187,14 @@ impl ClientConfig {
     /// AutoMTLS, a connection step that failed or stalled, or the health
     /// check. On every error the plugin's process group has been killed and
     /// reaped, and a socket it made removed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before it returns (a `timeout` or Ctrl-C around it), the
+    /// plugin's process group is killed at once, and tokio reaps the process
+    /// in the background (best effort); no [`Client`] exists, so nothing
+    /// else is left to stop. A unix socket the plugin had already made is not removed then
+    /// (only a failed start proves it the plugin's and removes it).
     pub async fn start(&self, command: std::process::Command) -> Result<Client, ClientError> {
         let deadline = Instant::now() + self.start_timeout;
         if let Some(expected) = &self.checksum {
@@ -310,15 +318,20 @@ impl ClientConfig {
     /// [`ClientError::Reattach`] for a pid no plugin can have, or a version
     /// not offered or protocol not allowed; connection and health errors as
     /// for [`start`](Self::start).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped before it returns, the connection it was opening is
+    /// dropped and the plugin is left as it was.
     pub async fn attach(&self, config: &ReattachConfig) -> Result<Client, ClientError> {
         let pid = config.check_pid(None)?;
-        let line = HandshakeLine::new(config.protocol_version, config.endpoint.clone());
-        let line = line.and_then(|line| line.check(&self.versions, &self.protocols).map(|()| line));
-        let line = line.map_err(|source| ReattachError::Refused {
-            endpoint: config.endpoint.clone(),
-            version: config.protocol_version,
-            source: Box::new(source),
-        })?;
+        let line = HandshakeLine::attached(config.protocol_version, config.endpoint.clone());
+        line.check(&self.versions, &self.protocols)
+            .map_err(|source| ReattachError::Refused {
+                endpoint: config.endpoint.clone(),
+                version: config.protocol_version,
+                source: Box::new(source),
+            })?;
         let deadline = Instant::now() + self.start_timeout;
         let (channel, listener) =
             connect::open_plugin_channel(line.endpoint(), None, deadline).await?;
@@ -530,6 +543,11 @@ impl Client {
     /// # Errors
     ///
     /// [`ClientError::Unhealthy`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it cancels the health call; the client is
+    /// unaffected.
     pub async fn ping(&self) -> Result<(), ClientError> {
         connect::ping(self.channel()).await
     }
@@ -578,6 +596,14 @@ impl Client {
     /// whole process group is killed at the end either way, so no child the
     /// plugin forked survives it, and a socket it left behind is removed.
     /// Calling it again is harmless. Returns the exit status.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before it returns, the plugin may still be running (asked to
+    /// shut down, or within its grace period): the broker is closed already,
+    /// and calling `kill` again goes on from where the plugin is (it is asked
+    /// again if it is still running, then killed); dropping the last handle to
+    /// the client kills a started plugin's process group at once.
     pub async fn kill(&self) -> Option<ExitStatus> {
         self.inner.kill().await
     }
@@ -671,7 +697,7 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.broker
-            .close_in_background("the plugin's client was dropped");
+            .close_in_background(crate::broker::CloseReason::ClientDropped);
         let Some(mut child) = self.child.get_mut().take() else {
             return;
         };
@@ -700,6 +726,12 @@ fn registry() -> &'static Mutex<Vec<Weak<Inner>>> {
 
 /// Kills every plugin started by this process that is still running, as
 /// go-plugin's `CleanupClients`: call it before the host exits.
+///
+/// # Cancel safety
+///
+/// Dropped before it returns, the plugins it had not reached yet are left
+/// running, and the one it was killing is left as [`Client::kill`] leaves it;
+/// calling it again finishes the job.
 pub async fn cleanup_clients() {
     let clients: Vec<Arc<Inner>> = {
         let mut list = registry().lock().expect("registry lock");

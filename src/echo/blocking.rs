@@ -51,7 +51,9 @@ impl<C: SampleClient> Client<C> {
             .enable_all()
             .build()
             .map_err(|err| EchoClientError::ConnectionClosed {
-                reason: format!("cannot start a runtime: {err}"),
+                reason: super::CloseReason::Runtime {
+                    source: std::sync::Arc::new(err),
+                },
             })?;
         let inner = runtime.block_on(C::connect_to(endpoint, spec, max_inflight))?;
         Ok(Client { runtime, inner })
@@ -60,11 +62,11 @@ impl<C: SampleClient> Client<C> {
     /// Lets samples stay outstanding at most `timeout` without an ack
     /// before `send` and `wait` fail (default a minute).
     #[must_use]
-    pub fn with_progress_timeout(self, timeout: Duration) -> Self {
+    pub fn progress_timeout(self, timeout: Duration) -> Self {
         let Client { runtime, inner } = self;
         Client {
             runtime,
-            inner: inner.with_progress_timeout(timeout),
+            inner: inner.progress_timeout(timeout),
         }
     }
 

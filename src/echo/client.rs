@@ -38,6 +38,11 @@ pub trait SampleClient: Sized + Send + Sync {
     /// [`EchoClientError::SpecMismatch`] naming the leaf that differs;
     /// [`EchoClientError::ConnectionClosed`] when the server cannot be
     /// reached or refuses the stream.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe for this crate's clients: dropped before it returns, no
+    /// connection is kept.
     fn connect_to(
         endpoint: &Endpoint,
         spec: &Spec,
@@ -47,7 +52,7 @@ pub trait SampleClient: Sized + Send + Sync {
     /// Lets samples stay outstanding at most `timeout` without an ack
     /// before `send` and `wait` fail.
     #[must_use]
-    fn with_progress_timeout(self, timeout: Duration) -> Self;
+    fn progress_timeout(self, timeout: Duration) -> Self;
 
     /// Sends one sample, waiting while `max_inflight` are unacknowledged.
     ///
@@ -55,6 +60,14 @@ pub trait SampleClient: Sized + Send + Sync {
     ///
     /// [`EchoClientError::WrongSize`], [`EchoClientError::Stalled`], or
     /// [`EchoClientError::ConnectionClosed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped while it waits for a credit, it sends nothing. Dropped while the
+    /// sample is on its way, [`GrpcClient`](super::GrpcClient) has not queued
+    /// it, and [`TcpClient`](super::TcpClient) fails the stream if part of it
+    /// was written (see [`TcpClient::send`](super::TcpClient::send)): a sample
+    /// is never sent in part before another.
     fn send(&self, sample: Bytes) -> impl Future<Output = Result<(), EchoClientError>> + Send;
 
     /// Waits until every sample sent is acknowledged.
@@ -63,12 +76,21 @@ pub trait SampleClient: Sized + Send + Sync {
     ///
     /// [`EchoClientError::Stalled`] or
     /// [`EchoClientError::ConnectionClosed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits.
     fn wait(&self) -> impl Future<Output = Result<(), EchoClientError>> + Send;
 
     /// Samples acknowledged so far.
     fn acknowledged(&self) -> u64;
 
     /// Closes the stream. Idempotent.
+    ///
+    /// # Cancel safety
+    ///
+    /// The stream is closed when this is first polled; dropping the future only
+    /// stops waiting for the end (see each client's `close`).
     fn close(&self) -> impl Future<Output = ()> + Send;
 }
 
@@ -81,8 +103,8 @@ impl SampleClient for TcpClient {
         TcpClient::connect(endpoint, spec, max_inflight).await
     }
 
-    fn with_progress_timeout(self, timeout: Duration) -> Self {
-        TcpClient::with_progress_timeout(self, timeout)
+    fn progress_timeout(self, timeout: Duration) -> Self {
+        TcpClient::progress_timeout(self, timeout)
     }
 
     async fn send(&self, sample: Bytes) -> Result<(), EchoClientError> {
@@ -111,8 +133,8 @@ impl SampleClient for GrpcClient {
         GrpcClient::connect_endpoint(endpoint, spec, max_inflight).await
     }
 
-    fn with_progress_timeout(self, timeout: Duration) -> Self {
-        GrpcClient::with_progress_timeout(self, timeout)
+    fn progress_timeout(self, timeout: Duration) -> Self {
+        GrpcClient::progress_timeout(self, timeout)
     }
 
     async fn send(&self, sample: Bytes) -> Result<(), EchoClientError> {

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,12 +24,13 @@ use super::{Spec, SpecError};
 use crate::grpc::MAX_MESSAGE_SIZE;
 use crate::proto::echo::sample_stream_client::SampleStreamClient;
 use crate::proto::echo::{Ack, GetSpecRequest, PushRequest};
+use crate::transport::{ConnectError, Endpoint};
 
 /// echo's default number of unacknowledged samples.
 pub const DEFAULT_MAX_INFLIGHT: usize = 32;
 
 /// How long a sample client lets samples stay outstanding without a single
-/// ack before it gives up on the server (see `with_progress_timeout`). A
+/// ack before it gives up on the server (see `progress_timeout`). A
 /// full sink holds acks back on purpose (a learner busy with a training
 /// step), so this is far beyond such pauses: a minute without any ack is a
 /// stuck or silently vanished server, not back-pressure.
@@ -55,11 +56,12 @@ pub enum EchoClientError {
         actual: u64,
     },
     /// The stream is closed: by [`GrpcClient::close`], or because the server
-    /// went away or refused it (the reason says which).
-    #[error("the sample stream is closed: {reason}")]
+    /// went away or refused it (the reason, its source, says which).
+    #[error("the sample stream is closed")]
     ConnectionClosed {
         /// Why.
-        reason: String,
+        #[source]
+        reason: CloseReason,
     },
     /// No acknowledgement came for the progress timeout while samples were
     /// outstanding: the server is stuck, or gone without closing. The
@@ -73,6 +75,117 @@ pub enum EchoClientError {
         outstanding: u64,
         /// The progress timeout.
         after: Duration,
+    },
+}
+
+/// Why a sample stream closed (or never opened): the source of
+/// [`EchoClientError::ConnectionClosed`]. The first reason wins.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The client's `close` was called.
+    #[error("closed by the client")]
+    ByClient,
+    /// No acknowledgement came for the progress timeout
+    /// ([`EchoClientError::Stalled`]).
+    #[error(
+        "no acknowledgement from the server for {after:?} with {outstanding} samples outstanding"
+    )]
+    Stalled {
+        /// Samples sent and not acknowledged.
+        outstanding: u64,
+        /// The progress timeout.
+        after: Duration,
+    },
+    /// A send was dropped with its sample partly written (TCP): the
+    /// connection can carry no more samples.
+    #[error(
+        "a send was cancelled with its sample partly written; \
+         the connection can carry no more samples"
+    )]
+    SendCancelled,
+    /// The server cannot be reached (TCP).
+    #[error("cannot connect to the server")]
+    Connect {
+        /// The transport's error.
+        source: Arc<ConnectError>,
+    },
+    /// No gRPC connection to the server could be made.
+    #[error("no connection to {endpoint}")]
+    Channel {
+        /// The server's endpoint.
+        endpoint: Endpoint,
+        /// tonic's error.
+        source: Arc<tonic::transport::Error>,
+    },
+    /// No connection to the server within the connect timeout.
+    #[error("no connection to {endpoint} within {waited:?}")]
+    ConnectTimeout {
+        /// The server's endpoint.
+        endpoint: Endpoint,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// The server did not answer a call (`GetSpec`, `Push`) in time.
+    #[error("the server did not answer {call} within {waited:?}")]
+    NoAnswer {
+        /// The call.
+        call: &'static str,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// The server refused a call (`GetSpec`, `Push`).
+    #[error("the server refused {call}")]
+    Refused {
+        /// The call.
+        call: &'static str,
+        /// The server's answer.
+        source: tonic::Status,
+    },
+    /// The spec cannot be sent in one gRPC message.
+    #[error("the spec does not fit a message")]
+    SpecTooLarge {
+        /// The framing's error.
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// The server sent no complete spec header in time (TCP).
+    #[error("the server sent no complete spec header within {waited:?}")]
+    NoSpecHeader {
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// The server closed the connection before its spec header (TCP).
+    #[error("the server closed the connection before its spec")]
+    ClosedBeforeSpec,
+    /// The server closed the connection (TCP).
+    #[error("the server closed the connection")]
+    ServerClosed,
+    /// The server ended the stream (gRPC).
+    #[error("the server ended the stream")]
+    ServerEnded,
+    /// The stream failed (gRPC).
+    #[error("the stream failed")]
+    Failed {
+        /// tonic's status.
+        source: tonic::Status,
+    },
+    /// Reading from the connection failed (TCP).
+    #[error("reading from the server failed")]
+    Read {
+        /// The operating system's error.
+        source: Arc<std::io::Error>,
+    },
+    /// Writing to the connection failed (TCP).
+    #[error("writing to the server failed")]
+    Write {
+        /// The operating system's error.
+        source: Arc<std::io::Error>,
+    },
+    /// The blocking client could not start its runtime.
+    #[error("cannot start a runtime")]
+    Runtime {
+        /// The operating system's error.
+        source: Arc<std::io::Error>,
     },
 }
 
@@ -109,6 +222,11 @@ impl GrpcClient {
     /// # Panics
     ///
     /// If `max_inflight` is 0.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped before it returns, the stream it was opening is
+    /// reset and no client exists.
     pub async fn connect(
         channel: Channel,
         spec: &Spec,
@@ -118,19 +236,23 @@ impl GrpcClient {
             max_inflight > 0,
             "at least one sample must be allowed in flight"
         );
-        let closed = |status: tonic::Status| EchoClientError::ConnectionClosed {
-            reason: status.to_string(),
+        let closed = |reason: CloseReason| EchoClientError::ConnectionClosed { reason };
+        let refused = |call: &'static str| {
+            move |source: tonic::Status| closed(CloseReason::Refused { call, source })
         };
         let mut client = SampleStreamClient::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE);
-        let silent = |what: &str| EchoClientError::ConnectionClosed {
-            reason: format!("the server did not answer {what} within {CONNECT_TIMEOUT:?}"),
+        let silent = |call: &'static str| {
+            closed(CloseReason::NoAnswer {
+                call,
+                waited: CONNECT_TIMEOUT,
+            })
         };
         let theirs = tokio::time::timeout(CONNECT_TIMEOUT, client.get_spec(GetSpecRequest {}))
             .await
             .map_err(|_| silent("GetSpec"))?
-            .map_err(closed)?
+            .map_err(refused("GetSpec"))?
             .into_inner();
         let theirs = Spec::from_proto(&theirs).map_err(EchoClientError::SpecMismatch)?;
         theirs.check(spec).map_err(EchoClientError::SpecMismatch)?;
@@ -139,22 +261,22 @@ impl GrpcClient {
         let per_message =
             (MESSAGE_BYTES / spec.payload_size().max(1) as usize).clamp(1, max_inflight);
         let body = PushBody::new(&spec.to_proto(), queue_rx, per_message).map_err(|err| {
-            EchoClientError::ConnectionClosed {
-                reason: format!("the spec does not fit a message: {err}"),
-            }
+            closed(CloseReason::SpecTooLarge {
+                source: Arc::new(err),
+            })
         })?;
         let mut acks = tokio::time::timeout(CONNECT_TIMEOUT, open_push(channel, body))
             .await
             .map_err(|_| silent("Push"))?
-            .map_err(closed)?;
+            .map_err(refused("Push"))?;
 
         let (inflight, ack_side) = Inflight::new(spec.payload_size(), max_inflight);
         let reader = tokio::spawn(async move {
             let reason = loop {
                 match acks.message().await {
                     Ok(Some(ack)) => ack_side.total(ack.delivered),
-                    Ok(None) => break "the server ended the stream".to_owned(),
-                    Err(status) => break status.to_string(),
+                    Ok(None) => break CloseReason::ServerEnded,
+                    Err(source) => break CloseReason::Failed { source },
                 }
             };
             ack_side.ended(reason);
@@ -172,6 +294,10 @@ impl GrpcClient {
     /// # Errors
     ///
     /// As [`connect`](Self::connect).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`connect`](Self::connect).
     pub async fn connect_endpoint(
         endpoint: &crate::transport::Endpoint,
         spec: &Spec,
@@ -181,10 +307,16 @@ impl GrpcClient {
         let channel = tokio::time::timeout(CONNECT_TIMEOUT, opening)
             .await
             .map_err(|_| EchoClientError::ConnectionClosed {
-                reason: format!("no connection to {endpoint} within {CONNECT_TIMEOUT:?}"),
+                reason: CloseReason::ConnectTimeout {
+                    endpoint: endpoint.clone(),
+                    waited: CONNECT_TIMEOUT,
+                },
             })?
-            .map_err(|err| EchoClientError::ConnectionClosed {
-                reason: crate::chain::Chain(&err).to_string(),
+            .map_err(|source| EchoClientError::ConnectionClosed {
+                reason: CloseReason::Channel {
+                    endpoint: endpoint.clone(),
+                    source: Arc::new(source),
+                },
             })?;
         Self::connect(channel, spec, max_inflight).await
     }
@@ -198,6 +330,12 @@ impl GrpcClient {
     /// [`EchoClientError::ConnectionClosed`] once the stream is closed;
     /// [`EchoClientError::Stalled`] when no ack came for the progress
     /// timeout while it waited.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped before it returns, the sample is not sent (it is
+    /// queued only when the send completes) and the credit it took is given
+    /// back.
     pub async fn send(&self, sample: Bytes) -> Result<(), EchoClientError> {
         let queue = self.queue.lock().expect("queue lock").clone();
         let queue = queue.ok_or_else(|| self.inflight.closed())?;
@@ -213,7 +351,8 @@ impl GrpcClient {
     /// Lets samples stay outstanding at most `timeout` without an ack
     /// (default [`DEFAULT_PROGRESS_TIMEOUT`], a minute) before `send` and
     /// `wait` fail with [`EchoClientError::Stalled`].
-    pub fn with_progress_timeout(mut self, timeout: Duration) -> Self {
+    #[must_use]
+    pub fn progress_timeout(mut self, timeout: Duration) -> Self {
         self.inflight.set_progress_timeout(timeout);
         self
     }
@@ -226,6 +365,11 @@ impl GrpcClient {
     /// (echo 0.1.1's `wait` hangs forever then);
     /// [`EchoClientError::Stalled`] when no ack comes for the progress
     /// timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits; dropping it loses nothing (a stall it
+    /// detected before being dropped has failed the stream already).
     pub async fn wait(&self) -> Result<(), EchoClientError> {
         self.inflight.wait().await
     }
@@ -237,8 +381,15 @@ impl GrpcClient {
 
     /// Ends the stream after the samples already sent, and waits for the
     /// server to finish it, at most the progress timeout. Idempotent.
+    ///
+    /// # Cancel safety
+    ///
+    /// The stream is ended when this is first polled, after the samples already
+    /// queued, so dropping the future does not keep it open; it only stops
+    /// waiting for the server to finish the stream, and the task reading acks
+    /// then runs on until the server does.
     pub async fn close(&self) {
-        self.inflight.fail("closed by the client");
+        self.inflight.fail(CloseReason::ByClient);
         drop(self.queue.lock().expect("queue lock").take());
         let tasks: Vec<JoinHandle<()>> = self.tasks.lock().expect("tasks lock").drain(..).collect();
         for mut task in tasks {

@@ -66,8 +66,8 @@ pub(crate) enum WireError {
     #[error("a message that does not decode")]
     Decode(#[from] prost::DecodeError),
     /// The HTTP/2 stream failed (reset, connection lost).
-    #[error("the stream failed: {0}")]
-    Body(Status),
+    #[error("the stream failed")]
+    Body(#[source] Status),
 }
 
 impl WireError {
@@ -78,7 +78,8 @@ impl WireError {
         match self {
             WireError::TooLarge { .. } => Status::out_of_range(self.to_string()),
             WireError::Body(status) => status,
-            _ => Status::internal(self.to_string()),
+            // The peer gets the cause too (a decode error's detail).
+            _ => Status::internal(crate::chain::Chain(&self).to_string()),
         }
     }
 }

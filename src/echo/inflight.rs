@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
-use super::EchoClientError;
+use super::{CloseReason, EchoClientError};
 
 /// The sending side's accounting.
 #[derive(Debug)]
@@ -20,7 +20,7 @@ pub(crate) struct Inflight {
     credits: Arc<Semaphore>,
     sent: AtomicU64,
     acked: watch::Receiver<u64>,
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Arc<Mutex<Option<CloseReason>>>,
     /// The last ack, or when samples became outstanding after none were.
     progress_at: Arc<Mutex<Instant>>,
     /// How long samples may stay outstanding without an ack.
@@ -32,7 +32,7 @@ pub(crate) struct Inflight {
 pub(crate) struct Acks {
     credits: Arc<Semaphore>,
     acked: watch::Sender<u64>,
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Arc<Mutex<Option<CloseReason>>>,
     progress_at: Arc<Mutex<Instant>>,
 }
 
@@ -103,11 +103,14 @@ impl Inflight {
                 let now_at = *self.progress_at.lock().expect("progress lock");
                 let outstanding = self.outstanding();
                 if outstanding > 0 && now_at == at {
+                    self.fail(CloseReason::Stalled {
+                        outstanding,
+                        after: self.progress,
+                    });
                     let err = EchoClientError::Stalled {
                         outstanding,
                         after: self.progress,
                     };
-                    self.fail(err.to_string());
                     self.credits.close();
                     return Poll::Ready(Err(err));
                 }
@@ -143,16 +146,16 @@ impl Inflight {
     pub(crate) fn closed(&self) -> EchoClientError {
         let reason = self.failure.lock().expect("failure lock").clone();
         EchoClientError::ConnectionClosed {
-            reason: reason.unwrap_or_else(|| "closed by the client".to_owned()),
+            reason: reason.unwrap_or(CloseReason::ByClient),
         }
     }
 
     /// Records why the stream ended, unless a reason is known already.
-    pub(crate) fn fail(&self, reason: impl Into<String>) {
+    pub(crate) fn fail(&self, reason: CloseReason) {
         self.failure
             .lock()
             .expect("failure lock")
-            .get_or_insert_with(|| reason.into());
+            .get_or_insert(reason);
     }
 
     /// Checks the sample's size and takes one credit, waiting while the
@@ -239,10 +242,7 @@ pub(crate) struct HalfWritten<'a> {
 impl Drop for HalfWritten<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.inflight.fail(
-                "a send was cancelled with its sample partly written; \
-                 the connection can carry no more samples",
-            );
+            self.inflight.fail(CloseReason::SendCancelled);
             self.inflight.credits.close();
         }
     }
@@ -265,7 +265,7 @@ impl Acks {
     }
 
     /// The stream ended: waiting senders and waiters get the reason.
-    pub(crate) fn ended(self, reason: String) {
+    pub(crate) fn ended(self, reason: CloseReason) {
         self.failure
             .lock()
             .expect("failure lock")

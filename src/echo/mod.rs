@@ -31,7 +31,7 @@ mod tcp_header;
 pub use client::SampleClient;
 pub use grpc::{GrpcServer, GrpcService, SampleStreamServer};
 pub use grpc_client::{
-    DEFAULT_MAX_INFLIGHT, DEFAULT_PROGRESS_TIMEOUT, EchoClientError, GrpcClient,
+    CloseReason, DEFAULT_MAX_INFLIGHT, DEFAULT_PROGRESS_TIMEOUT, EchoClientError, GrpcClient,
 };
 pub use sink::{Batch, ChannelSink, Sample, SampleReceiver, Sink, SinkError, channel};
 pub use spec::{DType, Leaf, MAX_PAYLOAD, Spec, SpecError};

@@ -49,6 +49,11 @@ pub trait Sink: Send + Sync + 'static {
     ///
     /// [`SinkError::Closed`] when the consumer is gone;
     /// [`SinkError::WrongSize`] for a sample of the wrong size.
+    ///
+    /// # Cancel safety
+    ///
+    /// Must be cancel safe, as above: a `push` dropped before it completed has
+    /// not delivered its sample. [`ChannelSink`]'s is.
     fn push(&self, sample: Sample) -> impl Future<Output = Result<(), SinkError>> + Send;
 }
 
@@ -134,6 +139,10 @@ impl Batch {
 impl SampleReceiver {
     /// The next sample; `None` once every sink is dropped and all were
     /// received.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped before it returns, no sample is taken.
     pub async fn recv(&mut self) -> Option<Sample> {
         self.rx.recv().await
     }
@@ -144,6 +153,14 @@ impl SampleReceiver {
     /// # Panics
     ///
     /// If `size` is 0.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropped after some samples of the batch were received
+    /// (a `timeout` or `select!` around it while samples trickle in), those
+    /// samples are lost, though their senders were told they were delivered.
+    /// Use [`recv`](Self::recv) in a `select!`, or let `recv_batch` run to the
+    /// end.
     pub async fn recv_batch(&mut self, size: usize) -> Option<Batch> {
         assert!(size > 0, "a batch holds at least one sample");
         let mut samples = Vec::with_capacity(size);

@@ -59,12 +59,26 @@ pub trait SampleServer: Send + Sync {
     ///
     /// [`EchoError`] when the listener cannot be set up (a taken port is an
     /// error, unlike echo 0.1.1, which only printed it).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe for this crate's servers: dropped before it returns, nothing
+    /// listens and the server can be started again.
     fn start(&self) -> impl Future<Output = Result<Endpoint, EchoError>> + Send;
 
     /// Stops accepting, lets every sample already acknowledged reach the
     /// sink (it has: a sample is acknowledged only once delivered), and
     /// closes the connections: at most about a second after it begins,
     /// whatever the clients or the sink do. Idempotent.
+    ///
+    /// # Cancel safety
+    ///
+    /// For this crate's servers, dropped before it returns the server still
+    /// stops, and every sample acknowledged has reached the sink (a sample is
+    /// acknowledged only once delivered). [`TcpServer`] cuts its connections at
+    /// once then, without the grace; [`GrpcServer`](super::GrpcServer) drains
+    /// in the background, and its unix socket is removed by a later `shutdown`
+    /// or when the server is dropped.
     fn shutdown(&self) -> impl Future<Output = ()> + Send;
 }
 
@@ -115,6 +129,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> TcpServer<T, S> 
 
     /// Serves at most `n` connections at once (default 1024); a client
     /// beyond them is closed at once, with a log line.
+    #[must_use]
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
         self
@@ -127,6 +142,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> TcpServer<T, S> 
     /// the rest, but there is always room for one connection's buffer (a
     /// sample plus 64 KiB). A connection that would need more is closed,
     /// with a log line.
+    #[must_use]
     pub fn buffer_budget(mut self, bytes: usize) -> Self {
         self.buffer_budget = bytes;
         self

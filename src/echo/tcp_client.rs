@@ -3,14 +3,14 @@
 //! the in-flight limit, `wait` fails (instead of hanging) when the server
 //! goes away.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::inflight::{Acks, HalfWritten, Inflight};
-use super::{EchoClientError, Spec, WireSpec};
+use super::{CloseReason, EchoClientError, Spec, WireSpec};
 use crate::transport::{Connection, Endpoint};
 
 use super::grpc_client::CONNECT_TIMEOUT;
@@ -41,6 +41,11 @@ impl TcpClient {
     /// # Panics
     ///
     /// If `max_inflight` is 0.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped before it returns, the connection is closed and no
+    /// client exists.
     pub async fn connect(
         endpoint: &Endpoint,
         spec: &Spec,
@@ -50,10 +55,14 @@ impl TcpClient {
             max_inflight > 0,
             "at least one sample must be allowed in flight"
         );
-        let closed = |reason: String| EchoClientError::ConnectionClosed { reason };
+        let closed = |reason: CloseReason| EchoClientError::ConnectionClosed { reason };
         let mut conn = crate::transport::connect(endpoint, CONNECT_TIMEOUT)
             .await
-            .map_err(|e| closed(crate::chain::Chain(&e).to_string()))?;
+            .map_err(|e| {
+                closed(CloseReason::Connect {
+                    source: Arc::new(e),
+                })
+            })?;
         let mut header = BytesMut::new();
         let deadline = tokio::time::Instant::now() + HEADER_TIMEOUT;
         let wire = loop {
@@ -66,15 +75,17 @@ impl TcpClient {
             let n = tokio::time::timeout_at(deadline, conn.read_buf(&mut header))
                 .await
                 .map_err(|_| {
-                    closed(format!(
-                        "the server sent no complete spec header within {HEADER_TIMEOUT:?}"
-                    ))
+                    closed(CloseReason::NoSpecHeader {
+                        waited: HEADER_TIMEOUT,
+                    })
                 })?
-                .map_err(|e| closed(e.to_string()))?;
+                .map_err(|e| {
+                    closed(CloseReason::Read {
+                        source: Arc::new(e),
+                    })
+                })?;
             if n == 0 {
-                return Err(closed(
-                    "the server closed the connection before its spec".into(),
-                ));
+                return Err(closed(CloseReason::ClosedBeforeSpec));
             }
         };
         spec.check_wire(&wire)
@@ -120,7 +131,9 @@ impl TcpClient {
         };
         let writing = async {
             writer.write_all(&sample).await.map_err(|e| {
-                self.inflight.fail(e.to_string());
+                self.inflight.fail(CloseReason::Write {
+                    source: Arc::new(e),
+                });
                 self.inflight.closed()
             })
         };
@@ -137,7 +150,8 @@ impl TcpClient {
     /// (default [`DEFAULT_PROGRESS_TIMEOUT`](super::DEFAULT_PROGRESS_TIMEOUT),
     /// a minute) before `send` and `wait` fail with
     /// [`EchoClientError::Stalled`].
-    pub fn with_progress_timeout(mut self, timeout: Duration) -> Self {
+    #[must_use]
+    pub fn progress_timeout(mut self, timeout: Duration) -> Self {
         self.inflight.set_progress_timeout(timeout);
         self
     }
@@ -149,6 +163,11 @@ impl TcpClient {
     /// [`EchoClientError::ConnectionClosed`] when the server goes away
     /// first; [`EchoClientError::Stalled`] when no ack comes for the
     /// progress timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits; dropping it loses nothing (a stall it
+    /// detected before being dropped has failed the stream already).
     pub async fn wait(&self) -> Result<(), EchoClientError> {
         self.inflight.wait().await
     }
@@ -159,8 +178,15 @@ impl TcpClient {
     }
 
     /// Closes the connection (both directions). Idempotent.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the stream is marked closed when this is first polled
+    /// (later sends fail); dropped while it waits for a send in progress or for
+    /// the shutdown of the write side, the connection may stay open, and
+    /// calling `close` again finishes closing it.
     pub async fn close(&self) {
-        self.inflight.fail("closed by the client");
+        self.inflight.fail(CloseReason::ByClient);
         if let Some(mut writer) = self.writer.lock().await.take() {
             let _ = writer.shutdown().await;
         }
@@ -184,9 +210,13 @@ async fn read_acks(mut reader: ReadHalf<Connection>, early: usize, acks: Acks) {
     let mut buf = [0u8; 4096];
     let reason = loop {
         match reader.read(&mut buf).await {
-            Ok(0) => break "the server closed the connection".to_owned(),
+            Ok(0) => break CloseReason::ServerClosed,
             Ok(n) => acks.more(buf[..n].iter().filter(|b| **b == 0x01).count() as u64),
-            Err(err) => break err.to_string(),
+            Err(err) => {
+                break CloseReason::Read {
+                    source: Arc::new(err),
+                };
+            }
         }
     };
     acks.ended(reason);

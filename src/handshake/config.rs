@@ -1,6 +1,6 @@
 //! The handshake configuration a host and its plugins share.
 
-use super::HandshakeError;
+use super::CookieError;
 
 /// What go-plugin prints on stderr, before exiting with status 1, when a
 /// plugin is started without its magic cookie.
@@ -69,9 +69,9 @@ impl HandshakeConfig {
     ///
     /// # Errors
     ///
-    /// [`HandshakeError::CookieMismatch`] when the variable is unset or holds
+    /// [`CookieError`] when the variable is unset or holds
     /// another value.
-    pub fn check_cookie(&self) -> Result<(), HandshakeError> {
+    pub fn check_cookie(&self) -> Result<(), CookieError> {
         self.check_cookie_value(std::env::var(&self.magic_cookie_key).ok().as_deref())
     }
 
@@ -80,11 +80,11 @@ impl HandshakeConfig {
     /// # Errors
     ///
     /// As [`check_cookie`](Self::check_cookie).
-    pub fn check_cookie_value(&self, value: Option<&str>) -> Result<(), HandshakeError> {
+    pub fn check_cookie_value(&self, value: Option<&str>) -> Result<(), CookieError> {
         if value == Some(self.magic_cookie_value.as_str()) {
             Ok(())
         } else {
-            Err(HandshakeError::CookieMismatch {
+            Err(CookieError {
                 key: self.magic_cookie_key.clone(),
                 found: value.is_some(),
             })

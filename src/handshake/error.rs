@@ -1,29 +1,24 @@
 //! The error family of the handshake.
 
+use crate::tls::CertificateParseError;
 use crate::transport::EndpointError;
 
 use super::Protocol;
 
-/// A handshake failure: a cookie that does not match, or a handshake line
-/// that a host must refuse.
+/// A handshake line that a host must refuse: what a host meets when it
+/// reads a plugin's line ([`HandshakeLine::parse`](super::HandshakeLine::parse))
+/// and checks it against what it offered
+/// ([`HandshakeLine::check`](super::HandshakeLine::check)).
+///
+/// The plugin side's own failures have their own errors: a cookie that does
+/// not match is a [`CookieError`], an address a line cannot hold an
+/// [`AddressError`].
 ///
 /// Messages follow go-plugin's wording, so that a person who knows one
 /// recognizes the other, and name the offending value.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandshakeError {
-    /// The magic cookie is unset or wrong: the binary was not started by a
-    /// host that knows it.
-    #[error(
-        "magic cookie {key} is {}: this binary is a plugin, meant to be started by its host",
-        if *found { "wrong" } else { "not set" }
-    )]
-    CookieMismatch {
-        /// The cookie's environment variable.
-        key: String,
-        /// Whether the variable was set (to another value).
-        found: bool,
-    },
     /// Fewer than four `|`-separated fields.
     #[error("Unrecognized remote plugin message: {line:?}")]
     Unrecognized {
@@ -97,10 +92,10 @@ pub enum HandshakeError {
         source: base64::DecodeError,
     },
     /// The certificate field is base64 but not a DER X.509 certificate.
-    #[error("error parsing server cert: {reason}")]
+    #[error("error parsing server cert")]
     CertificateDer {
-        /// What the parser said.
-        reason: String,
+        /// What is wrong with it.
+        source: CertificateParseError,
     },
     /// The multiplexing field is not a boolean.
     #[error("error parsing multiplexing support {value:?}: not a boolean")]
@@ -122,13 +117,33 @@ pub enum HandshakeError {
         /// The limit, in bytes.
         limit: usize,
     },
-    /// An address that cannot be printed in a handshake line (it holds `|`
-    /// or a line break).
-    #[error("address {address:?} cannot go in a handshake line: it contains '|' or a line break")]
-    UnprintableAddress {
-        /// The address.
-        address: String,
-    },
+}
+
+/// The magic cookie is unset or wrong: the binary was not started by a host
+/// that knows it. A plugin's check of its environment
+/// ([`HandshakeConfig::check_cookie`](super::HandshakeConfig::check_cookie)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "magic cookie {key} is {}: this binary is a plugin, meant to be started by its host",
+    if *found { "wrong" } else { "not set" }
+)]
+#[non_exhaustive]
+pub struct CookieError {
+    /// The cookie's environment variable.
+    pub key: String,
+    /// Whether the variable was set (to another value).
+    pub found: bool,
+}
+
+/// An address that cannot be printed in a handshake line (it holds `|` or a
+/// line break): a plugin building its line
+/// ([`HandshakeLine::new`](super::HandshakeLine::new)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("address {address:?} cannot go in a handshake line: it contains '|' or a line break")]
+#[non_exhaustive]
+pub struct AddressError {
+    /// The address.
+    pub address: String,
 }
 
 fn list(protocols: &[Protocol]) -> String {

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 
-use super::HandshakeError;
+use super::{AddressError, HandshakeError};
 use crate::transport::Endpoint;
 
 /// go-plugin's core protocol version, the first field of every line.
@@ -95,12 +95,12 @@ impl HandshakeLine {
     ///
     /// # Errors
     ///
-    /// [`HandshakeError::UnprintableAddress`] when the endpoint's address
-    /// holds `|` or a line break, which would corrupt the line.
-    pub fn new(app_version: u32, endpoint: Endpoint) -> Result<Self, HandshakeError> {
+    /// [`AddressError`] when the endpoint's address holds `|` or a line
+    /// break, which would corrupt the line.
+    pub fn new(app_version: u32, endpoint: Endpoint) -> Result<Self, AddressError> {
         let address = endpoint.address();
         if address.contains(['|', '\n', '\r']) {
-            return Err(HandshakeError::UnprintableAddress { address });
+            return Err(AddressError { address });
         }
         Ok(HandshakeLine {
             app_version,
@@ -109,6 +109,19 @@ impl HandshakeLine {
             server_cert: None,
             multiplex: None,
         })
+    }
+
+    /// The line a host stands for when it attaches to a running plugin
+    /// (`TF_REATTACH_PROVIDERS`): it is checked, never printed, so any
+    /// address is fine.
+    pub(crate) fn attached(app_version: u32, endpoint: Endpoint) -> Self {
+        HandshakeLine {
+            app_version,
+            endpoint,
+            protocol: Protocol::Grpc,
+            server_cert: None,
+            multiplex: None,
+        }
     }
 
     /// Adds the plugin's AutoMTLS certificate (DER).
@@ -306,7 +319,7 @@ fn decode_cert(field: &str) -> Result<Vec<u8>, HandshakeError> {
         .map_err(|source| HandshakeError::CertificateBase64 { source })?;
     match crate::tls::der_problem(&der) {
         None => Ok(der),
-        Some(reason) => Err(HandshakeError::CertificateDer { reason }),
+        Some(source) => Err(HandshakeError::CertificateDer { source }),
     }
 }
 

@@ -212,7 +212,7 @@ fn format_six_fields_unless_multiplexing_was_asked() {
     assert_eq!(line.to_string(), "1|6|tcp|127.0.0.1:10000|grpc|MIIB/w");
     assert!(matches!(
         HandshakeLine::new(1, Endpoint::unix("/tmp/a|b").unwrap()),
-        Err(HandshakeError::UnprintableAddress { .. })
+        Err(AddressError { .. })
     ));
 }
 

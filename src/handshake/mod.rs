@@ -7,6 +7,6 @@ mod line;
 mod negotiate;
 
 pub use config::{COOKIE_MISMATCH_TEXT, HandshakeConfig, TERRAFORM_PROTOCOL_VERSIONS};
-pub use error::HandshakeError;
+pub use error::{AddressError, CookieError, HandshakeError};
 pub use line::{CORE_PROTOCOL_VERSION, HandshakeLine, Protocol};
 pub use negotiate::{Negotiated, negotiate_version, negotiate_version_from_env};

@@ -108,6 +108,11 @@ impl Probe {
     /// without the cookie. The plugin's process group is killed at the end,
     /// whatever happened, and when the returned future is dropped (a probe
     /// stopped by Ctrl-C leaves no plugin behind).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before it returns, the plugin's process group is killed at once
+    /// (see above); the report is lost.
     pub async fn run(&self, command: std::process::Command) -> ProbeReport {
         let mut report = ProbeReport {
             command: describe(&command),

@@ -4,7 +4,7 @@
 
 use std::io;
 
-use crate::handshake::HandshakeError;
+use crate::handshake::{AddressError, CookieError};
 use crate::tls::TlsError;
 use crate::transport::{CloseError, EnvError, ListenError};
 
@@ -13,9 +13,13 @@ use crate::transport::{CloseError, EnvError, ListenError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
-    /// The cookie did not match, or the handshake line cannot be printed.
+    /// The magic cookie did not match (only with
+    /// [`exit_on_cookie_mismatch(false)`](super::ServeConfig::exit_on_cookie_mismatch)).
     #[error(transparent)]
-    Handshake(#[from] HandshakeError),
+    Cookie(#[from] CookieError),
+    /// The listener's address cannot be printed in the handshake line.
+    #[error(transparent)]
+    Address(#[from] AddressError),
     /// go-plugin's environment holds a value the listener cannot use.
     #[error(transparent)]
     Env(#[from] EnvError),

@@ -185,7 +185,7 @@ impl ServeConfig {
     }
 
     /// With `false`, a wrong or missing cookie makes [`serve`](Self::serve)
-    /// return [`ServeError::Handshake`] instead of printing go-plugin's text
+    /// return [`ServeError::Cookie`] instead of printing go-plugin's text
     /// and exiting with status 1. For embedders and tests.
     #[must_use]
     pub fn exit_on_cookie_mismatch(mut self, exit: bool) -> Self {
@@ -209,6 +209,16 @@ impl ServeConfig {
     /// no services, the host's certificate (not PEM, expired or not valid
     /// yet), the socket (unknown group,
     /// unwritable directory, path too long), stdout, or the server.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not meant to be dropped: it is the plugin's main loop, and it stops on
+    /// its own when asked. If its future is dropped anyway, serving stops and
+    /// the main socket is removed as the listener is dropped, but the broker is
+    /// not closed (brokered servers serve on until it is, or the runtime ends),
+    /// and stdout and stderr, if captured, are not put back: they stay pipes,
+    /// passed on to the original descriptors by tasks that end with the
+    /// runtime. The signal handlers stay installed until the runtime ends.
     pub async fn serve(mut self) -> Result<(), ServeError> {
         if self.debug.is_none() {
             self.debug = std::env::var(env::RPCPLUGIN_DEBUG)

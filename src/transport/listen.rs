@@ -68,13 +68,11 @@ impl Listen {
             Listen::Unix { dir, group } => {
                 let transport = UnixTransport::in_dir(dir);
                 AnyTransport::Unix(match group {
-                    Some(group) => transport.with_group(group.clone()),
+                    Some(group) => transport.group(group.clone()),
                     None => transport,
                 })
             }
-            Listen::Tcp(ports) => {
-                AnyTransport::Tcp(TcpTransport::localhost().with_port_range(*ports))
-            }
+            Listen::Tcp(ports) => AnyTransport::Tcp(TcpTransport::localhost().port_range(*ports)),
         }
     }
 }

@@ -59,6 +59,12 @@ pub trait Transport: Send + Sync {
     /// [`ListenError`] naming the endpoint or path: a bind failure, a
     /// name that does not resolve, no free port in range, a path that is in
     /// use or is not our socket, a path too long for `sun_path`.
+    ///
+    /// # Cancel safety
+    ///
+    /// This crate's transports are cancel safe here: dropped before it returns,
+    /// nothing listens (a listener bound on the way is closed as it is dropped)
+    /// and the transport can listen again.
     fn listen(&self) -> impl Future<Output = Result<(Endpoint, Incoming), ListenError>> + Send;
 
     /// Connects to `endpoint`, giving up after the transport's connect
@@ -68,6 +74,11 @@ pub trait Transport: Send + Sync {
     ///
     /// [`ConnectError::Refused`], [`ConnectError::Timeout`], or
     /// [`ConnectError::WrongNetwork`] for an endpoint of the other kind.
+    ///
+    /// # Cancel safety
+    ///
+    /// This crate's transports are cancel safe here: dropped before it returns,
+    /// no connection is kept.
     fn connect(
         &self,
         endpoint: &Endpoint,
@@ -80,6 +91,12 @@ pub trait Transport: Send + Sync {
     ///
     /// [`CloseError::Remove`] if our own socket file could not be
     /// removed.
+    ///
+    /// # Cancel safety
+    ///
+    /// This crate's transports are cancel safe here: the listener is marked
+    /// closed and a unix socket removed when this is first polled; dropping the
+    /// future only stops waiting for the accept loop, which is then aborted.
     fn close(&self) -> impl Future<Output = Result<(), CloseError>> + Send;
 }
 
@@ -90,6 +107,10 @@ pub trait Transport: Send + Sync {
 /// [`ConnectError::Refused`] or [`ConnectError::Timeout`]
 /// naming the endpoint; [`ConnectError::Resolve`] for a host name that
 /// does not resolve.
+///
+/// # Cancel safety
+///
+/// Cancel safe: dropped before it returns, no connection is kept.
 pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Connection, ConnectError> {
     match endpoint.unix_path() {
         Some(_) => with_timeout(endpoint, timeout, unix::connect(endpoint)).await,

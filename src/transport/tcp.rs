@@ -47,7 +47,7 @@ enum State {
 
 impl TcpTransport {
     /// Listens on `endpoint`; port 0 lets the operating system pick, or
-    /// takes the first free port of [`with_port_range`](Self::with_port_range).
+    /// takes the first free port of [`port_range`](Self::port_range).
     ///
     /// # Errors
     ///
@@ -83,19 +83,19 @@ impl TcpTransport {
     ///
     /// As [`PortRange::from_env`].
     pub fn from_env() -> Result<Self, EnvError> {
-        Ok(Self::localhost().with_port_range(PortRange::from_env()?))
+        Ok(Self::localhost().port_range(PortRange::from_env()?))
     }
 
     /// The ports to try when the endpoint's port is 0.
     #[must_use]
-    pub fn with_port_range(mut self, range: PortRange) -> Self {
+    pub fn port_range(mut self, range: PortRange) -> Self {
         self.range = range;
         self
     }
 
     /// How long [`connect`](Transport::connect) may take.
     #[must_use]
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }

@@ -73,7 +73,7 @@ const RANDOM_NAME_LEN: usize = 10;
 /// creates it so, mode 0770, for a plugin that runs as another user).
 ///
 /// The socket gets mode 0660 whatever the umask, and the group from
-/// [`with_group`](Self::with_group) (or `PLUGIN_UNIX_SOCKET_GROUP`), both
+/// [`group`](Self::group) (or `PLUGIN_UNIX_SOCKET_GROUP`), both
 /// set before it starts listening, on the socket itself: a symbolic link
 /// swapped in at the path is refused, never followed.
 /// [`close`](Transport::close) (or drop) removes the socket only if the
@@ -143,7 +143,7 @@ impl UnixTransport {
         Ok(match SocketGroup::from_env() {
             Some(group) => {
                 group.gid()?;
-                transport.with_group(group)
+                transport.group(group)
             }
             None => transport,
         })
@@ -151,14 +151,14 @@ impl UnixTransport {
 
     /// The group that owns the socket (`chown` before listening).
     #[must_use]
-    pub fn with_group(mut self, group: SocketGroup) -> Self {
+    pub fn group(mut self, group: SocketGroup) -> Self {
         self.group = Some(group);
         self
     }
 
     /// How long [`connect`](Transport::connect) may take.
     #[must_use]
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }

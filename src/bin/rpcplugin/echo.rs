@@ -206,7 +206,7 @@ async fn stream<C: SampleClient>(
     let client = C::connect_to(connect, spec, inflight)
         .await
         .map_err(|e| crate::report(&e))?
-        .with_progress_timeout(progress);
+        .progress_timeout(progress);
     let start = Instant::now();
     let mut shown = Progress::new(count);
     for sent in 1..=count {
