@@ -10,6 +10,17 @@
 //!
 //! Configurations are interleaved round by round; the table gives medians
 //! and, per row, gRPC's rate as a multiple of echo TCP v1's.
+//! `ECHO_BENCH_PROTOS=grpc` (or `tcp`) runs one transport alone.
+//!
+//! Each run is a fresh process (this binary, started again for one
+//! configuration): glibc's malloc raises its mmap threshold to the largest
+//! block freed so far, so in one process a run inherited the allocator
+//! that the runs before it left. gRPC with 4 MiB samples over unix cost
+//! 0.39 CPU s/GB after TCP v1 runs that had freed 4 MiB + 64 KiB buffers
+//! and 0.50–0.58 after runs that had freed exactly 4 MiB ones (or alone),
+//! which read as a 30% loss of gRPC's speed when TCP v1's buffers changed.
+//! With the threshold pinned (`GLIBC_TUNABLES=glibc.malloc.mmap_threshold`)
+//! both builds gave the same 0.52–0.62.
 
 use std::time::Instant;
 
@@ -26,19 +37,34 @@ const BYTES_PER_RUN: usize = 256 << 20;
 const MAX_SAMPLES_PER_RUN: usize = 100_000;
 const MAX_INFLIGHT: usize = 32;
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum Proto {
     Tcp,
     Grpc,
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum Socket {
     Tcp,
     Unix,
 }
 
-async fn run(proto: Proto, socket: Socket, sample_size: usize, clients: usize) -> f64 {
+/// CPU seconds this process has used, all threads, user and system (from
+/// `/proc/self/stat`, in clock ticks of 10 ms). A rate falls when another
+/// process takes the cores; CPU per byte does not, so the two together
+/// tell a slower stream from a busier machine.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// One run: samples per second, and CPU seconds per GB streamed.
+async fn run(proto: Proto, socket: Socket, sample_size: usize, clients: usize) -> (f64, f64) {
     let spec: echo::Spec = format!("uint8[{sample_size}]").parse().unwrap();
     let (sink, mut samples) = echo::channel(spec.clone(), 256);
     let consumer = tokio::spawn(async move { while samples.recv().await.is_some() {} });
@@ -54,7 +80,7 @@ async fn run(proto: Proto, socket: Socket, sample_size: usize, clients: usize) -
             for _ in 0..clients {
                 connected.push($connect(&endpoint, &spec, MAX_INFLIGHT).await.unwrap());
             }
-            let start = Instant::now();
+            let (start, cpu) = (Instant::now(), cpu_seconds());
             let mut streams = tokio::task::JoinSet::new();
             for client in connected {
                 let sample = sample.clone();
@@ -70,7 +96,7 @@ async fn run(proto: Proto, socket: Socket, sample_size: usize, clients: usize) -
             while let Some(client) = streams.join_next().await {
                 done.push(client.unwrap());
             }
-            let elapsed = start.elapsed().as_secs_f64();
+            let elapsed = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu);
             for client in done {
                 client.close().await;
             }
@@ -97,7 +123,9 @@ async fn run(proto: Proto, socket: Socket, sample_size: usize, clients: usize) -
         ),
     };
     consumer.abort();
-    (count * clients) as f64 / elapsed
+    let (seconds, cpu) = elapsed;
+    let bytes = (count * clients * sample_size) as f64;
+    ((count * clients) as f64 / seconds, cpu / (bytes / 1e9))
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -116,10 +144,50 @@ fn list(var: &str, default: &[usize]) -> Vec<usize> {
     }
 }
 
-#[tokio::main]
-async fn main() {
+/// The variable that makes this binary run one configuration and print
+/// its rate and CPU per GB.
+const ONE: &str = "ECHO_BENCH_ONE";
+
+/// One run in a fresh process: this binary again, told the configuration.
+fn run_apart(proto: Proto, socket: Socket, size: usize, clients: usize) -> (f64, f64) {
+    let exe = std::env::current_exe().expect("the benchmark's own path");
+    let output = std::process::Command::new(exe)
+        .env(ONE, format!("{proto:?} {socket:?} {size} {clients}"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("the benchmark runs itself");
+    assert!(output.status.success(), "a run failed: {}", output.status);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut numbers = text.split_whitespace().map(|n| n.parse::<f64>().expect("a number"));
+    (numbers.next().expect("a rate"), numbers.next().expect("CPU per GB"))
+}
+
+/// The run [`ONE`] asks for, if any: prints its rate and CPU per GB.
+fn run_one() -> bool {
+    let Ok(config) = std::env::var(ONE) else {
+        return false;
+    };
+    let parts: Vec<&str> = config.split_whitespace().collect();
+    let proto = if parts[0] == "Tcp" { Proto::Tcp } else { Proto::Grpc };
+    let socket = if parts[1] == "Tcp" { Socket::Tcp } else { Socket::Unix };
+    let (size, clients) = (parts[2].parse().unwrap(), parts[3].parse().unwrap());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (rate, per_gb) = runtime.block_on(run(proto, socket, size, clients));
+    println!("{rate} {per_gb}");
+    true
+}
+
+fn main() {
+    if run_one() {
+        return;
+    }
     let sizes = list("ECHO_BENCH_SIZES", &[1 << 10, 64 << 10, 4 << 20]);
     let client_counts = list("ECHO_BENCH_CLIENTS", &[1, 4]);
+    let protos = std::env::var("ECHO_BENCH_PROTOS").unwrap_or_default();
+    let runs = |proto: Proto| {
+        let name = if proto == Proto::Tcp { "tcp" } else { "grpc" };
+        protos.is_empty() || protos.split(',').any(|p| p.trim() == name)
+    };
     let mut configs = Vec::new();
     for &size in &sizes {
         for &clients in &client_counts {
@@ -131,29 +199,39 @@ async fn main() {
         }
     }
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
     for round in 0..ROUNDS {
         for (i, &(proto, socket, size, clients)) in configs.iter().enumerate() {
-            rates[i].push(run(proto, socket, size, clients).await);
+            let (rate, per_gb) = match runs(proto) {
+                true => run_apart(proto, socket, size, clients),
+                false => (f64::NAN, f64::NAN),
+            };
+            rates[i].push(rate);
+            cpu[i].push(per_gb);
         }
         eprintln!("round {}/{ROUNDS} done", round + 1);
     }
     println!(
-        "\n{:<9} {:>7} {:<6} {:>16} {:>10} {:>16} {:>10} {:>7}",
+        "\n{:<9} {:>7} {:<6} {:>16} {:>10} {:>8} {:>16} {:>10} {:>8} {:>8}",
         "sample",
         "clients",
         "socket",
         "TCP v1 samples/s",
         "MB/s",
+        "CPU s/GB",
         "gRPC samples/s",
         "MB/s",
+        "CPU s/GB",
         "gRPC/TCP"
     );
-    let medians: Vec<f64> = rates.into_iter().map(median).collect();
-    for (pair, rates) in configs.chunks(2).zip(medians.chunks(2)) {
+    let rates: Vec<f64> = rates.into_iter().map(median).collect();
+    let cpu: Vec<f64> = cpu.into_iter().map(median).collect();
+    for (i, pair) in configs.chunks(2).enumerate() {
         let (_, socket, size, clients) = pair[0];
+        let (tcp, grpc) = (rates[2 * i], rates[2 * i + 1]);
         let mb = |rate: f64| rate * size as f64 / 1e6;
         println!(
-            "{:<9} {:>7} {:<6} {:>16.0} {:>10.0} {:>16.0} {:>10.0} {:>7.2}",
+            "{:<9} {:>7} {:<6} {:>16.0} {:>10.0} {:>8.3} {:>16.0} {:>10.0} {:>8.3} {:>8.2}",
             if size >= 1 << 20 {
                 format!("{} MiB", size >> 20)
             } else {
@@ -161,14 +239,16 @@ async fn main() {
             },
             clients,
             if socket == Socket::Tcp { "tcp" } else { "unix" },
-            rates[0],
-            mb(rates[0]),
-            rates[1],
-            mb(rates[1]),
-            rates[1] / rates[0],
+            tcp,
+            mb(tcp),
+            cpu[2 * i],
+            grpc,
+            mb(grpc),
+            cpu[2 * i + 1],
+            grpc / tcp,
         );
     }
     println!(
-        "\nRust clients and server in one process, {MAX_INFLIGHT} samples in flight per client, medians of {ROUNDS} runs."
+        "\nRust clients and server in one process per run, {MAX_INFLIGHT} samples in flight per client, medians of {ROUNDS} runs; CPU s/GB: the process's CPU time (all threads) per GB streamed."
     );
 }

@@ -70,6 +70,10 @@ pub struct ChannelSink {
 pub struct SampleReceiver {
     rx: mpsc::Receiver<Sample>,
     spec: Spec,
+    /// Samples a [`recv_batch`](SampleReceiver::recv_batch) took before it
+    /// was dropped: the next call (or [`recv`](SampleReceiver::recv))
+    /// begins with them, so a cancelled batch loses nothing.
+    pending: std::collections::VecDeque<Sample>,
 }
 
 /// A bounded in-process sink for samples of `spec`, holding at most
@@ -95,7 +99,14 @@ pub fn channel(spec: Spec, capacity: usize) -> (ChannelSink, SampleReceiver) {
         tx,
         payload: spec.payload_size(),
     };
-    (sink, SampleReceiver { rx, spec })
+    (
+        sink,
+        SampleReceiver {
+            rx,
+            spec,
+            pending: Default::default(),
+        },
+    )
 }
 
 impl Sink for ChannelSink {
@@ -144,7 +155,10 @@ impl SampleReceiver {
     ///
     /// Cancel safe: dropped before it returns, no sample is taken.
     pub async fn recv(&mut self) -> Option<Sample> {
-        self.rx.recv().await
+        match self.pending.pop_front() {
+            Some(sample) => Some(sample),
+            None => self.rx.recv().await,
+        }
     }
 
     /// The next `size` samples stacked into a [`Batch`]. When the senders
@@ -156,23 +170,23 @@ impl SampleReceiver {
     ///
     /// # Cancel safety
     ///
-    /// Not cancel safe: dropped after some samples of the batch were received
+    /// Cancel safe: dropped after some samples of the batch were received
     /// (a `timeout` or `select!` around it while samples trickle in), those
-    /// samples are lost, though their senders were told they were delivered.
-    /// Use [`recv`](Self::recv) in a `select!`, or let `recv_batch` run to the
-    /// end.
+    /// samples stay in the receiver, and the next `recv_batch` or
+    /// [`recv`](Self::recv) returns them first.
     pub async fn recv_batch(&mut self, size: usize) -> Option<Batch> {
         assert!(size > 0, "a batch holds at least one sample");
-        let mut samples = Vec::with_capacity(size);
-        while samples.len() < size {
+        while self.pending.len() < size {
             match self.rx.recv().await {
-                Some(sample) => samples.push(sample),
+                Some(sample) => self.pending.push_back(sample),
                 None => break,
             }
         }
-        if samples.is_empty() {
+        if self.pending.is_empty() {
             return None;
         }
+        let take = size.min(self.pending.len());
+        let samples: Vec<Sample> = self.pending.drain(..take).collect();
         Some(self.stack(&samples))
     }
 
@@ -202,6 +216,7 @@ impl SampleReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn sample(stream: u64, data: &[u8]) -> Sample {
         Sample {
@@ -262,6 +277,27 @@ mod tests {
         assert_eq!(last.len(), 2, "the last batch holds what was left");
         assert_eq!(last.leaf(1).unwrap().as_ref(), &[103, 104]);
         assert!(rx.recv_batch(3).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_batch_keeps_its_samples() {
+        let (sink, mut rx) = channel("uint8[1]".parse().unwrap(), 8);
+        for i in 0..2u8 {
+            sink.push(sample(0, &[i])).await.unwrap();
+        }
+        // Two of three arrive, then the wait is given up.
+        let batch = tokio::time::timeout(Duration::from_millis(50), rx.recv_batch(3)).await;
+        assert!(batch.is_err(), "the batch waits for its third sample");
+        sink.push(sample(0, &[2])).await.unwrap();
+        sink.push(sample(0, &[3])).await.unwrap();
+        let batch = rx.recv_batch(3).await.unwrap();
+        assert_eq!(batch.leaf(0).unwrap().as_ref(), &[0, 1, 2]);
+        assert_eq!(rx.recv().await.unwrap().data.as_ref(), &[3]);
+        // recv also returns what a cancelled batch had taken.
+        sink.push(sample(0, &[4])).await.unwrap();
+        let batch = tokio::time::timeout(Duration::from_millis(50), rx.recv_batch(2)).await;
+        assert!(batch.is_err());
+        assert_eq!(rx.recv().await.unwrap().data.as_ref(), &[4]);
     }
 
     #[tokio::test]
