@@ -58,8 +58,13 @@ fn cpu_seconds() -> f64 {
     // Fields after the command name, which is in parentheses.
     let rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime: fields 14 and 15 of the line, from 0 after the name (field 3 on) 11 and 12.
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -158,8 +163,13 @@ fn run_apart(proto: Proto, socket: Socket, size: usize, clients: usize) -> (f64,
         .expect("the benchmark runs itself");
     assert!(output.status.success(), "a run failed: {}", output.status);
     let text = String::from_utf8_lossy(&output.stdout);
-    let mut numbers = text.split_whitespace().map(|n| n.parse::<f64>().expect("a number"));
-    (numbers.next().expect("a rate"), numbers.next().expect("CPU per GB"))
+    let mut numbers = text
+        .split_whitespace()
+        .map(|n| n.parse::<f64>().expect("a number"));
+    (
+        numbers.next().expect("a rate"),
+        numbers.next().expect("CPU per GB"),
+    )
 }
 
 /// The run [`ONE`] asks for, if any: prints its rate and CPU per GB.
@@ -168,8 +178,16 @@ fn run_one() -> bool {
         return false;
     };
     let parts: Vec<&str> = config.split_whitespace().collect();
-    let proto = if parts[0] == "Tcp" { Proto::Tcp } else { Proto::Grpc };
-    let socket = if parts[1] == "Tcp" { Socket::Tcp } else { Socket::Unix };
+    let proto = if parts[0] == "Tcp" {
+        Proto::Tcp
+    } else {
+        Proto::Grpc
+    };
+    let socket = if parts[1] == "Tcp" {
+        Socket::Tcp
+    } else {
+        Socket::Unix
+    };
     let (size, clients) = (parts[2].parse().unwrap(), parts[3].parse().unwrap());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (rate, per_gb) = runtime.block_on(run(proto, socket, size, clients));
