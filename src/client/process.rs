@@ -11,6 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::process::{Child, ChildStdout};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
 
 use super::ClientError;
@@ -219,14 +220,24 @@ async fn exited(pid: u32, tail: &Tail) -> ClientError {
     }
 }
 
-/// How often an exit is looked for without reaping (`waitid` with
-/// `WNOWAIT` has no asynchronous form).
-const EXIT_POLL: Duration = Duration::from_millis(10);
+/// How often an exit is looked for without reaping when no SIGCHLD came
+/// (`waitid` with `WNOWAIT` has no asynchronous form): a backstop only.
+/// SIGCHLD wakes [`wait_exit`] when a child exits; polling every 10 ms
+/// instead made `Client::kill` take 11.5 ms where it took 1.1 ms
+/// (`cargo bench --bench host_pair`, median of 20).
+const EXIT_POLL: Duration = Duration::from_millis(100);
 
 /// Returns once our child `pid` has exited, leaving it unreaped.
 pub(crate) async fn wait_exit(pid: u32) {
+    // Registered before the first look, so an exit after it is signalled.
+    let mut sigchld = signal(SignalKind::child()).ok();
     while exit_status_unreaped(pid).is_none() {
-        tokio::time::sleep(EXIT_POLL).await;
+        match &mut sigchld {
+            Some(sigchld) => {
+                let _ = tokio::time::timeout(EXIT_POLL, sigchld.recv()).await;
+            }
+            None => tokio::time::sleep(EXIT_POLL / 10).await,
+        }
     }
 }
 
