@@ -72,3 +72,39 @@ async fn a_tcp_send_dropped_mid_sample_ends_the_stream_instead_of_misframing_it(
         "{delivered} delivered, {cancelled} sent whole"
     );
 }
+
+/// A `TcpClient` dropped without `close` closes its connection: the server
+/// sees the end of the stream, instead of a connection held open by the
+/// task that read acks until the server itself gave up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_tcp_client_closes_its_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let spec: echo::Spec = "uint8[4]".parse().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint: rpcplugin::Endpoint = listener.local_addr().unwrap().to_string().parse().unwrap();
+    let header = spec.to_wire();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        socket.write_all(&header).await.unwrap();
+        // One sample, acknowledged; then wait for the client to go.
+        let mut sample = [0u8; 4];
+        socket.read_exact(&mut sample).await.unwrap();
+        socket.write_all(&[0x01]).await.unwrap();
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut rest))
+            .await
+            .map(|read| read.map(|_| rest.len()))
+    });
+    let client = echo::TcpClient::connect(&endpoint, &spec, 8).await.unwrap();
+    client
+        .send(Bytes::from_static(&[1, 2, 3, 4]))
+        .await
+        .unwrap();
+    client.wait().await.unwrap();
+    drop(client);
+    let ended = server.await.unwrap();
+    assert!(
+        matches!(ended, Ok(Ok(0))),
+        "the server should see the connection end within 5 s of the drop: {ended:?}"
+    );
+}

@@ -198,6 +198,18 @@ impl TcpClient {
     }
 }
 
+impl Drop for TcpClient {
+    /// A client dropped without [`close`](TcpClient::close) stops reading
+    /// acks and closes its connection, as `GrpcClient` does: the task that
+    /// reads acks holds the read half, and would otherwise keep the
+    /// connection open until the server closed it.
+    fn drop(&mut self) {
+        if let Some(reader) = self.reader.get_mut().expect("reader lock").take() {
+            reader.abort();
+        }
+    }
+}
+
 /// Counts `0x01` acks (any other byte is ignored, as echo's client does)
 /// and returns credits; records why the connection ended.
 async fn read_acks(mut reader: ReadHalf<Connection>, early: usize, acks: Acks) {
