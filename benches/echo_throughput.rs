@@ -252,8 +252,10 @@ fn main() {
             "{:<9} {:>7} {:<6} {:>16.0} {:>10.0} {:>8.3} {:>16.0} {:>10.0} {:>8.3} {:>8.2}",
             if size >= 1 << 20 {
                 format!("{} MiB", size >> 20)
-            } else {
+            } else if size >= 1 << 10 {
                 format!("{} KiB", size >> 10)
+            } else {
+                format!("{size} B")
             },
             clients,
             if socket == Socket::Tcp { "tcp" } else { "unix" },

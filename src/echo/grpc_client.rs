@@ -97,13 +97,6 @@ pub enum CloseReason {
         /// The progress timeout.
         after: Duration,
     },
-    /// A send was dropped with its sample partly written (TCP): the
-    /// connection can carry no more samples.
-    #[error(
-        "a send was cancelled with its sample partly written; \
-         the connection can carry no more samples"
-    )]
-    SendCancelled,
     /// The server cannot be reached (TCP).
     #[error("cannot connect to the server")]
     Connect {

@@ -31,7 +31,7 @@ pub(crate) struct Inflight {
 #[derive(Debug)]
 pub(crate) struct Acks {
     credits: Arc<Semaphore>,
-    acked: watch::Sender<u64>,
+    acked: Arc<watch::Sender<u64>>,
     failure: Arc<Mutex<Option<CloseReason>>>,
     progress_at: Arc<Mutex<Instant>>,
 }
@@ -45,7 +45,7 @@ impl Inflight {
         let progress_at = Arc::new(Mutex::new(Instant::now()));
         let acks = Acks {
             credits: credits.clone(),
-            acked: acked_tx,
+            acked: Arc::new(acked_tx),
             failure: failure.clone(),
             progress_at: progress_at.clone(),
         };
@@ -232,23 +232,39 @@ impl Drop for Reservation<'_> {
     }
 }
 
-/// Fails the stream if dropped armed: a send cancelled while its sample was
-/// half written leaves a connection that can carry nothing more.
-pub(crate) struct HalfWritten<'a> {
-    pub(crate) inflight: &'a Inflight,
-    pub(crate) armed: bool,
+/// Fails the stream from the task that writes samples: a failed write
+/// ends it for every sender and waiter, as the end of the acks does.
+#[derive(Debug)]
+pub(crate) struct Failer {
+    credits: Arc<Semaphore>,
+    acked: Arc<watch::Sender<u64>>,
+    failure: Arc<Mutex<Option<CloseReason>>>,
 }
 
-impl Drop for HalfWritten<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.inflight.fail(CloseReason::SendCancelled);
-            self.inflight.credits.close();
-        }
+impl Failer {
+    /// The stream ended on a failed write.
+    pub(crate) fn fail(self, err: std::io::Error) {
+        self.failure
+            .lock()
+            .expect("failure lock")
+            .get_or_insert(CloseReason::Write {
+                source: Arc::new(err),
+            });
+        self.credits.close();
+        self.acked.send_modify(|_| {});
     }
 }
 
 impl Acks {
+    /// A handle for the task that writes samples, to fail the stream.
+    pub(crate) fn failer(&self) -> Failer {
+        Failer {
+            credits: self.credits.clone(),
+            acked: self.acked.clone(),
+            failure: self.failure.clone(),
+        }
+    }
+
     /// `total` samples acknowledged in all (cumulative acks).
     pub(crate) fn total(&self, total: u64) {
         let before = *self.acked.borrow();

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-use super::inflight::{Acks, HalfWritten, Inflight};
+use super::inflight::{Acks, Failer, Inflight};
 use super::{CloseReason, EchoClientError, Spec, WireSpec};
 use crate::transport::{Connection, Endpoint};
 
@@ -19,13 +21,24 @@ use super::grpc_client::CONNECT_TIMEOUT;
 /// server speaks first at once, so this only bounds one that never does.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Samples smaller than this are copied into one buffer with the samples
+/// queued behind them and written together; larger ones are written as
+/// they are. The wire is samples back to back either way.
+const COPY_BELOW: usize = 16 * 1024;
+
+/// Bytes gathered into one write at most: samples queued while a write was
+/// under way go out together in the next one.
+const MAX_BATCH: usize = 256 * 1024;
+
 /// A sample stream to a server speaking echo's TCP protocol v1 (echo's own
 /// server, or [`TcpServer`](super::TcpServer)).
 #[derive(Debug)]
 pub struct TcpClient {
     inflight: Inflight,
-    writer: tokio::sync::Mutex<Option<WriteHalf<Connection>>>,
-    reader: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Samples for the writer task; `None` once closed.
+    queue: Mutex<Option<mpsc::Sender<Bytes>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    reader: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl TcpClient {
@@ -92,58 +105,51 @@ impl TcpClient {
             .map_err(EchoClientError::SpecMismatch)?;
         let (reader, writer) = tokio::io::split(conn);
         let (inflight, acks) = Inflight::new(spec.payload_size(), max_inflight);
+        let failed = acks.failer();
         let task = tokio::spawn(read_acks(reader, header.len(), acks));
+        // A credit is taken before a sample is queued, so the queue never
+        // holds more than the in-flight limit: `try_send` always has room.
+        let (queue, samples) = mpsc::channel(max_inflight);
+        let writing = tokio::spawn(write_samples(writer, samples, failed));
         Ok(TcpClient {
             inflight,
-            writer: tokio::sync::Mutex::new(Some(writer)),
+            queue: Mutex::new(Some(queue)),
+            writer: Mutex::new(Some(writing)),
             reader: Mutex::new(Some(task)),
         })
     }
 
     /// Sends one sample, waiting while `max_inflight` are unacknowledged.
     ///
+    /// The sample is handed to the client's writer, which writes samples
+    /// queued together in one system call: a stream of small samples does
+    /// not cost a write each. `wait` returns once they are acknowledged.
+    ///
     /// # Errors
     ///
     /// [`EchoClientError::WrongSize`]; [`EchoClientError::ConnectionClosed`];
     /// [`EchoClientError::Stalled`] when no ack came for the progress
-    /// timeout while it waited.
-    ///
-    /// A server that neither reads nor acknowledges makes it fail with
-    /// [`EchoClientError::Stalled`] after the progress timeout; the
-    /// connection is then unusable (a sample may be half written).
+    /// timeout while it waited (a server that neither reads nor
+    /// acknowledges).
     ///
     /// # Cancel safety
     ///
-    /// Dropped while it waits for a credit, it sends nothing. Dropped while
-    /// its sample is being written, part of the sample may be on the wire:
-    /// the stream then fails, and later calls return
-    /// [`EchoClientError::ConnectionClosed`] saying so, rather than send a
-    /// sample after half of one.
+    /// Cancel safe: dropped while it waits for a credit, it sends nothing;
+    /// once it has the credit it queues the sample without waiting. A
+    /// sample is always written whole.
     pub async fn send(&self, sample: Bytes) -> Result<(), EchoClientError> {
         let reservation = self.inflight.reserve(sample.len()).await?;
-        let mut slot = self.writer.lock().await;
-        // Out of the slot while it writes: should the write stop half way
-        // (an error, a stall, or this future dropped), nothing may follow.
-        let mut writer = slot.take().ok_or_else(|| self.inflight.closed())?;
-        let mut half = HalfWritten {
-            inflight: &self.inflight,
-            armed: true,
+        let queue = self.queue.lock().expect("queue lock");
+        let queued = match queue.as_ref() {
+            Some(queue) => queue.try_send(sample).is_ok(),
+            None => false,
         };
-        let writing = async {
-            writer.write_all(&sample).await.map_err(|e| {
-                self.inflight.fail(CloseReason::Write {
-                    source: Arc::new(e),
-                });
-                self.inflight.closed()
-            })
-        };
-        let written = self.inflight.guard(writing).await;
-        half.armed = false;
-        reservation.commit();
-        if written.is_ok() {
-            *slot = Some(writer);
+        if !queued {
+            // Closed, or the writer ended on a failed write.
+            return Err(self.inflight.closed());
         }
-        written
+        reservation.commit();
+        Ok(())
     }
 
     /// Lets samples stay outstanding at most `timeout` without an ack
@@ -177,18 +183,24 @@ impl TcpClient {
         self.inflight.acknowledged()
     }
 
-    /// Closes the connection (both directions). Idempotent.
+    /// Closes the connection (both directions), after writing the samples
+    /// already sent. Idempotent.
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: the stream is marked closed when this is first polled
-    /// (later sends fail); dropped while it waits for a send in progress or for
-    /// the shutdown of the write side, the connection may stay open, and
-    /// calling `close` again finishes closing it.
+    /// The stream is closed to new samples when this is first polled;
+    /// dropped while the writer finishes, the writer goes on in the
+    /// background (for at most the progress timeout) and then closes the
+    /// connection.
     pub async fn close(&self) {
+        drop(self.queue.lock().expect("queue lock").take());
         self.inflight.fail(CloseReason::ByClient);
-        if let Some(mut writer) = self.writer.lock().await.take() {
-            let _ = writer.shutdown().await;
+        let writer = self.writer.lock().expect("writer lock").take();
+        if let Some(mut writer) = writer {
+            let timeout = self.inflight.progress_timeout();
+            if tokio::time::timeout(timeout, &mut writer).await.is_err() {
+                writer.abort();
+            }
         }
         let reader = self.reader.lock().expect("reader lock").take();
         if let Some(reader) = reader {
@@ -207,7 +219,52 @@ impl Drop for TcpClient {
         if let Some(reader) = self.reader.get_mut().expect("reader lock").take() {
             reader.abort();
         }
+        if let Some(writer) = self.writer.get_mut().expect("writer lock").take() {
+            writer.abort();
+        }
     }
+}
+
+/// Writes the queued samples, those queued together in one write, until
+/// the queue is closed (then shuts the write side down) or a write fails
+/// (then fails the stream: later sends and waits say why).
+async fn write_samples(
+    mut writer: WriteHalf<Connection>,
+    mut samples: mpsc::Receiver<Bytes>,
+    failed: Failer,
+) {
+    let mut batch = BytesMut::new();
+    while let Some(first) = samples.recv().await {
+        let mut next = Some(first);
+        while let Some(sample) = next.take() {
+            if sample.len() >= COPY_BELOW {
+                if let Err(err) = flush(&mut writer, &mut batch).await {
+                    return failed.fail(err);
+                }
+                if let Err(err) = writer.write_all(&sample).await {
+                    return failed.fail(err);
+                }
+            } else {
+                batch.extend_from_slice(&sample);
+            }
+            if batch.len() < MAX_BATCH {
+                next = samples.try_recv().ok();
+            }
+        }
+        if let Err(err) = flush(&mut writer, &mut batch).await {
+            return failed.fail(err);
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// Writes what `batch` holds and empties it.
+async fn flush(writer: &mut WriteHalf<Connection>, batch: &mut BytesMut) -> std::io::Result<()> {
+    if !batch.is_empty() {
+        writer.write_all(batch).await?;
+        batch.clear();
+    }
+    Ok(())
 }
 
 /// Counts `0x01` acks (any other byte is ignored, as echo's client does)
