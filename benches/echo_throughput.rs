@@ -6,7 +6,12 @@
 //! ```text
 //! cargo bench --bench echo_throughput
 //! ECHO_BENCH_SIZES=65536 ECHO_BENCH_CLIENTS=1 cargo bench --bench echo_throughput
+//! ECHO_BENCH_SIZES=16,64,1024 ECHO_BENCH_WINDOWS=32,4096 cargo bench --bench echo_throughput
 //! ```
+//!
+//! Each row also runs a bare socket loop: the same bytes written in
+//! 256 KiB batches on one connection and read back, no framing, the
+//! physical limit the protocols are measured against.
 //!
 //! Configurations are interleaved round by round; the table gives medians
 //! and, per row, gRPC's rate as a multiple of echo TCP v1's.
@@ -35,12 +40,16 @@ const ROUNDS: usize = 5;
 const BYTES_PER_RUN: usize = 256 << 20;
 /// Samples per run at most: 1 KiB runs would otherwise take seconds each.
 const MAX_SAMPLES_PER_RUN: usize = 100_000;
+/// The clients' window (samples in flight) unless `ECHO_BENCH_WINDOWS` says.
 const MAX_INFLIGHT: usize = 32;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Proto {
     Tcp,
     Grpc,
+    /// No protocol: the same bytes written in 256 KiB batches on one
+    /// connection and read back, the socket's own limit.
+    Bare,
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -69,7 +78,16 @@ fn cpu_seconds() -> f64 {
 }
 
 /// One run: samples per second, and CPU seconds per GB streamed.
-async fn run(proto: Proto, socket: Socket, sample_size: usize, clients: usize) -> (f64, f64) {
+async fn run(
+    proto: Proto,
+    socket: Socket,
+    sample_size: usize,
+    clients: usize,
+    window: usize,
+) -> (f64, f64) {
+    if proto == Proto::Bare {
+        return bare(socket, sample_size, clients).await;
+    }
     let spec: echo::Spec = format!("uint8[{sample_size}]").parse().unwrap();
     let (sink, mut samples) = echo::channel(spec.clone(), 256);
     let consumer = tokio::spawn(async move { while samples.recv().await.is_some() {} });
@@ -83,7 +101,7 @@ async fn run(proto: Proto, socket: Socket, sample_size: usize, clients: usize) -
             let endpoint: Endpoint = server.start().await.unwrap();
             let mut connected = Vec::new();
             for _ in 0..clients {
-                connected.push($connect(&endpoint, &spec, MAX_INFLIGHT).await.unwrap());
+                connected.push($connect(&endpoint, &spec, window).await.unwrap());
             }
             let (start, cpu) = (Instant::now(), cpu_seconds());
             let mut streams = tokio::task::JoinSet::new();
@@ -126,11 +144,71 @@ async fn run(proto: Proto, socket: Socket, sample_size: usize, clients: usize) -
             echo::GrpcServer::new(spec.clone(), sink, UnixTransport::in_dir(dir.path())),
             echo::GrpcClient::connect_endpoint
         ),
+        (Proto::Bare, _) => unreachable!("the bare loop returned above"),
     };
     consumer.abort();
     let (seconds, cpu) = elapsed;
     let bytes = (count * clients * sample_size) as f64;
     ((count * clients) as f64 / seconds, cpu / (bytes / 1e9))
+}
+
+/// The bare socket loop: as many bytes as the clients' samples of a run,
+/// written in 256 KiB batches on one connection, read back and dropped.
+/// Samples per second in sample-size units, and CPU seconds per GB.
+async fn bare(socket: Socket, sample_size: usize, clients: usize) -> (f64, f64) {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    const BATCH: usize = 256 << 10;
+    let count = (BYTES_PER_RUN / sample_size).clamp(200, MAX_SAMPLES_PER_RUN) / clients * clients;
+    let total = count * sample_size;
+    async fn pump(
+        mut tx: impl AsyncWrite + Unpin + Send + 'static,
+        mut rx: impl AsyncRead + Unpin,
+        total: usize,
+    ) {
+        let writer = tokio::spawn(async move {
+            let chunk = vec![7u8; BATCH];
+            let mut left = total;
+            while left > 0 {
+                let n = left.min(BATCH);
+                tx.write_all(&chunk[..n]).await.unwrap();
+                left -= n;
+            }
+            tx
+        });
+        let mut buf = vec![0u8; BATCH];
+        let mut read = 0;
+        while read < total {
+            let n = rx.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the bare loop's writer went away");
+            read += n;
+        }
+        drop(writer.await.unwrap());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (start, cpu) = match socket {
+        Socket::Tcp => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let tx = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            tx.set_nodelay(true).unwrap();
+            let (rx, _) = listener.accept().await.unwrap();
+            let started = (Instant::now(), cpu_seconds());
+            pump(tx, rx, total).await;
+            started
+        }
+        Socket::Unix => {
+            let path = dir.path().join("bare.sock");
+            let listener = tokio::net::UnixListener::bind(&path).unwrap();
+            let tx = tokio::net::UnixStream::connect(&path).await.unwrap();
+            let (rx, _) = listener.accept().await.unwrap();
+            let started = (Instant::now(), cpu_seconds());
+            pump(tx, rx, total).await;
+            started
+        }
+    };
+    let (seconds, cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+    (count as f64 / seconds, cpu / (total as f64 / 1e9))
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -154,10 +232,19 @@ fn list(var: &str, default: &[usize]) -> Vec<usize> {
 const ONE: &str = "ECHO_BENCH_ONE";
 
 /// One run in a fresh process: this binary again, told the configuration.
-fn run_apart(proto: Proto, socket: Socket, size: usize, clients: usize) -> (f64, f64) {
+fn run_apart(
+    proto: Proto,
+    socket: Socket,
+    size: usize,
+    clients: usize,
+    window: usize,
+) -> (f64, f64) {
     let exe = std::env::current_exe().expect("the benchmark's own path");
     let output = std::process::Command::new(exe)
-        .env(ONE, format!("{proto:?} {socket:?} {size} {clients}"))
+        .env(
+            ONE,
+            format!("{proto:?} {socket:?} {size} {clients} {window}"),
+        )
         .stderr(std::process::Stdio::inherit())
         .output()
         .expect("the benchmark runs itself");
@@ -178,19 +265,19 @@ fn run_one() -> bool {
         return false;
     };
     let parts: Vec<&str> = config.split_whitespace().collect();
-    let proto = if parts[0] == "Tcp" {
-        Proto::Tcp
-    } else {
-        Proto::Grpc
+    let proto = match parts[0] {
+        "Tcp" => Proto::Tcp,
+        "Grpc" => Proto::Grpc,
+        _ => Proto::Bare,
     };
     let socket = if parts[1] == "Tcp" {
         Socket::Tcp
     } else {
         Socket::Unix
     };
-    let (size, clients) = (parts[2].parse().unwrap(), parts[3].parse().unwrap());
+    let number = |i: usize| parts[i].parse::<usize>().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (rate, per_gb) = runtime.block_on(run(proto, socket, size, clients));
+    let (rate, per_gb) = runtime.block_on(run(proto, socket, number(2), number(3), number(4)));
     println!("{rate} {per_gb}");
     true
 }
@@ -201,55 +288,67 @@ fn main() {
     }
     let sizes = list("ECHO_BENCH_SIZES", &[1 << 10, 64 << 10, 4 << 20]);
     let client_counts = list("ECHO_BENCH_CLIENTS", &[1, 4]);
+    let windows = list("ECHO_BENCH_WINDOWS", &[MAX_INFLIGHT]);
     let protos = std::env::var("ECHO_BENCH_PROTOS").unwrap_or_default();
     let runs = |proto: Proto| {
-        let name = if proto == Proto::Tcp { "tcp" } else { "grpc" };
+        let name = match proto {
+            Proto::Tcp => "tcp",
+            Proto::Grpc => "grpc",
+            Proto::Bare => "bare",
+        };
         protos.is_empty() || protos.split(',').any(|p| p.trim() == name)
     };
-    let mut configs = Vec::new();
+    const PROTOS: [Proto; 3] = [Proto::Tcp, Proto::Grpc, Proto::Bare];
+    let mut rows = Vec::new();
     for &size in &sizes {
         for &clients in &client_counts {
             for socket in [Socket::Tcp, Socket::Unix] {
-                for proto in [Proto::Tcp, Proto::Grpc] {
-                    configs.push((proto, socket, size, clients));
+                for &window in &windows {
+                    rows.push((socket, size, clients, window));
                 }
             }
         }
     }
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
-    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    let cells = rows.len() * PROTOS.len();
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); cells];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); cells];
     for round in 0..ROUNDS {
-        for (i, &(proto, socket, size, clients)) in configs.iter().enumerate() {
-            let (rate, per_gb) = match runs(proto) {
-                true => run_apart(proto, socket, size, clients),
-                false => (f64::NAN, f64::NAN),
-            };
-            rates[i].push(rate);
-            cpu[i].push(per_gb);
+        for (r, &(socket, size, clients, window)) in rows.iter().enumerate() {
+            for (p, &proto) in PROTOS.iter().enumerate() {
+                let (rate, per_gb) = match runs(proto) {
+                    true => run_apart(proto, socket, size, clients, window),
+                    false => (f64::NAN, f64::NAN),
+                };
+                rates[r * PROTOS.len() + p].push(rate);
+                cpu[r * PROTOS.len() + p].push(per_gb);
+            }
         }
         eprintln!("round {}/{ROUNDS} done", round + 1);
     }
     println!(
-        "\n{:<9} {:>7} {:<6} {:>16} {:>10} {:>8} {:>16} {:>10} {:>8} {:>8}",
+        "\n{:<7} {:>7} {:<6} {:>6} {:>13} {:>8} {:>8} {:>13} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "sample",
         "clients",
         "socket",
-        "TCP v1 samples/s",
+        "window",
+        "TCP v1 /s",
         "MB/s",
         "CPU s/GB",
-        "gRPC samples/s",
+        "gRPC /s",
         "MB/s",
         "CPU s/GB",
-        "gRPC/TCP"
+        "bare MB/s",
+        "gRPC/TCP",
+        "TCP/bare"
     );
     let rates: Vec<f64> = rates.into_iter().map(median).collect();
     let cpu: Vec<f64> = cpu.into_iter().map(median).collect();
-    for (i, pair) in configs.chunks(2).enumerate() {
-        let (_, socket, size, clients) = pair[0];
-        let (tcp, grpc) = (rates[2 * i], rates[2 * i + 1]);
+    for (r, &(socket, size, clients, window)) in rows.iter().enumerate() {
+        let at = r * PROTOS.len();
+        let (tcp, grpc, bare) = (rates[at], rates[at + 1], rates[at + 2]);
         let mb = |rate: f64| rate * size as f64 / 1e6;
         println!(
-            "{:<9} {:>7} {:<6} {:>16.0} {:>10.0} {:>8.3} {:>16.0} {:>10.0} {:>8.3} {:>8.2}",
+            "{:<7} {:>7} {:<6} {:>6} {:>13.0} {:>8.0} {:>8.3} {:>13.0} {:>8.0} {:>8.3} {:>8.0} {:>8.2} {:>8.2}",
             if size >= 1 << 20 {
                 format!("{} MiB", size >> 20)
             } else if size >= 1 << 10 {
@@ -259,16 +358,19 @@ fn main() {
             },
             clients,
             if socket == Socket::Tcp { "tcp" } else { "unix" },
+            window,
             tcp,
             mb(tcp),
-            cpu[2 * i],
+            cpu[at],
             grpc,
             mb(grpc),
-            cpu[2 * i + 1],
+            cpu[at + 1],
+            mb(bare),
             grpc / tcp,
+            tcp / bare,
         );
     }
     println!(
-        "\nRust clients and server in one process per run, {MAX_INFLIGHT} samples in flight per client, medians of {ROUNDS} runs; CPU s/GB: the process's CPU time (all threads) per GB streamed."
+        "\nRust clients and server in one process per run, medians of {ROUNDS} runs; window: samples in flight per client; CPU s/GB: the process's CPU time (all threads) per GB streamed; bare: the same bytes in 256 KiB writes on one connection, no protocol."
     );
 }
