@@ -29,6 +29,41 @@ use crate::transport::{ConnectError, Endpoint};
 /// echo's default number of unacknowledged samples.
 pub const DEFAULT_MAX_INFLIGHT: usize = 32;
 
+/// The bytes a default window keeps in flight, at least: see
+/// [`default_window`].
+pub const DEFAULT_WINDOW_BYTES: usize = 256 << 10;
+
+/// The most samples a default window holds: see [`default_window`].
+pub const MAX_DEFAULT_WINDOW: usize = 4096;
+
+/// The window (samples in flight) for `spec` when the user names none:
+/// enough samples for [`DEFAULT_WINDOW_BYTES`], between echo's 32
+/// ([`DEFAULT_MAX_INFLIGHT`]) and [`MAX_DEFAULT_WINDOW`]. "In flight" keeps
+/// echo's meaning, unacknowledged samples; only the default grows for
+/// small samples, which 32 starved: with one client
+/// (`ECHO_BENCH_WINDOWS=32,256,1024,4096 cargo bench --bench
+/// echo_throughput`), gRPC sent 0.49–0.63 M/s of 64 B samples with 32 in
+/// flight and 1.6–1.9 M/s with 256 or more; 0.49–0.50 M/s of 1 KiB
+/// samples with 32 and 1.16–1.29 M/s with 256 (1.09–1.53 with 4096). From
+/// 16 KiB up, 16 to 64 in flight made no steady difference, so 32 stays.
+///
+/// ```
+/// use rpcplugin::echo::{Spec, default_window};
+/// let small: Spec = "float32[4],float32[1],float64[]".parse()?;
+/// assert_eq!(default_window(&small), 4096);
+/// let kib: Spec = "uint8[1024]".parse()?;
+/// assert_eq!(default_window(&kib), 256);
+/// let large: Spec = "uint8[65536]".parse()?;
+/// assert_eq!(default_window(&large), 32);
+/// # Ok::<(), rpcplugin::echo::SpecError>(())
+/// ```
+pub fn default_window(spec: &Spec) -> usize {
+    let payload = usize::try_from(spec.payload_size())
+        .unwrap_or(usize::MAX)
+        .max(1);
+    (DEFAULT_WINDOW_BYTES / payload).clamp(DEFAULT_MAX_INFLIGHT, MAX_DEFAULT_WINDOW)
+}
+
 /// How long a sample client lets samples stay outstanding without a single
 /// ack before it gives up on the server (see `progress_timeout`). A
 /// full sink holds acks back on purpose (a learner busy with a training

@@ -31,7 +31,8 @@ mod tcp_header;
 pub use client::SampleClient;
 pub use grpc::{GrpcServer, GrpcService, SampleStreamServer};
 pub use grpc_client::{
-    CloseReason, DEFAULT_MAX_INFLIGHT, DEFAULT_PROGRESS_TIMEOUT, EchoClientError, GrpcClient,
+    CloseReason, DEFAULT_MAX_INFLIGHT, DEFAULT_PROGRESS_TIMEOUT, DEFAULT_WINDOW_BYTES,
+    EchoClientError, GrpcClient, MAX_DEFAULT_WINDOW, default_window,
 };
 pub use sink::{Batch, ChannelSink, Sample, SampleReceiver, Sink, SinkError, channel};
 pub use spec::{DType, Leaf, MAX_PAYLOAD, Spec, SpecError};

@@ -73,9 +73,10 @@ enum EchoCommand {
         /// How many samples.
         #[arg(long)]
         count: u64,
-        /// Samples in flight (unacknowledged) at most.
-        #[arg(long, default_value_t = rpcplugin::echo::DEFAULT_MAX_INFLIGHT)]
-        inflight: usize,
+        /// Samples in flight (unacknowledged) at most [default: enough
+        /// for 256 KiB, from 32 to 4096 samples].
+        #[arg(long)]
+        inflight: Option<usize>,
         /// Fail when no acknowledgement comes for this many seconds while
         /// samples are outstanding.
         #[arg(long, default_value_t = rpcplugin::echo::DEFAULT_PROGRESS_TIMEOUT.as_secs_f64())]
@@ -114,8 +115,9 @@ async fn main() -> ExitCode {
             inflight,
             progress_timeout,
         }) => match std::time::Duration::try_from_secs_f64(progress_timeout) {
-            _ if inflight == 0 => Err("--inflight must be at least 1".to_owned()),
+            _ if inflight == Some(0) => Err("--inflight must be at least 1".to_owned()),
             Ok(progress) if !progress.is_zero() => {
+                let inflight = inflight.unwrap_or_else(|| rpcplugin::echo::default_window(&spec));
                 echo::send(transport, connect, spec, count, inflight, progress).await
             }
             _ => Err(format!(
