@@ -7,12 +7,18 @@ const PROTOS: &[&str] = &[
     "proto/plugin/grpc_controller.proto",
     "proto/plugin/grpc_stdio.proto",
     "proto/plugin/grpc_broker.proto",
-    "proto/echo/v1/echo.proto",
 ];
+
+/// Only with the `echo` feature.
+const ECHO_PROTOS: &[&str] = &["proto/echo/v1/echo.proto"];
 
 fn main() -> io::Result<()> {
     println!("cargo:rerun-if-changed=proto");
-    let fds = protox::compile(PROTOS, ["proto"]).map_err(io::Error::other)?;
+    let mut protos = PROTOS.to_vec();
+    if std::env::var_os("CARGO_FEATURE_ECHO").is_some() {
+        protos.extend_from_slice(ECHO_PROTOS);
+    }
+    let fds = protox::compile(protos, ["proto"]).map_err(io::Error::other)?;
     tonic_prost_build::configure()
         // Sample and stdio payloads are handed on without copying.
         .bytes(".")

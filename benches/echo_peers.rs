@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! .ci/install-peers                  # once: .venv-peers with id-echo
-//! cargo bench --bench echo_peers
+//! cargo bench --features cli --bench echo_peers
 //! ```
 //!
 //! It needs Python with id-echo and numpy: the peers' virtualenv

@@ -4,9 +4,9 @@
 //! concurrent clients, 32 samples in flight per client.
 //!
 //! ```text
-//! cargo bench --bench echo_throughput
-//! ECHO_BENCH_SIZES=65536 ECHO_BENCH_CLIENTS=1 cargo bench --bench echo_throughput
-//! ECHO_BENCH_SIZES=16,64,1024 ECHO_BENCH_WINDOWS=32,4096 cargo bench --bench echo_throughput
+//! cargo bench --features echo --bench echo_throughput
+//! ECHO_BENCH_SIZES=65536 ECHO_BENCH_CLIENTS=1 cargo bench --features echo --bench echo_throughput
+//! ECHO_BENCH_SIZES=16,64,1024 ECHO_BENCH_WINDOWS=32,4096 cargo bench --features echo --bench echo_throughput
 //! ```
 //!
 //! Each row also runs a bare socket loop: the same bytes written in

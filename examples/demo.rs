@@ -10,7 +10,7 @@
 //! Then it shuts each one down and checks that nothing is left behind.
 //!
 //! ```text
-//! cargo build --release --examples && target/release/examples/demo
+//! cargo build --release --examples --features echo && target/release/examples/demo
 //! ```
 
 use std::path::PathBuf;

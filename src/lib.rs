@@ -116,9 +116,80 @@
 //!
 //! ## Checking a plugin
 //!
-//! [`probe::Probe`] (and `rpcplugin probe` on the command line) launches
-//! any plugin as a host would and reports, check by check, what a host
-//! would trip over.
+//! [`probe::Probe`][probe-probe] (feature `probe`; `rpcplugin probe` on the
+//! command line, feature `cli`) launches any plugin as a host would and
+//! reports, check by check, what a host would trip over.
+//!
+//! ## Cargo features
+//!
+//! None is on by default: the core is what a plugin (a Terraform provider,
+//! say) or a host needs, and the rest would only lengthen its build.
+//!
+//! | feature | what it adds | optional dependencies |
+//! | --- | --- | --- |
+//! | (always) | [`ServeConfig::serve`], [`ClientConfig`] and [`Client`], [`Broker`], transports, AutoMTLS, handshake, reattach, hclog logs, go-plugin's own services | — |
+//! | `echo` | [`echo`][echo-mod]: echo sample streams (TCP v1 and gRPC), and `proto::echo` | `http-body` |
+//! | `probe` | [`probe`][probe-mod]: the conformance report as a library | — |
+//! | `cli` | the `rpcplugin` command line; turns on `echo` and `probe` | `clap` |
+//!
+//! The command line: `cargo install rpcplugin --features cli`.
+//!
+//! ## Generating your protocol's code
+//!
+//! The crate re-exports the gRPC stack it is built on: [`tonic`], [`prost`]
+//! and [`tonic_prost`]. Generated code names `tonic` itself, so keep
+//! `tonic` as a dependency of yours at the same version as ours (0.14;
+//! cargo then builds one copy); the re-exports are how to name our versions,
+//! and `prost` and `tonic-prost` need not be dependencies of yours at all.
+//!
+//! Generate the code in your `build.rs` with [protox], a protobuf compiler
+//! in Rust (no system `protoc`), and `tonic-prost-build`, as this
+//! repository's `demo-proto/build.rs` does. Your `Cargo.toml`:
+//!
+//! ```toml
+//! [dependencies]
+//! rpcplugin = "0.1"
+//! tonic = { version = "0.14", default-features = false, features = ["codegen"] }
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//!
+//! [build-dependencies]
+//! protox = "0.10"
+//! tonic-prost-build = { version = "0.14", default-features = false, features = ["transport"] }
+//! ```
+//!
+//! Your `build.rs` (`proto/kv.proto` declaring `package proto;` and a `KV`
+//! service):
+//!
+//! ```no_run
+//! use std::io;
+//!
+//! fn main() -> io::Result<()> {
+//!     println!("cargo:rerun-if-changed=proto");
+//!     // Parsed and checked in Rust: no protoc.
+//!     let fds = protox::compile(["proto/kv.proto"], ["proto"]).map_err(io::Error::other)?;
+//!     // Messages and codec through rpcplugin's prost and tonic-prost.
+//!     let mut prost = tonic_prost_build::Config::new();
+//!     prost.prost_path("::rpcplugin::prost");
+//!     tonic_prost_build::configure()
+//!         .codec_path("::rpcplugin::tonic_prost::ProstCodec")
+//!         .build_client(false) // a plugin serves; a host would build clients
+//!         .bytes(".") // `bytes` fields are `Bytes`: no copies
+//!         .compile_fds_with_config(fds, prost)
+//! }
+//! ```
+//!
+//! Then include the generated module (named after the proto package) and
+//! serve it; the first example above does exactly this with the `demo-proto`
+//! crate's `KV`:
+//!
+//! ```ignore
+//! pub mod kv {
+//!     tonic::include_proto!("proto");
+//! }
+//!
+//! let kv = kv::kv_server::KvServer::new(MyKv).max_decoding_message_size(rpcplugin::MAX_MESSAGE_SIZE);
+//! rpcplugin::ServeConfig::new(handshake).service(kv).serve().await?;
+//! ```
 //!
 //! ## The crate by role
 //!
@@ -150,9 +221,9 @@
 //!   connections with the main connection's socket settings and AutoMTLS.
 //! - [`server`]: the plugin side ([`ServeConfig`]).
 //! - [`client`]: the host side ([`ClientConfig`], [`Client`]).
-//! - [`probe`]: the conformance report.
-//! - [`echo`]: echo sample streams, echo's TCP protocol v1 and a gRPC
-//!   transport, with servers, sinks and clients.
+//! - [`probe`][probe-mod] (feature `probe`): the conformance report.
+//! - [`echo`][echo-mod] (feature `echo`): echo sample streams, echo's TCP
+//!   protocol v1 and a gRPC transport, with servers, sinks and clients.
 //!
 //! The examples' KV and counter services come from the `demo-proto` crate
 //! beside this one: a plugin author generates their own protocol's code the
@@ -179,9 +250,28 @@
 //! transport.close().await?; // removes the socket, if it is still ours
 //! # Ok(()) }
 //! ```
-
+//!
+//! [protox]: https://docs.rs/protox
+// The links to feature-gated modules: into this crate when the feature is
+// on, to docs.rs when it is off (so that `cargo doc` warns of nothing).
+#![cfg_attr(feature = "probe", doc = "[probe-mod]: probe")]
+#![cfg_attr(feature = "probe", doc = "[probe-probe]: probe::Probe")]
+#![cfg_attr(feature = "echo", doc = "[echo-mod]: echo")]
+#![cfg_attr(
+    not(feature = "probe"),
+    doc = "[probe-mod]: https://docs.rs/rpcplugin/latest/rpcplugin/probe/index.html"
+)]
+#![cfg_attr(
+    not(feature = "probe"),
+    doc = "[probe-probe]: https://docs.rs/rpcplugin/latest/rpcplugin/probe/struct.Probe.html"
+)]
+#![cfg_attr(
+    not(feature = "echo"),
+    doc = "[echo-mod]: https://docs.rs/rpcplugin/latest/rpcplugin/echo/index.html"
+)]
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Layers, lowest first; each uses only layers before it: chain, env, transport,
 // tls, grpc, handshake, reattach, log, proto, broker, server, client, probe,
@@ -189,11 +279,15 @@
 pub mod broker;
 mod chain;
 pub mod client;
+#[cfg(feature = "echo")]
+#[cfg_attr(docsrs, doc(cfg(feature = "echo")))]
 pub mod echo;
 pub mod env;
 mod grpc;
 pub mod handshake;
 pub mod log;
+#[cfg(feature = "probe")]
+#[cfg_attr(docsrs, doc(cfg(feature = "probe")))]
 pub mod probe;
 pub mod proto;
 pub mod reattach;
@@ -212,3 +306,16 @@ pub use log::init_logging;
 pub use reattach::ReattachConfig;
 pub use server::{ServeConfig, ServeError};
 pub use transport::{Connection, Endpoint, Transport, connect};
+
+/// prost, the protobuf runtime of our generated code and of yours: use
+/// this one so that your version matches ours (see "Generating your
+/// protocol's code" above).
+pub use prost;
+/// tonic, the gRPC stack [`ServeConfig::service`] and [`Client::channel`]
+/// speak: use this version (0.14) so that your generated services are the
+/// types ours take.
+pub use tonic;
+/// tonic-prost, the codec of generated services:
+/// `tonic_prost_build::configure().codec_path("::rpcplugin::tonic_prost::ProstCodec")`
+/// points your generated code at this one.
+pub use tonic_prost;

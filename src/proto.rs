@@ -11,6 +11,8 @@ pub mod plugin {
 
 /// echo sample streams over gRPC (proto package `echo.v1`): `SampleStream`
 /// with `GetSpec` and the bidirectional `Push`.
+#[cfg(feature = "echo")]
+#[cfg_attr(docsrs, doc(cfg(feature = "echo")))]
 pub mod echo {
     #![allow(missing_docs)]
     tonic::include_proto!("echo.v1");

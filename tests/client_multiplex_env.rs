@@ -74,7 +74,7 @@ fn the_host_ignores_a_seventh_field_it_did_not_ask_for() {
 /// yamux); and given `PLUGIN_MULTIPLEX_GRPC=false` by a wrapper, it prints
 /// a seventh field `true` without multiplexing, which the host ignores.
 #[test]
-#[ignore = "needs the Go peers (go-plugin 1.8.0 as a Go module): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Go peers (go-plugin 1.8.0 as a Go module): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn go_plugin_v1_8_0_with_multiplex_env_in_the_host() {
     let v = common::GoPlugin::V1_8_0;
     let plugin = &common::go_peers(v).kvplugin;

@@ -234,7 +234,7 @@ fn assert_sent(run: &common::Run, count: u64) {
 }
 
 #[test]
-#[ignore = "needs the Python peers (id-echo, grpcio): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (id-echo, grpcio): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn python_grpc_client_streams_5000_small_samples() {
     let mut server = EchoServer::start("float32[256]", Some(5000));
     let run = send(
@@ -251,7 +251,7 @@ fn python_grpc_client_streams_5000_small_samples() {
 }
 
 #[test]
-#[ignore = "needs the Python peers (id-echo, grpcio): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (id-echo, grpcio): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn python_grpc_and_tcp_clients_stream_into_one_server() {
     // echo's TcpClient and ours, one after the other, into the same sink.
     let mut server = EchoServer::start(TEST_SPEC, Some(4000));
@@ -270,7 +270,7 @@ fn python_grpc_and_tcp_clients_stream_into_one_server() {
 }
 
 #[test]
-#[ignore = "needs the Python peers (id-echo, grpcio): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (id-echo, grpcio): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn python_grpc_client_streams_large_samples() {
     // 64 KiB samples travel four to a message, 1 MiB ones alone.
     for (kind, spec, count, size) in [
@@ -293,7 +293,7 @@ fn python_grpc_client_streams_large_samples() {
 }
 
 #[test]
-#[ignore = "needs the Python peers (id-echo, grpcio): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (id-echo, grpcio): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn python_grpc_client_refuses_a_mismatched_sample_naming_the_leaf() {
     let mut server = EchoServer::start(TEST_SPEC, None);
     // {"obs": float32[4], "reward": float64[1], "t": float64[]}: leaf 1 differs.
@@ -328,7 +328,7 @@ fn python_grpc_client_refuses_a_mismatched_sample_naming_the_leaf() {
 }
 
 #[test]
-#[ignore = "needs the Python peers (id-echo, grpcio): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (id-echo, grpcio): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn server_refusals_reach_grpcio_with_their_status() {
     let mut server = EchoServer::start(TEST_SPEC, None);
     let status = |args: &[&str]| {
@@ -374,7 +374,7 @@ fn server_refusals_reach_grpcio_with_their_status() {
 }
 
 #[test]
-#[ignore = "needs the Python peers (id-echo, grpcio): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (id-echo, grpcio): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn python_grpc_client_wait_fails_when_the_server_goes_away() {
     // The server stops after 1000 samples; the client has a million to send.
     let mut server = EchoServer::start("float32[256]", Some(1000));
@@ -421,7 +421,7 @@ impl Sink for Stuck {
 }
 
 #[test]
-#[ignore = "needs the Python peers (id-echo, grpcio): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (id-echo, grpcio): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn python_grpc_client_fails_when_acks_stop() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let spec: echo::Spec = "float32[256]".parse().unwrap();

@@ -24,7 +24,7 @@ fn expected(i: usize) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the Python peers (id-echo): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (id-echo): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 async fn echos_own_tcp_client_streams_into_our_server() {
     let spec: echo::Spec = "float32[4],float32[1],float64[]".parse().unwrap();
     let (sink, mut samples) = echo::channel(spec.clone(), 64);
@@ -70,7 +70,7 @@ async fn echos_own_tcp_client_streams_into_our_server() {
 }
 
 #[test]
-#[ignore = "needs the Python peers (id-echo): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (id-echo): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn our_tcp_client_streams_into_echos_own_server() {
     use std::io::{BufRead, BufReader};
     let script = common::crate_dir().join("tests/interop/python/echo_tcp_server.py");

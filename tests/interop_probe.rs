@@ -43,7 +43,7 @@ go_plugin_tests! {
 }
 
 #[test]
-#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn pyvider_plugins_pass() {
     let python = common::peers_python();
     let script = common::crate_dir().join("tests/interop/python/kv_plugin_pyvider.py");

@@ -47,25 +47,25 @@ fn pyvider_host_drives_kv_plugin(tls: bool, transport: &str) {
 }
 
 #[test]
-#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn pyvider_host_tcp_plain() {
     pyvider_host_drives_kv_plugin(false, "tcp");
 }
 
 #[test]
-#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn pyvider_host_tcp_automtls() {
     pyvider_host_drives_kv_plugin(true, "tcp");
 }
 
 #[test]
-#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn pyvider_host_unix_plain() {
     pyvider_host_drives_kv_plugin(false, "unix");
 }
 
 #[test]
-#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn pyvider_host_unix_automtls() {
     pyvider_host_drives_kv_plugin(true, "unix");
 }

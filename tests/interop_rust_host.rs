@@ -100,19 +100,19 @@ fn pyvider_plugin(mtls: bool, transport: &str) {
 }
 
 #[test]
-#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn rust_host_pyvider_plugin_unix_plain() {
     pyvider_plugin(false, "unix");
 }
 
 #[test]
-#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn rust_host_pyvider_plugin_unix_automtls() {
     pyvider_plugin(true, "unix");
 }
 
 #[test]
-#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test -- --ignored"]
+#[ignore = "needs the Python peers (pyvider-rpcplugin 0.5.5): run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn rust_host_pyvider_plugin_tcp_plain_then_automtls() {
     // One after the other: pyvider probes a free port and binds it later,
     // so two pyvider plugins started at once can pick the same port.

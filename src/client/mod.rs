@@ -25,6 +25,7 @@ use crate::transport::{PortRange, SocketGroup};
 
 pub use crate::grpc::ConnectStep;
 pub use connect::{StdioHandler, StdioSink};
+#[cfg(feature = "probe")]
 pub(crate) use connect::{open_plugin_channel, ping_by};
 pub use error::ClientError;
 use owner::{Owner, PluginSocket, ProvenProcess};

@@ -109,6 +109,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 
     /// Reads and drops everything left, to the end of the pipe.
+    #[cfg(feature = "probe")]
     pub(crate) async fn drain(mut self) {
         while self.next_line().await.is_some() {}
     }

@@ -64,6 +64,7 @@ pub(crate) fn parse_line(line: &str) -> LogLine {
 
 /// What kind of log line a plugin wrote on stderr: `"hclog JSON"`,
 /// `"[LEVEL]"` (a tagged plain line) or `"plain"`.
+#[cfg(any(feature = "probe", test))]
 pub(crate) fn line_kind(line: &str) -> &'static str {
     if parse_hclog(line).is_some() {
         return "hclog JSON";

@@ -41,7 +41,7 @@ pub const MAX_DEFAULT_WINDOW: usize = 4096;
 /// ([`DEFAULT_MAX_INFLIGHT`]) and [`MAX_DEFAULT_WINDOW`]. "In flight" keeps
 /// echo's meaning, unacknowledged samples; only the default grows for
 /// small samples, which 32 starved: with one client
-/// (`ECHO_BENCH_WINDOWS=32,256,1024,4096 cargo bench --bench
+/// (`ECHO_BENCH_WINDOWS=32,256,1024,4096 cargo bench --features echo --bench
 /// echo_throughput`), gRPC sent 0.49–0.63 M/s of 64 B samples with 32 in
 /// flight and 1.6–1.9 M/s with 256 or more; 0.49–0.50 M/s of 1 KiB
 /// samples with 32 and 1.16–1.29 M/s with 256 (1.09–1.53 with 4096). From

@@ -33,6 +33,19 @@ pub fn example(name: &str) -> PathBuf {
     if !built.iter().any(|n| n == name) {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.args(["build", "--quiet", "--example", name]);
+        // The features this test was built with, so that the examples that
+        // need one build and the library is not rebuilt without them.
+        let features: Vec<&str> = [
+            ("echo", cfg!(feature = "echo")),
+            ("probe", cfg!(feature = "probe")),
+            ("cli", cfg!(feature = "cli")),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+        if !features.is_empty() {
+            cmd.args(["--features", &features.join(",")]);
+        }
         if target_dir().ends_with("release") {
             cmd.arg("--release");
         }
@@ -103,7 +116,7 @@ macro_rules! go_plugin_tests {
             $(
                 $(#[$meta])*
                 #[test]
-                #[ignore = "needs the Go peers (go-plugin 1.0.1 from Debian; 1.4.9 and 1.8.0 as Go modules): run .ci/install-peers, then cargo test -- --ignored"]
+                #[ignore = "needs the Go peers (go-plugin 1.0.1 from Debian; 1.4.9 and 1.8.0 as Go modules): run .ci/install-peers, then cargo test --all-features -- --ignored"]
                 fn $name() {
                     let $v = $crate::common::GoPlugin::$variant;
                     $body
