@@ -314,3 +314,106 @@ async fn drive(
     }
     tracing::debug!("multiplexed session ended");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A host's yamux client session over `socket`: each message on the
+    /// returned sender opens one stream.
+    fn host(
+        socket: tokio::net::UnixStream,
+    ) -> mpsc::UnboundedSender<oneshot::Sender<yamux::Stream>> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<oneshot::Sender<yamux::Stream>>();
+        tokio::spawn(async move {
+            let mut session = yamux::Connection::new(
+                Socket(Connection::from(socket)),
+                yamux_config(),
+                yamux::Mode::Client,
+            );
+            let mut opening = VecDeque::new();
+            std::future::poll_fn(|cx| {
+                while let Poll::Ready(Some(reply)) = rx.poll_recv(cx) {
+                    opening.push_back(reply);
+                }
+                while !opening.is_empty() {
+                    match session.poll_new_outbound(cx) {
+                        Poll::Ready(Ok(stream)) => {
+                            let _ = opening.pop_front().unwrap().send(stream);
+                        }
+                        Poll::Ready(Err(_)) => return Poll::Ready(()),
+                        Poll::Pending => break,
+                    }
+                }
+                loop {
+                    match session.poll_next_inbound(cx) {
+                        // The plugin's streams: accepted and dropped.
+                        Poll::Ready(Some(Ok(_))) => {}
+                        Poll::Ready(_) => return Poll::Ready(()),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+            })
+            .await;
+        });
+        tx
+    }
+
+    async fn open(host: &mpsc::UnboundedSender<oneshot::Sender<yamux::Stream>>) -> MuxStream {
+        let (tx, rx) = oneshot::channel();
+        host.send(tx).unwrap();
+        MuxStream(rx.await.unwrap())
+    }
+
+    async fn says(conn: &mut Connection, what: &[u8]) {
+        let mut buf = vec![0; what.len()];
+        tokio::time::timeout(std::time::Duration::from_secs(5), conn.read_exact(&mut buf))
+            .await
+            .expect("data within 5 s")
+            .unwrap();
+        assert_eq!(buf, what);
+    }
+
+    #[tokio::test]
+    async fn streams_go_to_the_main_server_unless_knocked_for() {
+        let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
+        let (raw_tx, raw_rx) = mpsc::unbounded_channel();
+        raw_tx.send(Connection::from(ours)).unwrap();
+        let endpoint = Endpoint::from_network("unix", "/tmp/mux-test").unwrap();
+        let (mux, mut main) = Mux::serve(Incoming::from_unbounded(raw_rx), endpoint);
+        let mut brokered = mux.listener(7);
+        let host = host(theirs);
+
+        let mut first = open(&host).await;
+        first.write_all(b"main").await.unwrap();
+        let mut conn = main.next().await.unwrap().unwrap();
+        says(&mut conn, b"main").await;
+
+        assert_eq!(
+            mux.accept_knock(8),
+            Err("no brokered server for id 8".to_owned())
+        );
+        mux.accept_knock(7).unwrap();
+        let mut second = open(&host).await;
+        second.write_all(b"seven").await.unwrap();
+        let mut conn = brokered.next().await.unwrap().unwrap();
+        says(&mut conn, b"seven").await;
+
+        // The knock is used up: the next stream is the main server's again.
+        let mut third = open(&host).await;
+        third.write_all(b"again").await.unwrap();
+        let mut conn = main.next().await.unwrap().unwrap();
+        says(&mut conn, b"again").await;
+
+        // The plugin can open streams towards the host.
+        let mut ours = mux.open().await.unwrap();
+        ours.write_all(b"x").await.unwrap();
+        ours.flush().await.unwrap();
+
+        mux.remove_listener(7);
+        assert!(brokered.next().await.is_none(), "removed listener ends");
+        mux.close();
+        assert!(main.next().await.is_none(), "closed session ends main");
+    }
+}
