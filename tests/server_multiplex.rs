@@ -46,6 +46,15 @@ fn kv(mtls: bool, transport: &str) {
             run.stderr
         );
     }
+    if transport == "unix" {
+        let check = "CHECK ok: socket";
+        assert!(
+            run.stdout.contains(check),
+            "missing {check:?}:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+    }
 }
 
 fn counter(mtls: bool, transport: &str) {
