@@ -50,7 +50,27 @@ pub enum BrokerError {
         /// The transport's error.
         source: ListenError,
     },
-    /// Dialling an announced listener failed.
+    /// Multiplexed: the other side did not acknowledge the knock for `id`
+    /// (it answered an error, or something else than an ack).
+    #[error("broker id {id}: the knock was refused: {reply}")]
+    Knock {
+        /// The broker id.
+        id: u32,
+        /// What came back instead of a plain ack.
+        reply: String,
+    },
+
+    /// Multiplexed: no stream could be opened on the session.
+    #[error("broker id {id}: cannot open a multiplexed stream")]
+    Open {
+        /// The broker id.
+        id: u32,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Dialling an announced listener (multiplexed: the session's stream)
+    /// failed.
     #[error("broker id {id}: cannot connect to {endpoint}")]
     Dial {
         /// The id.

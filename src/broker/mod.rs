@@ -25,6 +25,8 @@ pub use error::{BrokerError, CloseReason};
 
 use crate::grpc::{CONNECTION_WINDOW, DRAIN_LIMIT, STREAM_WINDOW};
 use crate::proto::plugin::ConnInfo;
+use crate::proto::plugin::conn_info::Knock;
+use crate::transport::mux::Mux;
 use crate::transport::{AnyTransport, Endpoint, Incoming, Listen, Transport};
 
 /// How long [`Broker::dial`] waits for the other side's announcement, and
@@ -72,6 +74,8 @@ struct Inner {
     closed: watch::Sender<Option<CloseReason>>,
     /// Listeners of brokered servers, closed with the broker.
     listeners: Mutex<Vec<Arc<AnyTransport>>>,
+    /// Multiplexed: one knock at a time (go-plugin serialises its dials).
+    knocking: tokio::sync::Mutex<()>,
 }
 
 /// How a side of the broker listens and dials: the main connection's
@@ -81,6 +85,9 @@ pub(crate) struct Context {
     pub(crate) listen: Listen,
     pub(crate) server_tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) client_tls: Option<Arc<rustls::ClientConfig>>,
+    /// Multiplexed gRPC (go-plugin ≥ 1.6): brokered connections are
+    /// streams of this session, routed by knocks, instead of sockets.
+    pub(crate) mux: Option<Mux>,
 }
 
 /// A service served through the broker, from
@@ -92,8 +99,26 @@ pub struct BrokeredServer {
     id: u32,
     endpoint: Endpoint,
     stop: CancellationToken,
-    listener: Arc<AnyTransport>,
+    listener: Listener,
     task: Option<JoinHandle<()>>,
+}
+
+/// Where a brokered server's connections come from.
+#[derive(Debug, Clone)]
+enum Listener {
+    /// Its own socket.
+    Socket(Arc<AnyTransport>),
+    /// Streams of the multiplexed session knocked for its id.
+    Mux(Mux, u32),
+}
+
+impl Listener {
+    async fn close(&self) {
+        match self {
+            Listener::Socket(listener) => close_listener(listener).await,
+            Listener::Mux(mux, id) => mux.remove_listener(*id),
+        }
+    }
 }
 
 impl BrokeredServer {
@@ -118,7 +143,7 @@ impl BrokeredServer {
     /// background.
     pub async fn stop(mut self) {
         self.stop.cancel();
-        close_listener(&self.listener).await;
+        self.listener.close().await;
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
@@ -146,6 +171,7 @@ impl Broker {
                 arrived: Notify::new(),
                 closed: watch::channel(None).0,
                 listeners: Mutex::new(Vec::new()),
+                knocking: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -205,6 +231,9 @@ impl Broker {
         routes: Routes,
     ) -> Result<BrokeredServer, BrokerError> {
         let context = self.context()?.clone();
+        if let Some(mux) = &context.mux {
+            return Ok(self.serve_multiplexed(mux, id, routes, context.server_tls.clone()));
+        }
         let listener = Arc::new(context.listen.transport());
         let (endpoint, incoming) = listener
             .listen()
@@ -242,6 +271,7 @@ impl Broker {
             listeners.push(listener.clone());
         }
         let stop = CancellationToken::new();
+        let listener = Listener::Socket(listener);
         let task = tokio::spawn(serve(
             routes,
             incoming,
@@ -257,6 +287,45 @@ impl Broker {
             listener,
             task: Some(task),
         })
+    }
+
+    /// [`accept_and_serve`](Self::accept_and_serve), multiplexed: nothing
+    /// is announced; the other side knocks for `id` before each connection
+    /// (see [`stream`]), and the session's next stream is served here.
+    fn serve_multiplexed(
+        &self,
+        mux: &Mux,
+        id: u32,
+        routes: Routes,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> BrokeredServer {
+        let endpoint = mux.endpoint().clone();
+        let incoming = mux.listener(id);
+        let incoming = match tls {
+            Some(config) => incoming.with_tls(config),
+            None => incoming,
+        };
+        let incoming = match endpoint.unix_path() {
+            Some(_) => incoming.with_authority_fix(),
+            None => incoming,
+        };
+        let listener = Listener::Mux(mux.clone(), id);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serve(
+            routes,
+            incoming,
+            listener.clone(),
+            stop.clone(),
+            self.inner.closed.subscribe(),
+        ));
+        tracing::debug!(id, "brokered server on the multiplexed session");
+        BrokeredServer {
+            id,
+            endpoint,
+            stop,
+            listener,
+            task: Some(task),
+        }
     }
 
     /// Waits (up to 5 s, as go-plugin) for the other side to announce
@@ -278,6 +347,9 @@ impl Broker {
     /// that id waits for a new one (and fails with [`BrokerError::Timeout`]
     /// unless the other side announces the id again).
     pub async fn dial(&self, id: u32) -> Result<Channel, BrokerError> {
+        if let Some(mux) = self.context()?.mux.clone() {
+            return self.dial_multiplexed(mux, id).await;
+        }
         let info = self.wait_for(id).await?;
         let endpoint = Endpoint::from_network(&info.network, &info.address).map_err(|source| {
             BrokerError::BadAddress {
@@ -295,6 +367,85 @@ impl Broker {
                 endpoint,
                 source,
             })
+    }
+
+    /// [`dial`](Self::dial), multiplexed: for each connection the channel
+    /// makes, knock for `id` on the broker stream, wait (up to 5 s) for the
+    /// other side's ack, then open a stream of the session (with the main
+    /// connection's TLS), one knock at a time, as go-plugin does.
+    async fn dial_multiplexed(&self, mux: Mux, id: u32) -> Result<Channel, BrokerError> {
+        let broker = self.clone();
+        let endpoint = mux.endpoint().clone();
+        let tls = self.context()?.client_tls.clone();
+        let connector = tower::service_fn(move |_| {
+            let (broker, mux, tls) = (broker.clone(), mux.clone(), tls.clone());
+            async move {
+                let conn = broker
+                    .knock_and_open(&mux, id)
+                    .await
+                    .map_err(|err| std::io::Error::other(crate::chain::Chain(&err).to_string()))?;
+                let conn = crate::grpc::tls_client(conn, tls).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(conn))
+            }
+        });
+        tonic::transport::Endpoint::from_static("http://localhost")
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .connect_with_connector(connector)
+            .await
+            .map_err(|source| BrokerError::Dial {
+                id,
+                endpoint,
+                source,
+            })
+    }
+
+    async fn knock_and_open(
+        &self,
+        mux: &Mux,
+        id: u32,
+    ) -> Result<crate::transport::Connection, BrokerError> {
+        let _one_at_a_time = self.inner.knocking.lock().await;
+        // An ack left over from an earlier, abandoned knock is stale.
+        let _ = self.take_announced(id);
+        let sent = self
+            .inner
+            .outgoing
+            .lock()
+            .expect("outgoing lock")
+            .as_ref()
+            .map(|tx| {
+                tx.send(ConnInfo {
+                    service_id: id,
+                    network: String::new(),
+                    address: String::new(),
+                    knock: Some(Knock {
+                        knock: true,
+                        ack: false,
+                        error: String::new(),
+                    }),
+                })
+            });
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(self.closed_error());
+        }
+        let ack = self.wait_for(id).await?;
+        match ack.knock {
+            Some(Knock {
+                knock: true,
+                ack: true,
+                error,
+            }) if error.is_empty() => {}
+            knock => {
+                return Err(BrokerError::Knock {
+                    id,
+                    reply: format!("{knock:?}"),
+                });
+            }
+        }
+        mux.open()
+            .await
+            .map_err(|source| BrokerError::Open { id, source })
     }
 
     async fn wait_for(&self, id: u32) -> Result<ConnInfo, BrokerError> {
@@ -396,7 +547,7 @@ async fn close_listener(listener: &AnyTransport) {
 async fn serve(
     routes: Routes,
     incoming: Incoming,
-    listener: Arc<AnyTransport>,
+    listener: Listener,
     stopped: CancellationToken,
     mut closed: watch::Receiver<Option<CloseReason>>,
 ) {
@@ -407,7 +558,7 @@ async fn serve(
                 _ = stopped.cancelled() => {}
                 _ = closed.wait_for(Option::is_some) => {}
             }
-            close_listener(&listener).await;
+            listener.close().await;
         }
     };
     let router = tonic::transport::Server::builder()
@@ -417,7 +568,7 @@ async fn serve(
     if let Err(err) = crate::grpc::serve_draining(router, incoming, stopping, DRAIN_LIMIT).await {
         tracing::warn!(error = %crate::chain::Chain(&err), "a brokered server failed");
     }
-    close_listener(&listener).await;
+    listener.close().await;
 }
 
 #[cfg(test)]

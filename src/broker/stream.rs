@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{Broker, CloseReason};
 use crate::proto::plugin::ConnInfo;
+use crate::proto::plugin::conn_info::Knock;
 use crate::proto::plugin::grpc_broker_client::GrpcBrokerClient;
 use crate::proto::plugin::grpc_broker_server::{GrpcBroker, GrpcBrokerServer};
 
@@ -94,11 +95,7 @@ async fn receive(broker: &Broker, mut incoming: Streaming<ConnInfo>) {
             _ = closed.wait_for(Option::is_some) => return,
         };
         match next {
-            Ok(Some(info)) if info.knock.is_some() => {
-                // Multiplexed brokering (go-plugin ≥ 1.6) is not supported,
-                // and never offered, so a knock is a peer's mistake.
-                tracing::warn!(id = info.service_id, "ignoring a multiplexed broker knock");
-            }
+            Ok(Some(info)) if info.knock.is_some() => knocked(broker, info),
             Ok(Some(info)) => {
                 tracing::debug!(
                     id = info.service_id,
@@ -114,5 +111,50 @@ async fn receive(broker: &Broker, mut incoming: Streaming<ConnInfo>) {
                 return;
             }
         }
+    }
+}
+
+/// A knock (multiplexed brokering, go-plugin ≥ 1.6) from the other side:
+/// an ack for our own knock goes to the dial waiting for it; a knock for
+/// one of our brokered servers routes the session's next stream there and
+/// is acknowledged (with an error if nothing serves that id, or if this
+/// side does not multiplex).
+fn knocked(broker: &Broker, info: ConnInfo) {
+    let id = info.service_id;
+    let Some(knock) = info.knock.clone() else {
+        return;
+    };
+    if knock.ack {
+        tracing::debug!(id, error = knock.error, "broker knock acknowledged");
+        broker.announce(info);
+        return;
+    }
+    if !knock.knock {
+        tracing::warn!(id, "ignoring a broker knock that is not a knock");
+        return;
+    }
+    let mux = broker.inner.context.get().and_then(|c| c.mux.clone());
+    let error = match mux {
+        Some(mux) => mux.accept_knock(id).err().unwrap_or_default(),
+        None => "this side does not multiplex gRPC".to_owned(),
+    };
+    tracing::debug!(id, error, "broker knock");
+    if let Some(tx) = broker
+        .inner
+        .outgoing
+        .lock()
+        .expect("outgoing lock")
+        .as_ref()
+    {
+        let _ = tx.send(ConnInfo {
+            service_id: id,
+            network: String::new(),
+            address: String::new(),
+            knock: Some(Knock {
+                knock: true,
+                ack: true,
+                error,
+            }),
+        });
     }
 }

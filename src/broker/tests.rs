@@ -79,12 +79,14 @@ async fn pair(mtls: bool) -> Pair {
                 listen: listen.clone(),
                 server_tls: Some(tls::server_config(ours, cert.clone()).unwrap()),
                 client_tls: Some(tls::client_config(ours, cert).unwrap()),
+                mux: None,
             }
         }
         _ => Context {
             listen: listen.clone(),
             server_tls: None,
             client_tls: None,
+            mux: None,
         },
     };
     let (host_id, plugin_id) = match &identities {

@@ -399,6 +399,7 @@ impl ClientConfig {
             },
             server_tls: tls.as_ref().map(|(server, _)| server.clone()),
             client_tls: tls.map(|(_, client)| client),
+            mux: None,
         });
         broker.open_stream(name.clone(), channel.clone());
         let inner = Arc::new(Inner {

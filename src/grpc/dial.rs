@@ -93,6 +93,28 @@ pub(crate) async fn dial(
 /// Opens a gRPC channel to `endpoint`, for brokered connections and
 /// reconnects: each connection dialled and TLS-handshaken within
 /// [`CONNECT_TIMEOUT`].
+/// The client side of TLS (when `tls` is set) over an opened connection,
+/// such as a multiplexed stream, with [`dial`]'s server name; bounded by
+/// [`CONNECT_TIMEOUT`].
+pub(crate) async fn tls_client(
+    conn: Connection,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> io::Result<Connection> {
+    let Some(config) = tls else {
+        return Ok(conn);
+    };
+    let name = ServerName::try_from("localhost").expect("a valid name");
+    let handshake = tokio_rustls::TlsConnector::from(config).connect(name, conn);
+    match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+        Ok(Ok(tls)) => Ok(Connection::from(tls)),
+        Ok(Err(err)) => Err(err),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the TLS handshake did not finish within {CONNECT_TIMEOUT:?}"),
+        )),
+    }
+}
+
 pub(crate) async fn open_channel(
     endpoint: &Endpoint,
     tls: Option<Arc<rustls::ClientConfig>>,

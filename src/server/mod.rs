@@ -20,6 +20,7 @@ use crate::grpc::{CONNECTION_WINDOW, DRAIN_LIMIT, HEALTH_SERVICES, STREAM_WINDOW
 use crate::handshake::{HandshakeConfig, HandshakeLine, negotiate_version_from_env};
 use crate::proto::plugin::grpc_controller_server::GrpcControllerServer;
 use crate::tls::{self, Identity};
+use crate::transport::mux::Mux;
 use crate::transport::{Incoming, Listen, Transport};
 
 pub use crate::grpc::MAX_MESSAGE_SIZE;
@@ -342,10 +343,30 @@ impl Plugin {
 
         let (endpoint, incoming) = transport.listen().await?;
         let mut line = HandshakeLine::new(self.version, endpoint.clone())?;
+        // go-plugin ≥ 1.6 hosts that want multiplexed gRPC set
+        // PLUGIN_MULTIPLEX_GRPC=true. Any non-empty value gets the seventh
+        // field `true` ("supported"), as go-plugin 1.8.0's plugins print it;
+        // older hosts never set it (they would glue the field onto the
+        // certificate). Only a value that Go parses as true multiplexes: the
+        // host then runs one yamux session over its one connection, and the
+        // main and brokered connections are its streams.
+        let (incoming, mux) = match multiplex_from_env() {
+            Some(multiplex) if self.debug.is_none() => {
+                line = line.with_multiplex(true);
+                if multiplex {
+                    let (mux, streams) = Mux::serve(incoming, endpoint.clone());
+                    (streams, Some(mux))
+                } else {
+                    (incoming, None)
+                }
+            }
+            _ => (incoming, None),
+        };
         self.broker.connect(broker::Context {
             listen,
             server_tls: self.tls.as_ref().map(|tls| tls.server.clone()),
             client_tls: self.tls.as_ref().map(|tls| tls.client.clone()),
+            mux: mux.clone(),
         });
         let incoming: Incoming = match self.tls {
             Some(tls) => {
@@ -354,9 +375,6 @@ impl Plugin {
             }
             None => incoming,
         };
-        // No seventh field, even when a go-plugin ≥ 1.6 host asks for
-        // multiplexing: without it the host uses a connection per broker
-        // id, which is what we serve.
         // grpcio hosts dialling a unix socket send an `:authority` that h2
         // rejects; TCP peers send `host:port`, which it accepts.
         let incoming = match endpoint.unix_path() {
@@ -419,12 +437,31 @@ impl Plugin {
         let result = crate::grpc::serve_draining(server, incoming, stopping, DRAIN_LIMIT)
             .await
             .map_err(|source| ServeError::Server { source });
+        if let Some(mux) = mux {
+            // yamux GoAway, then the host's connection is closed.
+            mux.close();
+        }
         if let Some(capture) = capture {
             capture.restore().await;
         }
         transport.close().await?;
         result
     }
+}
+
+/// `PLUGIN_MULTIPLEX_GRPC` as go-plugin 1.8.0's plugins read it: `None`
+/// when unset or empty; else whether it parses as true with Go's
+/// `strconv.ParseBool` (`1`, `t`, `T`, `TRUE`, `true`, `True`; anything
+/// else, even unparsable, is false).
+fn multiplex_from_env() -> Option<bool> {
+    let value = std::env::var(env::PLUGIN_MULTIPLEX_GRPC).ok()?;
+    if value.is_empty() {
+        return None;
+    }
+    Some(matches!(
+        value.as_str(),
+        "1" | "t" | "T" | "TRUE" | "true" | "True"
+    ))
 }
 
 /// Prints, for a person, how to attach a host to this plugin.

@@ -34,6 +34,8 @@ enum Inner {
     AuthorityFixed(Box<AuthorityFix<Connection>>),
     /// Fails every read and write once a signal fires (see [`Cutoff`]).
     Cutoff(Box<Cutoff<Connection>>),
+    /// A stream of a multiplexed session (see [`super::mux`]).
+    Mux(Box<super::mux::MuxStream>),
 }
 
 /// What a tonic service can learn about the peer of a [`Connection`], from
@@ -55,6 +57,7 @@ impl Connection {
             Inner::ClientTls(tls) => tls.get_ref().0.peer_addr(),
             Inner::AuthorityFixed(fixed) => fixed.get_ref().peer_addr(),
             Inner::Cutoff(cut) => cut.get_ref().peer_addr(),
+            Inner::Mux(_) => None,
         }
     }
 
@@ -69,6 +72,7 @@ impl Connection {
             Inner::ClientTls(tls) => tls.get_ref().0.peer_pid(),
             Inner::AuthorityFixed(fixed) => fixed.get_ref().peer_pid(),
             Inner::Cutoff(cut) => cut.get_ref().peer_pid(),
+            Inner::Mux(_) => None,
         }
     }
 
@@ -78,7 +82,7 @@ impl Connection {
             Inner::ServerTls(_) | Inner::ClientTls(_) => true,
             Inner::AuthorityFixed(fixed) => fixed.get_ref().is_tls(),
             Inner::Cutoff(cut) => cut.get_ref().is_tls(),
-            Inner::Tcp(_) | Inner::Unix(_) => false,
+            Inner::Tcp(_) | Inner::Unix(_) | Inner::Mux(_) => false,
         }
     }
 
@@ -99,6 +103,12 @@ impl From<tokio_rustls::server::TlsStream<Connection>> for Connection {
 impl From<tokio_rustls::client::TlsStream<Connection>> for Connection {
     fn from(stream: tokio_rustls::client::TlsStream<Connection>) -> Self {
         Connection(Inner::ClientTls(Box::new(stream)))
+    }
+}
+
+impl From<super::mux::MuxStream> for Connection {
+    fn from(stream: super::mux::MuxStream) -> Self {
+        Connection(Inner::Mux(Box::new(stream)))
     }
 }
 
@@ -151,6 +161,10 @@ macro_rules! delegate {
                 let $s = Pin::new(&mut **$s);
                 $call
             }
+            Inner::Mux($s) => {
+                let $s = Pin::new(&mut **$s);
+                $call
+            }
         }
     };
 }
@@ -190,6 +204,7 @@ impl AsyncWrite for Connection {
             Inner::ClientTls(s) => s.is_write_vectored(),
             Inner::AuthorityFixed(s) => s.is_write_vectored(),
             Inner::Cutoff(s) => s.is_write_vectored(),
+            Inner::Mux(_) => false,
         }
     }
 
@@ -252,6 +267,31 @@ impl Incoming {
             rx,
             fix_authority: self.fix_authority,
             cutoff: self.cutoff,
+        }
+    }
+
+    /// Connections handed over on an unbounded channel (yamux streams, whose
+    /// number the session bounds), as a server's incoming stream.
+    pub(crate) fn from_unbounded(mut from: mpsc::UnboundedReceiver<Connection>) -> Incoming {
+        let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
+        tokio::spawn(async move {
+            loop {
+                let conn = tokio::select! {
+                    _ = tx.closed() => break,
+                    conn = from.recv() => match conn {
+                        Some(conn) => conn,
+                        None => break,
+                    },
+                };
+                if tx.send(conn).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Incoming {
+            rx,
+            fix_authority: false,
+            cutoff: None,
         }
     }
 

@@ -12,6 +12,7 @@ mod endpoint;
 mod env;
 mod error;
 mod listen;
+pub(crate) mod mux;
 mod tcp;
 mod unix;
 

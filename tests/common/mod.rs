@@ -506,3 +506,36 @@ pub fn fake_plugin(pidfile: &Path, body: &str) -> Command {
         .arg(format!("echo $$ > {}; {body}", pidfile.display()));
     command
 }
+
+/// The Go side of `tests/yamux_wire.rs` (`tests/interop/go/src/yamuxpeer`),
+/// built once per test binary, offline, against hashicorp/yamux v0.1.2:
+/// the version go-plugin 1.8.0 requires, taken from that module's
+/// `go.mod` and `go.sum` (it is the same module cache).
+pub fn go_yamux_peer() -> &'static Path {
+    static PEER: OnceLock<PathBuf> = OnceLock::new();
+    PEER.get_or_init(|| {
+        let version = GoPlugin::V1_8_0;
+        let root = target_dir().join("interop-go-yamux");
+        let _ = std::fs::remove_dir_all(&root);
+        copy_dir(
+            &crate_dir().join("tests/interop/go/src/yamuxpeer"),
+            &root.join("yamuxpeer"),
+        );
+        let pins = crate_dir()
+            .join("tests/interop/go/modules")
+            .join(version.tag());
+        for file in ["go.mod", "go.sum"] {
+            std::fs::copy(pins.join(file), root.join(file)).unwrap();
+        }
+        let bin = root.join("bin/yamuxpeer");
+        run(
+            go(version)
+                .args(["build", "-o"])
+                .arg(&bin)
+                .arg("interop/yamuxpeer")
+                .current_dir(&root),
+            "go build yamuxpeer (hashicorp/yamux v0.1.2)",
+        );
+        bin
+    })
+}

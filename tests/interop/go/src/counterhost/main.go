@@ -2,7 +2,7 @@
 // (demo-proto/proto/counter.proto), checking the GRPCBroker both ways the
 // way go-plugin's "bidirectional" example uses it.
 //
-//	counterhost [-mtls] [-calls N] -- PLUGIN [ARGS...]
+//	counterhost [-mtls] [-multiplex] [-calls N] -- PLUGIN [ARGS...]
 //
 // Launches the plugin (gRPC only, AutoMTLS with -mtls), dispenses
 // "counter", then: N Puts of 1 on "hits", each serving an AddHelper on a
@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"reflect"
 	"sync/atomic"
 	"time"
 
@@ -89,14 +90,16 @@ func exercise(counter countershared.Counter, calls int) {
 
 func check(cmdArgs []string, mtls bool, calls int) {
 	logger := hclog.New(&hclog.LoggerOptions{Name: "counterhost", Output: os.Stderr, Level: hclog.Info})
-	client := plugin.NewClient(&plugin.ClientConfig{
+	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  countershared.Handshake,
 		Plugins:          map[string]plugin.Plugin{"counter": &countershared.CounterPlugin{}},
 		Cmd:              exec.Command(cmdArgs[0], cmdArgs[1:]...),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         mtls,
 		Logger:           logger,
-	})
+	}
+	setMultiplex(cfg)
+	client := plugin.NewClient(cfg)
 	defer client.Kill()
 
 	rpc, err := client.Client()
@@ -140,7 +143,7 @@ func main() {
 	calls := flag.Int("calls", 5, "how many Puts of 1 on key \"hits\"")
 	flag.Parse()
 	if flag.NArg() < 1 || *calls < 0 {
-		fmt.Fprintln(os.Stderr, "usage: counterhost [-mtls] [-calls N] -- PLUGIN [ARGS...]")
+		fmt.Fprintln(os.Stderr, "usage: counterhost [-mtls] [-multiplex] [-calls N] -- PLUGIN [ARGS...]")
 		os.Exit(2)
 	}
 	check(flag.Args(), *mtls, *calls)
@@ -150,4 +153,22 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println("RESULT: PASS")
+}
+
+// multiplex asks for go-plugin's multiplexed gRPC (-multiplex), through
+// reflection because ClientConfig.GRPCBrokerMultiplex exists only from
+// go-plugin 1.6 and these sources also build against 1.0.1 and 1.4.9.
+var multiplex = flag.Bool("multiplex", false, "ask for multiplexed gRPC (GRPCBrokerMultiplex, go-plugin >= 1.6)")
+
+func setMultiplex(cfg *plugin.ClientConfig) {
+	if !*multiplex {
+		return
+	}
+	field := reflect.ValueOf(cfg).Elem().FieldByName("GRPCBrokerMultiplex")
+	if !field.IsValid() {
+		fmt.Println("FAIL: -multiplex: this go-plugin has no ClientConfig.GRPCBrokerMultiplex")
+		fmt.Println("RESULT: FAIL")
+		os.Exit(1)
+	}
+	field.SetBool(true)
 }

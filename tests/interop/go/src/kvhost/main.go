@@ -1,7 +1,7 @@
 // kvhost: a go-plugin host that launches any KV plugin, checks it the
 // way Terraform-style hosts use a plugin, and measures it.
 //
-//	kvhost [-mtls] [-launches L] [-calls N] [-json] -- PLUGIN [ARGS...]
+//	kvhost [-mtls] [-multiplex] [-launches L] [-calls N] [-json] -- PLUGIN [ARGS...]
 //
 // Each launch: start, connect (go-plugin's handshake), health ping, then
 // Put/Get, NOT_FOUND for a missing key, a 1 MiB value, N timed Put+Get
@@ -19,6 +19,7 @@ import (
 	"io/ioutil"
 	"os"
 	"os/exec"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -79,14 +80,16 @@ func pct(xs []float64, p float64) float64 {
 
 func launch(cmdArgs []string, mtls bool, calls int, first bool) {
 	logger := hclog.New(&hclog.LoggerOptions{Name: "kvhost", Output: os.Stderr, Level: hclog.Info})
-	client := plugin.NewClient(&plugin.ClientConfig{
+	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  kvshared.Handshake,
 		Plugins:          map[string]plugin.Plugin{"kv": &kvshared.KVPlugin{}},
 		Cmd:              exec.Command(cmdArgs[0], cmdArgs[1:]...),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         mtls,
 		Logger:           logger,
-	})
+	}
+	setMultiplex(cfg)
+	client := plugin.NewClient(cfg)
 	defer client.Kill()
 
 	start := time.Now()
@@ -201,7 +204,7 @@ func main() {
 	asJSON := flag.Bool("json", false, "print the measurements as JSON")
 	flag.Parse()
 	if flag.NArg() < 1 {
-		fmt.Fprintln(os.Stderr, "usage: kvhost [-mtls] [-launches L] [-calls N] [-json] -- PLUGIN [ARGS...]")
+		fmt.Fprintln(os.Stderr, "usage: kvhost [-mtls] [-multiplex] [-launches L] [-calls N] [-json] -- PLUGIN [ARGS...]")
 		os.Exit(2)
 	}
 	for i := 0; i < *launches; i++ {
@@ -220,4 +223,22 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println("RESULT: PASS")
+}
+
+// multiplex asks for go-plugin's multiplexed gRPC (-multiplex), through
+// reflection because ClientConfig.GRPCBrokerMultiplex exists only from
+// go-plugin 1.6 and these sources also build against 1.0.1 and 1.4.9.
+var multiplex = flag.Bool("multiplex", false, "ask for multiplexed gRPC (GRPCBrokerMultiplex, go-plugin >= 1.6)")
+
+func setMultiplex(cfg *plugin.ClientConfig) {
+	if !*multiplex {
+		return
+	}
+	field := reflect.ValueOf(cfg).Elem().FieldByName("GRPCBrokerMultiplex")
+	if !field.IsValid() {
+		fmt.Println("FAIL: -multiplex: this go-plugin has no ClientConfig.GRPCBrokerMultiplex")
+		fmt.Println("RESULT: FAIL")
+		os.Exit(1)
+	}
+	field.SetBool(true)
 }
