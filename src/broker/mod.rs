@@ -192,6 +192,13 @@ impl Broker {
         self.inner.closed.borrow().is_some()
     }
 
+    /// Sends `info` to the other side on the broker stream; false once the
+    /// broker is closed.
+    pub(super) fn send(&self, info: ConnInfo) -> bool {
+        let outgoing = self.inner.outgoing.lock().expect("outgoing lock");
+        outgoing.as_ref().is_some_and(|tx| tx.send(info).is_ok())
+    }
+
     fn closed_error(&self) -> BrokerError {
         BrokerError::Closed {
             reason: self
@@ -247,21 +254,13 @@ impl Broker {
             Some(_) => incoming.with_authority_fix(),
             None => incoming,
         };
-        let announced = self
-            .inner
-            .outgoing
-            .lock()
-            .expect("outgoing lock")
-            .as_ref()
-            .map(|tx| {
-                tx.send(ConnInfo {
-                    service_id: id,
-                    network: endpoint.network().to_owned(),
-                    address: endpoint.address(),
-                    knock: None,
-                })
-            });
-        if !matches!(announced, Some(Ok(()))) {
+        let announced = self.send(ConnInfo {
+            service_id: id,
+            network: endpoint.network().to_owned(),
+            address: endpoint.address(),
+            knock: None,
+        });
+        if !announced {
             close_listener(&listener).await;
             return Err(self.closed_error());
         }
@@ -408,25 +407,17 @@ impl Broker {
         let _one_at_a_time = self.inner.knocking.lock().await;
         // An ack left over from an earlier, abandoned knock is stale.
         let _ = self.take_announced(id);
-        let sent = self
-            .inner
-            .outgoing
-            .lock()
-            .expect("outgoing lock")
-            .as_ref()
-            .map(|tx| {
-                tx.send(ConnInfo {
-                    service_id: id,
-                    network: String::new(),
-                    address: String::new(),
-                    knock: Some(Knock {
-                        knock: true,
-                        ack: false,
-                        error: String::new(),
-                    }),
-                })
-            });
-        if !matches!(sent, Some(Ok(()))) {
+        let sent = self.send(ConnInfo {
+            service_id: id,
+            network: String::new(),
+            address: String::new(),
+            knock: Some(Knock {
+                knock: true,
+                ack: false,
+                error: String::new(),
+            }),
+        });
+        if !sent {
             return Err(self.closed_error());
         }
         let ack = self.wait_for(id).await?;

@@ -139,22 +139,14 @@ fn knocked(broker: &Broker, info: ConnInfo) {
         None => "this side does not multiplex gRPC".to_owned(),
     };
     tracing::debug!(id, error, "broker knock");
-    if let Some(tx) = broker
-        .inner
-        .outgoing
-        .lock()
-        .expect("outgoing lock")
-        .as_ref()
-    {
-        let _ = tx.send(ConnInfo {
-            service_id: id,
-            network: String::new(),
-            address: String::new(),
-            knock: Some(Knock {
-                knock: true,
-                ack: true,
-                error,
-            }),
-        });
-    }
+    broker.send(ConnInfo {
+        service_id: id,
+        network: String::new(),
+        address: String::new(),
+        knock: Some(Knock {
+            knock: true,
+            ack: true,
+            error,
+        }),
+    });
 }
