@@ -27,6 +27,10 @@ use tonic::service::Routes;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+#[path = "common/multiplex_arg.rs"]
+mod multiplex_arg;
+use multiplex_arg::MultiplexArg;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum OnOff {
     On,
@@ -39,6 +43,9 @@ struct Args {
     /// go-plugin's AutoMTLS.
     #[arg(long, value_enum, default_value = "on")]
     mtls: OnOff,
+    /// go-plugin's multiplexed gRPC (one connection, yamux streams).
+    #[arg(long, value_enum, default_value = "off")]
+    multiplex: MultiplexArg,
     /// How many Puts of 1 on "hits".
     #[arg(long, default_value_t = 5)]
     calls: i64,
@@ -93,7 +100,12 @@ async fn put(
         .accept_and_serve(id, Routes::new(AddHelperServer::new(adder.clone())))
         .await
         .map_err(|err| err.to_string())?;
-    let socket = server.endpoint().unix_path().map(|p| p.to_path_buf());
+    // Multiplexed, the brokered server is reached through the plugin's own
+    // socket, not one of its own.
+    let socket = match client.multiplexed() {
+        true => None,
+        false => server.endpoint().unix_path().map(|p| p.to_path_buf()),
+    };
     let request = PutRequest {
         add_server: id,
         key: key.into(),
@@ -161,19 +173,21 @@ async fn main() -> ExitCode {
     if args.mtls == OnOff::Off {
         config = config.danger_disable_auto_mtls();
     }
+    config = config.multiplex(args.multiplex.into());
     let mut command = std::process::Command::new(&args.plugin[0]);
     command.args(&args.plugin[1..]);
     match config.start(command).await {
-        Err(err) => checks.check(false, format!("start: {err}")),
+        Err(err) => checks.check(false, format!("start: {}", rpcplugin::log::Chain(&err))),
         Ok(client) => {
             let endpoint = client.handshake().endpoint().clone();
             checks.check(
                 true,
                 format!(
-                    "handshake: {} {}, mtls={}",
+                    "handshake: {} {}, mtls={}, multiplexed={}",
                     endpoint.network(),
                     endpoint.address(),
-                    client.handshake().server_cert().is_some()
+                    client.handshake().server_cert().is_some(),
+                    client.multiplexed()
                 ),
             );
             exercise(&client, args.calls, &mut checks).await;

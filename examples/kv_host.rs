@@ -22,6 +22,10 @@ use demo_proto::kv::kv_client::KvClient;
 use demo_proto::kv::{GetRequest, PutRequest};
 use rpcplugin::{ClientConfig, HandshakeConfig, MAX_MESSAGE_SIZE};
 
+#[path = "common/multiplex_arg.rs"]
+mod multiplex_arg;
+use multiplex_arg::MultiplexArg;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum OnOff {
     On,
@@ -40,6 +44,9 @@ struct Args {
     /// go-plugin's AutoMTLS.
     #[arg(long, value_enum, default_value = "on")]
     mtls: OnOff,
+    /// go-plugin's multiplexed gRPC (one connection, yamux streams).
+    #[arg(long, value_enum, default_value = "off")]
+    multiplex: MultiplexArg,
     /// Timed Put and Get calls per launch.
     #[arg(long, default_value_t = 100)]
     calls: usize,
@@ -91,12 +98,13 @@ async fn launch(args: &Args, first: bool, report: &mut Report) {
     if args.mtls == OnOff::Off {
         config = config.danger_disable_auto_mtls();
     }
+    config = config.multiplex(args.multiplex.into());
     let mut command = std::process::Command::new(&args.plugin[0]);
     command.args(&args.plugin[1..]);
     let started = Instant::now();
     let client = match config.start(command).await {
         Ok(client) => client,
-        Err(err) => return report.check(false, format!("start: {err}")),
+        Err(err) => return report.check(false, format!("start: {}", rpcplugin::log::Chain(&err))),
     };
     let mut kv = KvClient::new(client.channel())
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
@@ -123,11 +131,12 @@ async fn launch(args: &Args, first: bool, report: &mut Report) {
         report.check(
             true,
             format!(
-                "handshake: {} {}, version {}, mtls={}",
+                "handshake: {} {}, version {}, mtls={}, multiplexed={}",
                 endpoint.network(),
                 endpoint.address(),
                 client.version(),
-                client.handshake().server_cert().is_some()
+                client.handshake().server_cert().is_some(),
+                client.multiplexed()
             ),
         );
         if let Some(expected) = args.transport {

@@ -1,4 +1,5 @@
-//! Our host never asks for multiplexed gRPC (go-plugin ≥ 1.6), so:
+//! Our host asks for multiplexed gRPC (go-plugin ≥ 1.6) only when told to
+//! (`ClientConfig::multiplex`, tests/client_multiplex.rs). Not told:
 //! - a `PLUGIN_MULTIPLEX_GRPC` in the host's own environment must not reach
 //!   the plugin (which would then multiplex a connection the host does not;
 //!   go-plugin's host passes it on, and breaks);

@@ -376,27 +376,22 @@ impl Broker {
         let broker = self.clone();
         let endpoint = mux.endpoint().clone();
         let tls = self.context()?.client_tls.clone();
-        let connector = tower::service_fn(move |_| {
+        crate::grpc::channel_with(None, move || {
             let (broker, mux, tls) = (broker.clone(), mux.clone(), tls.clone());
             async move {
                 let conn = broker
                     .knock_and_open(&mux, id)
                     .await
                     .map_err(|err| std::io::Error::other(crate::chain::Chain(&err).to_string()))?;
-                let conn = crate::grpc::tls_client(conn, tls).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(conn))
+                crate::grpc::tls_client(conn, tls).await
             }
-        });
-        tonic::transport::Endpoint::from_static("http://localhost")
-            .initial_stream_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
-            .connect_with_connector(connector)
-            .await
-            .map_err(|source| BrokerError::Dial {
-                id,
-                endpoint,
-                source,
-            })
+        })
+        .await
+        .map_err(|source| BrokerError::Dial {
+            id,
+            endpoint,
+            source,
+        })
     }
 
     async fn knock_and_open(

@@ -68,14 +68,7 @@ pub(crate) async fn open_plugin_channel(
 ) -> Result<(Channel, Option<i32>), ClientError> {
     let conn = grpc::dial(endpoint, tls.clone(), deadline)
         .await
-        .map_err(|err| match err {
-            Dial::Stalled(step, waited) => ClientError::Stalled {
-                step,
-                endpoint: endpoint.clone(),
-                waited,
-            },
-            Dial::Failed(err) => ClientError::Unreachable(err),
-        })?;
+        .map_err(|err| dial_error(endpoint, err))?;
     let peer_pid = conn.peer_pid();
     let waited = deadline.saturating_duration_since(Instant::now());
     let channel =
@@ -96,6 +89,18 @@ pub(crate) async fn open_plugin_channel(
             }
         };
     Ok((channel, peer_pid))
+}
+
+/// A failed [`grpc::dial`] of the plugin at `endpoint`, as the host says it.
+pub(crate) fn dial_error(endpoint: &Endpoint, err: Dial) -> ClientError {
+    match err {
+        Dial::Stalled(step, waited) => ClientError::Stalled {
+            step,
+            endpoint: endpoint.clone(),
+            waited,
+        },
+        Dial::Failed(err) => ClientError::Unreachable(err),
+    }
 }
 
 /// [`ping`], by `deadline`: the first health check of a connection.

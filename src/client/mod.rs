@@ -3,6 +3,7 @@
 
 mod connect;
 mod error;
+mod multiplex;
 pub(crate) mod owner;
 pub(crate) mod pipe;
 pub(crate) mod process;
@@ -21,6 +22,7 @@ use crate::proto::plugin::Empty;
 use crate::proto::plugin::grpc_controller_client::GrpcControllerClient;
 use crate::reattach::{ReattachConfig, ReattachError};
 use crate::tls::{self, Identity};
+use crate::transport::mux::Mux;
 use crate::transport::{PortRange, SocketGroup};
 
 pub use crate::grpc::ConnectStep;
@@ -28,6 +30,7 @@ pub use connect::{StdioHandler, StdioSink};
 #[cfg(feature = "probe")]
 pub(crate) use connect::{open_plugin_channel, ping_by};
 pub use error::ClientError;
+pub use multiplex::Multiplex;
 use owner::{Owner, PluginSocket, ProvenProcess};
 use stderr::Tail;
 use tokio::time::Instant;
@@ -75,6 +78,7 @@ pub struct ClientConfig {
     socket_group: Option<SocketGroup>,
     checksum: Option<[u8; 32]>,
     stdio: StdioSink,
+    multiplex: Multiplex,
 }
 
 impl ClientConfig {
@@ -92,6 +96,7 @@ impl ClientConfig {
             socket_group: None,
             checksum: None,
             stdio: StdioSink::default(),
+            multiplex: Multiplex::Off,
         }
     }
 
@@ -171,14 +176,23 @@ impl ClientConfig {
         self
     }
 
+    /// Whether to ask for go-plugin's multiplexed gRPC (see [`Multiplex`];
+    /// off by default, as in go-plugin).
+    #[must_use]
+    pub fn multiplex(mut self, multiplex: Multiplex) -> Self {
+        self.multiplex = multiplex;
+        self
+    }
+
     /// Starts the plugin as go-plugin does, and connects to it.
     ///
     /// The command's own environment is kept, and go-plugin's is added: the
     /// cookie, `PLUGIN_MIN_PORT`/`PLUGIN_MAX_PORT`, `PLUGIN_PROTOCOL_VERSIONS`,
     /// `PLUGIN_CLIENT_CERT` (AutoMTLS), and the socket directory and group
-    /// when set; `PLUGIN_MULTIPLEX_GRPC` is removed (this host never asks
-    /// for multiplexing, and ignores the line's seventh field). The plugin
-    /// runs in its own process group, with stdin closed.
+    /// when set; `PLUGIN_MULTIPLEX_GRPC=true` when [`multiplex`](Self::multiplex)
+    /// asks for it, and otherwise removed (the line's seventh field is then
+    /// ignored). The plugin runs in its own process group, with stdin
+    /// closed.
     ///
     /// # Errors
     ///
@@ -225,6 +239,9 @@ impl ClientConfig {
         if let Some(group) = &self.socket_group {
             cmd.env(crate::env::PLUGIN_UNIX_SOCKET_GROUP, group.to_string());
         }
+        if self.multiplex.asked() {
+            cmd.env(crate::env::PLUGIN_MULTIPLEX_GRPC, "true");
+        }
         let mut child = cmd.spawn().map_err(|source| ClientError::Spawn {
             program: program.clone(),
             source,
@@ -250,23 +267,38 @@ impl ClientConfig {
             source: Box::new(source),
             stderr: tail.lines(),
         };
-        // We never ask for multiplexing, so the seventh field is ignored, as
-        // go-plugin's host ignores it unless it asked.
-        let line = match HandshakeLine::parse_unasked(&raw_line) {
+        // Unless we asked for multiplexing, the seventh field is ignored, as
+        // go-plugin's host ignores it.
+        let parsed = if self.multiplex.asked() {
+            HandshakeLine::parse(&raw_line)
+        } else {
+            HandshakeLine::parse_unasked(&raw_line)
+        };
+        let line = match parsed {
             Ok(line) => line,
             Err(err) => {
                 guard.kill_and_reap(&mut child).await;
                 return Err(handshake_err(err));
             }
         };
-        let connected = match line.check(&self.versions, &self.protocols) {
-            Ok(()) => {
-                self.connect(&name, &raw_line, &line, identity.as_ref(), deadline)
-                    .await
+        let checked = line
+            .check(&self.versions, &self.protocols)
+            .and_then(|()| self.multiplex.decide(line.multiplex()));
+        let connected = match checked {
+            Ok(multiplexed) => {
+                self.connect(
+                    &name,
+                    &raw_line,
+                    &line,
+                    identity.as_ref(),
+                    multiplexed,
+                    deadline,
+                )
+                .await
             }
             Err(err) => Err(handshake_err(err)),
         };
-        let (channel, broker_tls, listener) = match connected {
+        let (channel, broker_tls, listener, mux) = match connected {
             Ok(connected) => connected,
             Err(err) => {
                 // A refused or unreachable plugin may still have made its
@@ -292,6 +324,7 @@ impl ClientConfig {
             channel,
             tls: broker_tls,
             socket,
+            mux,
         };
         let client = self.client(name, pid, connection, Some(child), None);
         // The client's own drop kills the group from here on.
@@ -356,6 +389,7 @@ impl ClientConfig {
             channel,
             tls: None,
             socket,
+            mux: None,
         };
         let attached = Attached {
             test: config.test,
@@ -379,12 +413,14 @@ impl ClientConfig {
             channel,
             tls,
             socket,
+            mux,
         } = connection;
         tokio::spawn(connect::forward_stdio(
             name.clone(),
             channel.clone(),
             self.stdio.clone(),
         ));
+        let multiplexed = mux.is_some();
         let broker = Broker::new();
         broker.connect(broker::Context {
             listen: match line.endpoint().unix_path() {
@@ -399,7 +435,7 @@ impl ClientConfig {
             },
             server_tls: tls.as_ref().map(|(server, _)| server.clone()),
             client_tls: tls.map(|(_, client)| client),
-            mux: None,
+            mux,
         });
         broker.open_stream(name.clone(), channel.clone());
         let inner = Arc::new(Inner {
@@ -413,6 +449,7 @@ impl ClientConfig {
             status: Mutex::new(None),
             attached,
             socket,
+            multiplexed,
         });
         registry()
             .lock()
@@ -421,18 +458,20 @@ impl ClientConfig {
         Client { inner }
     }
 
-    /// Connects to the endpoint of a checked line, and pings, by
-    /// `deadline`. Gives the channel, with AutoMTLS the TLS configurations
-    /// for the broker (serving the plugin, our certificate and the plugin's
-    /// required; and dialling it), and who listens on a unix socket.
+    /// Connects to the endpoint of a checked line (`multiplexed` or not),
+    /// and pings, by `deadline`. Gives the channel, with AutoMTLS the TLS
+    /// configurations for the broker (serving the plugin, our certificate
+    /// and the plugin's required; and dialling it), who listens on a unix
+    /// socket, and the multiplexed session.
     async fn connect(
         &self,
         name: &str,
         raw_line: &str,
         line: &HandshakeLine,
         identity: Option<&Identity>,
+        multiplexed: bool,
         deadline: Instant,
-    ) -> Result<(Channel, Option<BrokerTls>, Option<i32>), ClientError> {
+    ) -> Result<(Channel, Option<BrokerTls>, Option<i32>, Option<Mux>), ClientError> {
         let tls = match identity {
             None => None,
             Some(identity) => {
@@ -449,11 +488,18 @@ impl ClientConfig {
             }
         };
         let client_tls = tls.as_ref().map(|(_, client)| client.clone());
-        let (channel, listener) =
-            connect::open_plugin_channel(line.endpoint(), client_tls, deadline).await?;
+        let (channel, listener, mux) = if multiplexed {
+            let (channel, mux, listener) =
+                multiplex::open_multiplexed(line.endpoint(), client_tls, deadline).await?;
+            (channel, listener, Some(mux))
+        } else {
+            let (channel, listener) =
+                connect::open_plugin_channel(line.endpoint(), client_tls, deadline).await?;
+            (channel, listener, None)
+        };
         connect::ping_by(channel.clone(), line.endpoint(), deadline).await?;
-        tracing::debug!(plugin = name, version = line.app_version(), endpoint = %line.endpoint(), "plugin connected");
-        Ok((channel, tls, listener))
+        tracing::debug!(plugin = name, version = line.app_version(), endpoint = %line.endpoint(), multiplexed, "plugin connected");
+        Ok((channel, tls, listener, mux))
     }
 }
 
@@ -468,6 +514,8 @@ struct Connection {
     tls: Option<BrokerTls>,
     /// Its unix socket, when proven the plugin's: removed after it.
     socket: Option<PluginSocket>,
+    /// The multiplexed session, when multiplexing.
+    mux: Option<Mux>,
 }
 
 /// A plugin we attached to rather than started.
@@ -505,6 +553,8 @@ struct Inner {
     attached: Option<Attached>,
     /// The plugin's unix socket, proven its own.
     socket: Option<PluginSocket>,
+    /// Whether the connection is multiplexed (yamux).
+    multiplexed: bool,
 }
 
 impl Client {
@@ -528,6 +578,13 @@ impl Client {
     /// certificate.
     pub fn handshake(&self) -> &HandshakeLine {
         &self.inner.line
+    }
+
+    /// Whether the connection is go-plugin's multiplexed gRPC: one socket,
+    /// the main and every brokered connection yamux streams of it (then a
+    /// brokered server's endpoint is the plugin's own).
+    pub fn multiplexed(&self) -> bool {
+        self.inner.multiplexed
     }
 
     /// The negotiated app protocol version.

@@ -51,9 +51,9 @@ pub(crate) fn plugin_command(
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .process_group(0);
-    // We never ask for multiplexing: one in our own environment must not
-    // reach the plugin, which would then multiplex a connection we do not
-    // (go-plugin's host passes it on, and breaks).
+    // One in our own environment must not reach the plugin, which would
+    // then multiplex a connection we do not (go-plugin's host passes it on,
+    // and breaks); `start` sets it when it asks.
     cmd.env_remove(env::PLUGIN_MULTIPLEX_GRPC);
     if let Some(pem) = client_cert_pem {
         cmd.env(env::PLUGIN_CLIENT_CERT, pem);

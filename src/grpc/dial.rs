@@ -90,9 +90,6 @@ pub(crate) async fn dial(
     }
 }
 
-/// Opens a gRPC channel to `endpoint`, for brokered connections and
-/// reconnects: each connection dialled and TLS-handshaken within
-/// [`CONNECT_TIMEOUT`].
 /// The client side of TLS (when `tls` is set) over an opened connection,
 /// such as a multiplexed stream, with [`dial`]'s server name; bounded by
 /// [`CONNECT_TIMEOUT`].
@@ -115,6 +112,9 @@ pub(crate) async fn tls_client(
     }
 }
 
+/// Opens a gRPC channel to `endpoint`, for brokered connections and
+/// reconnects: each connection dialled and TLS-handshaken within
+/// [`CONNECT_TIMEOUT`].
 pub(crate) async fn open_channel(
     endpoint: &Endpoint,
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -130,16 +130,37 @@ pub(crate) async fn channel(
     first: Option<Connection>,
 ) -> Result<Channel, tonic::transport::Error> {
     let target = endpoint.clone();
-    let first = Arc::new(Mutex::new(first));
-    let connector = tower::service_fn(move |_| {
-        let (target, tls, first) = (target.clone(), tls.clone(), first.clone());
+    channel_with(first, move || {
+        let (target, tls) = (target.clone(), tls.clone());
         async move {
-            let opened = first.lock().expect("first connection lock").take();
+            dial(&target, tls, Instant::now() + CONNECT_TIMEOUT)
+                .await
+                .map_err(|err| io::Error::other(err.to_string()))
+        }
+    })
+    .await
+}
+
+/// A channel whose first connection is `first` (already open), and that
+/// makes every other one with `open` (a dial, or a multiplexed stream),
+/// with this crate's HTTP/2 windows.
+pub(crate) async fn channel_with<F, Fut>(
+    first: Option<Connection>,
+    open: F,
+) -> Result<Channel, tonic::transport::Error>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = io::Result<Connection>> + Send + 'static,
+{
+    let first = Arc::new(Mutex::new(first));
+    let open = Arc::new(open);
+    let connector = tower::service_fn(move |_| {
+        let opened = first.lock().expect("first connection lock").take();
+        let open = open.clone();
+        async move {
             let conn = match opened {
                 Some(conn) => conn,
-                None => dial(&target, tls, Instant::now() + CONNECT_TIMEOUT)
-                    .await
-                    .map_err(|err| io::Error::other(err.to_string()))?,
+                None => open().await?,
             };
             Ok::<_, io::Error>(TokioIo::new(conn))
         }

@@ -103,6 +103,16 @@ pub enum HandshakeError {
         /// The field as written.
         value: String,
     },
+    /// The host asked for multiplexed gRPC and the plugin did not announce
+    /// it (no seventh field, or `false`): go-plugin's host refuses it so.
+    #[error(
+        "client requested gRPC broker multiplexing but plugin does not support the feature (its handshake line {})",
+        match announced { Some(false) => "says false", _ => "has no seventh field" }
+    )]
+    MultiplexUnsupported {
+        /// The seventh field, if present.
+        announced: Option<bool>,
+    },
     /// The plugin's first stdout line is not UTF-8, so it cannot be a
     /// handshake line.
     #[error("the handshake line is not UTF-8 (invalid byte at offset {at})")]

@@ -258,7 +258,7 @@ impl HandshakeLine {
     /// `offered_versions`; [`HandshakeError::UnsupportedProtocol`] when the
     /// protocol is not in `allowed`. The seventh (multiplexing) field is not
     /// checked: a host that did not ask for multiplexing ignores it, as
-    /// go-plugin's does, and this crate's host never asks.
+    /// go-plugin's does; one that asked checks [`multiplex`](Self::multiplex).
     pub fn check(
         &self,
         offered_versions: &[u32],

@@ -1,13 +1,15 @@
-//! go-plugin's multiplexed gRPC (`PLUGIN_MULTIPLEX_GRPC`, go-plugin ≥ 1.6),
-//! plugin side: the host dials the plugin's socket once and runs a yamux
-//! session over that connection; the main gRPC connection and every
-//! brokered connection are yamux streams.
+//! go-plugin's multiplexed gRPC (`PLUGIN_MULTIPLEX_GRPC`, go-plugin ≥ 1.6):
+//! the host dials the plugin's socket once and runs a yamux session over
+//! that connection; the main gRPC connection and every brokered connection
+//! are yamux streams.
 //!
-//! The plugin is the yamux server. A stream the host opens goes to the main
+//! The plugin is the yamux server ([`Mux::serve`]), the host its client
+//! ([`Mux::connect`]). A stream the host opens goes to the plugin's main
 //! gRPC server, unless the host first knocked on the broker stream for a
 //! broker id: then the next stream goes to that id's brokered server
 //! ([`Mux::accept_knock`]). Streams the plugin opens ([`Mux::open`]) reach
-//! the host's brokered servers, after a knock the other way.
+//! the host's brokered servers, after a knock the other way; the host has
+//! no main server, so a stream the plugin opens without a knock is closed.
 //!
 //! TLS (AutoMTLS) runs per stream, above this layer, as go-plugin does.
 
@@ -156,25 +158,53 @@ impl Mux {
     /// Serves the first connection of `raw` (the plugin's listener, before
     /// any TLS) as a yamux server session. Returns the session and the
     /// streams for the main gRPC server.
-    pub(crate) fn serve(raw: Incoming, endpoint: Endpoint) -> (Mux, Incoming) {
-        let (commands, command_rx) = mpsc::unbounded_channel();
+    pub(crate) fn serve(mut raw: Incoming, endpoint: Endpoint) -> (Mux, Incoming) {
         let (main_tx, main_rx) = mpsc::unbounded_channel();
+        let (mux, session) = Mux::new(endpoint);
+        let close = (*mux.close).clone();
+        tokio::spawn(async move {
+            let socket = tokio::select! {
+                conn = raw.next() => match conn {
+                    Some(Ok(conn)) => conn,
+                    _ => return,
+                },
+                () = close.cancelled() => return,
+            };
+            // go-plugin's muxer accepts one connection: the listener stops
+            // here.
+            drop(raw);
+            session
+                .run(socket, yamux::Mode::Server, Some(main_tx))
+                .await;
+        });
+        (mux, Incoming::from_unbounded(main_rx))
+    }
+
+    /// The host's side: runs a yamux client session over `socket`, the
+    /// plugin's socket as dialled (before any TLS). Open the main gRPC
+    /// connection with [`open`](Self::open).
+    pub(crate) fn connect(socket: Connection, endpoint: Endpoint) -> Mux {
+        let (mux, session) = Mux::new(endpoint);
+        tokio::spawn(session.run(socket, yamux::Mode::Client, None));
+        mux
+    }
+
+    fn new(endpoint: Endpoint) -> (Mux, Session) {
+        let (commands, command_rx) = mpsc::unbounded_channel();
         let routing = Arc::new(Mutex::new(Routing::default()));
         let close = Arc::new(tokio_util::sync::CancellationToken::new());
-        tokio::spawn(drive(
-            raw,
-            main_tx,
-            command_rx,
-            routing.clone(),
-            (*close).clone(),
-        ));
+        let session = Session {
+            commands: command_rx,
+            routing: routing.clone(),
+            close: (*close).clone(),
+        };
         let mux = Mux {
             commands,
             routing,
             endpoint,
             close,
         };
-        (mux, Incoming::from_unbounded(main_rx))
+        (mux, session)
     }
 
     /// The plugin's main endpoint, where the session runs.
@@ -238,133 +268,91 @@ fn closed() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "the yamux session is closed")
 }
 
-/// Waits for the host's connection, then drives the session until either
-/// side closes it.
-async fn drive(
-    mut raw: Incoming,
-    main_tx: mpsc::UnboundedSender<Connection>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+/// What drives a session: the commands of its [`Mux`] handles, and where
+/// inbound streams go.
+struct Session {
+    commands: mpsc::UnboundedReceiver<Command>,
     routing: Arc<Mutex<Routing>>,
     close: tokio_util::sync::CancellationToken,
-) {
-    let socket = tokio::select! {
-        conn = raw.next() => match conn {
-            Some(Ok(conn)) => conn,
-            _ => return,
-        },
-        () = close.cancelled() => return,
-    };
-    // go-plugin's muxer accepts one connection: the listener stops here.
-    drop(raw);
-    tracing::debug!("multiplexed session started");
-    let mut session = yamux::Connection::new(Socket(socket), yamux_config(), yamux::Mode::Server);
-    let mut opening: VecDeque<oneshot::Sender<io::Result<Connection>>> = VecDeque::new();
-    let closing = close.cancelled();
-    tokio::pin!(closing);
-    let ended = std::future::poll_fn(|cx| {
-        if closing.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(true);
-        }
-        while let Poll::Ready(Some(Command::Open(reply))) = commands.poll_recv(cx) {
-            opening.push_back(reply);
-        }
-        while !opening.is_empty() {
-            match session.poll_new_outbound(cx) {
-                Poll::Ready(stream) => {
-                    let reply = opening.pop_front().expect("a waiting open");
-                    let _ = reply.send(
-                        stream
-                            .map(|s| Connection::from(MuxStream(s)))
-                            .map_err(io::Error::other),
-                    );
-                }
-                Poll::Pending => break,
+}
+
+impl Session {
+    /// Drives the session over `socket` until either side closes it.
+    /// Inbound streams not knocked for go to `main` (the plugin's main
+    /// server); without one (the host), they are closed.
+    async fn run(
+        mut self,
+        socket: Connection,
+        mode: yamux::Mode,
+        main: Option<mpsc::UnboundedSender<Connection>>,
+    ) {
+        tracing::debug!(?mode, "multiplexed session started");
+        let mut session = yamux::Connection::new(Socket(socket), yamux_config(), mode);
+        let mut opening: VecDeque<oneshot::Sender<io::Result<Connection>>> = VecDeque::new();
+        let closing = self.close.cancelled();
+        tokio::pin!(closing);
+        let ended = std::future::poll_fn(|cx| {
+            if closing.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(true);
             }
-        }
-        loop {
-            match session.poll_next_inbound(cx) {
-                Poll::Ready(Some(Ok(stream))) => {
-                    let conn = Connection::from(MuxStream(stream));
-                    let mut routing = routing.lock().expect("routing lock");
-                    match routing.knocked.pop_front() {
-                        Some(id) => {
-                            tracing::debug!(id, "stream for a brokered server");
-                            if let Some(tx) = routing.listeners.get(&id) {
-                                let _ = tx.send(conn);
+            while let Poll::Ready(Some(Command::Open(reply))) = self.commands.poll_recv(cx) {
+                opening.push_back(reply);
+            }
+            while !opening.is_empty() {
+                match session.poll_new_outbound(cx) {
+                    Poll::Ready(stream) => {
+                        let reply = opening.pop_front().expect("a waiting open");
+                        let _ = reply.send(
+                            stream
+                                .map(|s| Connection::from(MuxStream(s)))
+                                .map_err(io::Error::other),
+                        );
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            loop {
+                match session.poll_next_inbound(cx) {
+                    Poll::Ready(Some(Ok(stream))) => {
+                        let conn = Connection::from(MuxStream(stream));
+                        let mut routing = self.routing.lock().expect("routing lock");
+                        match (routing.knocked.pop_front(), &main) {
+                            (Some(id), _) => {
+                                tracing::debug!(id, "stream for a brokered server");
+                                if let Some(tx) = routing.listeners.get(&id) {
+                                    let _ = tx.send(conn);
+                                }
+                            }
+                            (None, Some(main)) => {
+                                let _ = main.send(conn);
+                            }
+                            (None, None) => {
+                                tracing::debug!("a stream opened without a knock: closed");
                             }
                         }
-                        None => {
-                            let _ = main_tx.send(conn);
-                        }
                     }
+                    Poll::Ready(Some(Err(err))) => {
+                        tracing::debug!(error = %err, "multiplexed session failed");
+                        return Poll::Ready(false);
+                    }
+                    Poll::Ready(None) => return Poll::Ready(false),
+                    Poll::Pending => break,
                 }
-                Poll::Ready(Some(Err(err))) => {
-                    tracing::debug!(error = %err, "multiplexed session failed");
-                    return Poll::Ready(false);
-                }
-                Poll::Ready(None) => return Poll::Ready(false),
-                Poll::Pending => break,
             }
+            Poll::Pending
+        })
+        .await;
+        if ended {
+            let _ = std::future::poll_fn(|cx| session.poll_close(cx)).await;
         }
-        Poll::Pending
-    })
-    .await;
-    if ended {
-        let _ = std::future::poll_fn(|cx| session.poll_close(cx)).await;
+        tracing::debug!("multiplexed session ended");
     }
-    tracing::debug!("multiplexed session ended");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    /// A host's yamux client session over `socket`: each message on the
-    /// returned sender opens one stream.
-    fn host(
-        socket: tokio::net::UnixStream,
-    ) -> mpsc::UnboundedSender<oneshot::Sender<yamux::Stream>> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<oneshot::Sender<yamux::Stream>>();
-        tokio::spawn(async move {
-            let mut session = yamux::Connection::new(
-                Socket(Connection::from(socket)),
-                yamux_config(),
-                yamux::Mode::Client,
-            );
-            let mut opening = VecDeque::new();
-            std::future::poll_fn(|cx| {
-                while let Poll::Ready(Some(reply)) = rx.poll_recv(cx) {
-                    opening.push_back(reply);
-                }
-                while !opening.is_empty() {
-                    match session.poll_new_outbound(cx) {
-                        Poll::Ready(Ok(stream)) => {
-                            let _ = opening.pop_front().unwrap().send(stream);
-                        }
-                        Poll::Ready(Err(_)) => return Poll::Ready(()),
-                        Poll::Pending => break,
-                    }
-                }
-                loop {
-                    match session.poll_next_inbound(cx) {
-                        // The plugin's streams: accepted and dropped.
-                        Poll::Ready(Some(Ok(_))) => {}
-                        Poll::Ready(_) => return Poll::Ready(()),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-            })
-            .await;
-        });
-        tx
-    }
-
-    async fn open(host: &mpsc::UnboundedSender<oneshot::Sender<yamux::Stream>>) -> MuxStream {
-        let (tx, rx) = oneshot::channel();
-        host.send(tx).unwrap();
-        MuxStream(rx.await.unwrap())
-    }
 
     async fn says(conn: &mut Connection, what: &[u8]) {
         let mut buf = vec![0; what.len()];
@@ -375,17 +363,23 @@ mod tests {
         assert_eq!(buf, what);
     }
 
-    #[tokio::test]
-    async fn streams_go_to_the_main_server_unless_knocked_for() {
+    /// A plugin's session and a host's, over a socket pair.
+    fn pair() -> (Mux, Incoming, Mux) {
         let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
         let (raw_tx, raw_rx) = mpsc::unbounded_channel();
         raw_tx.send(Connection::from(ours)).unwrap();
         let endpoint = Endpoint::from_network("unix", "/tmp/mux-test").unwrap();
-        let (mux, mut main) = Mux::serve(Incoming::from_unbounded(raw_rx), endpoint);
-        let mut brokered = mux.listener(7);
-        let host = host(theirs);
+        let (plugin, main) = Mux::serve(Incoming::from_unbounded(raw_rx), endpoint.clone());
+        let host = Mux::connect(Connection::from(theirs), endpoint);
+        (plugin, main, host)
+    }
 
-        let mut first = open(&host).await;
+    #[tokio::test]
+    async fn streams_go_to_the_main_server_unless_knocked_for() {
+        let (mux, mut main, host) = pair();
+        let mut brokered = mux.listener(7);
+
+        let mut first = host.open().await.unwrap();
         first.write_all(b"main").await.unwrap();
         let mut conn = main.next().await.unwrap().unwrap();
         says(&mut conn, b"main").await;
@@ -395,25 +389,55 @@ mod tests {
             Err("no brokered server for id 8".to_owned())
         );
         mux.accept_knock(7).unwrap();
-        let mut second = open(&host).await;
+        let mut second = host.open().await.unwrap();
         second.write_all(b"seven").await.unwrap();
         let mut conn = brokered.next().await.unwrap().unwrap();
         says(&mut conn, b"seven").await;
 
         // The knock is used up: the next stream is the main server's again.
-        let mut third = open(&host).await;
+        let mut third = host.open().await.unwrap();
         third.write_all(b"again").await.unwrap();
         let mut conn = main.next().await.unwrap().unwrap();
         says(&mut conn, b"again").await;
-
-        // The plugin can open streams towards the host.
-        let mut ours = mux.open().await.unwrap();
-        ours.write_all(b"x").await.unwrap();
-        ours.flush().await.unwrap();
 
         mux.remove_listener(7);
         assert!(brokered.next().await.is_none(), "removed listener ends");
         mux.close();
         assert!(main.next().await.is_none(), "closed session ends main");
+    }
+
+    #[tokio::test]
+    async fn the_host_takes_streams_it_knocked_for_and_closes_the_rest() {
+        let (plugin, _main, host) = pair();
+        let mut brokered = host.listener(3);
+
+        // Not knocked for: the host has no main server, so it is closed.
+        let mut stray = plugin.open().await.unwrap();
+        stray.write_all(b"x").await.unwrap();
+        stray.flush().await.unwrap();
+        let mut buf = [0; 1];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), stray.read(&mut buf))
+            .await
+            .expect("closed within 5 s");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+
+        host.accept_knock(3).unwrap();
+        let mut ours = plugin.open().await.unwrap();
+        ours.write_all(b"three").await.unwrap();
+        let mut conn = brokered.next().await.unwrap().unwrap();
+        says(&mut conn, b"three").await;
+
+        // The host closing its session ends the plugin's.
+        host.close();
+        let opened = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                if plugin.open().await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(opened.is_ok(), "the plugin's session outlived the host's");
     }
 }

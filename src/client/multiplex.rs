@@ -1,0 +1,132 @@
+//! The host's side of go-plugin's multiplexed gRPC (`PLUGIN_MULTIPLEX_GRPC`,
+//! go-plugin ≥ 1.6): whether to ask for it, whether the plugin's handshake
+//! line grants it, and the one connection that then carries everything.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use tonic::transport::Channel;
+
+use super::ClientError;
+use crate::grpc::{self, ConnectStep};
+use crate::handshake::HandshakeError;
+use crate::transport::Endpoint;
+use crate::transport::mux::Mux;
+
+/// Whether a host asks its plugins for go-plugin's multiplexed gRPC
+/// (go-plugin ≥ 1.6, `GRPCBrokerMultiplex`): one connection to the plugin,
+/// a yamux session whose streams carry the main gRPC connection and every
+/// brokered one, each with its own TLS handshake under AutoMTLS.
+///
+/// Asked, the plugin gets `PLUGIN_MULTIPLEX_GRPC=true` and must answer with
+/// a seventh handshake field `true`. Not asked, a `PLUGIN_MULTIPLEX_GRPC` in
+/// the host's own environment is not passed on, and the seventh field is
+/// ignored, as go-plugin's host ignores it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Multiplex {
+    /// Not asked (the default, as in go-plugin): each brokered connection
+    /// is a socket of its own.
+    #[default]
+    Off,
+    /// Asked, and required: a plugin that does not announce it is refused
+    /// with [`HandshakeError::MultiplexUnsupported`] and killed, as
+    /// go-plugin's host refuses it.
+    Required,
+    /// Asked, with a fallback go-plugin does not have: a plugin that does
+    /// not announce it (an older go-plugin, pyvider) is used without.
+    Preferred,
+}
+
+impl Multiplex {
+    /// Whether the plugin is asked (`PLUGIN_MULTIPLEX_GRPC=true`).
+    pub(crate) fn asked(self) -> bool {
+        self != Multiplex::Off
+    }
+
+    /// Whether to multiplex, given the seventh field the plugin printed.
+    pub(crate) fn decide(self, announced: Option<bool>) -> Result<bool, HandshakeError> {
+        match (self, announced) {
+            (Multiplex::Off, _) => Ok(false),
+            (_, Some(true)) => Ok(true),
+            (Multiplex::Required, announced) => {
+                Err(HandshakeError::MultiplexUnsupported { announced })
+            }
+            (Multiplex::Preferred, _) => Ok(false),
+        }
+    }
+}
+
+/// The host's multiplexed connection to a plugin: the socket dialled once,
+/// a yamux client session over it, and a channel whose connections are
+/// streams of that session (TLS on each under AutoMTLS). Each step by
+/// `deadline`. Gives the channel, the session (for the broker) and, over a
+/// unix socket, the pid of the process that listens there.
+pub(crate) async fn open_multiplexed(
+    endpoint: &Endpoint,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    deadline: Instant,
+) -> Result<(Channel, Mux, Option<i32>), ClientError> {
+    let socket = grpc::dial(endpoint, None, deadline)
+        .await
+        .map_err(|err| super::connect::dial_error(endpoint, err))?;
+    let peer_pid = socket.peer_pid();
+    let mux = Mux::connect(socket, endpoint.clone());
+    let stalled = |step| ClientError::Stalled {
+        step,
+        endpoint: endpoint.clone(),
+        waited: deadline.saturating_duration_since(Instant::now()),
+    };
+    let unreachable = |source| {
+        ClientError::Unreachable(crate::transport::ConnectError::Refused {
+            endpoint: endpoint.clone(),
+            source,
+        })
+    };
+    let first = tokio::time::timeout_at(deadline, async {
+        let stream = mux.open().await?;
+        grpc::tls_client(stream, tls.clone()).await
+    })
+    .await
+    .map_err(|_| stalled(ConnectStep::TlsHandshake))?
+    .map_err(unreachable)?;
+    let session = mux.clone();
+    let channel = tokio::time::timeout_at(
+        deadline,
+        grpc::channel_with(Some(first), move || {
+            let (session, tls) = (session.clone(), tls.clone());
+            async move { grpc::tls_client(session.open().await?, tls).await }
+        }),
+    )
+    .await
+    .map_err(|_| stalled(ConnectStep::Http2))?
+    .map_err(|source| ClientError::Connect {
+        endpoint: endpoint.clone(),
+        source,
+    })?;
+    Ok((channel, mux, peer_pid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asked_hosts_require_or_fall_back() {
+        for announced in [None, Some(false), Some(true)] {
+            assert_eq!(Multiplex::Off.decide(announced).ok(), Some(false));
+        }
+        assert_eq!(Multiplex::Required.decide(Some(true)).ok(), Some(true));
+        assert_eq!(Multiplex::Preferred.decide(Some(true)).ok(), Some(true));
+        assert_eq!(Multiplex::Preferred.decide(None).ok(), Some(false));
+        assert_eq!(Multiplex::Preferred.decide(Some(false)).ok(), Some(false));
+        for announced in [None, Some(false)] {
+            let err = Multiplex::Required.decide(announced).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("client requested gRPC broker multiplexing but plugin does not support the feature"),
+                "{err}"
+            );
+        }
+    }
+}
