@@ -42,5 +42,7 @@ pub const TF_REATTACH_PROVIDERS: &str = "TF_REATTACH_PROVIDERS";
 pub const RPCPLUGIN_DEBUG: &str = "RPCPLUGIN_DEBUG";
 
 /// `RPCPLUGIN_LOG`: the log filter of [`init_logging`](crate::log::init_logging),
-/// in `tracing`'s `EnvFilter` syntax (`debug`, `info,rpcplugin=trace`, …).
+/// a default level and per-target levels (`debug`, `info,rpcplugin=trace`,
+/// …), as `tracing_subscriber`'s `Targets` parses them (`RUST_LOG`'s syntax
+/// without span and field filters).
 pub const RPCPLUGIN_LOG: &str = "RPCPLUGIN_LOG";

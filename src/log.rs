@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
@@ -115,10 +115,10 @@ impl HclogLayer {
 /// or a subscriber is already installed.
 pub fn init_logging(module: &str) -> Result<(), LogError> {
     let filter = match std::env::var(crate::env::RPCPLUGIN_LOG) {
-        Ok(value) if !value.is_empty() => {
-            EnvFilter::try_new(&value).map_err(|source| LogError::Filter { value, source })?
-        }
-        _ => EnvFilter::new(DEFAULT_FILTER),
+        Ok(value) if !value.is_empty() => value
+            .parse::<Targets>()
+            .map_err(|source| LogError::Filter { value, source })?,
+        _ => DEFAULT_FILTER.parse().expect("the default filter parses"),
     };
     let layer = HclogLayer::stderr()?.module(module);
     tracing_subscriber::registry()

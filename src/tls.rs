@@ -214,8 +214,8 @@ pub enum CertificateParseError {
     /// The bytes are not a DER X.509 certificate.
     #[error("not a DER X.509 certificate")]
     NotX509 {
-        /// The X.509 parser's error.
-        source: x509_parser::error::X509Error,
+        /// The DER decoder's error (it names the position).
+        source: x509_cert::der::Error,
     },
     /// Bytes follow the certificate's DER.
     #[error("{count} bytes follow the certificate")]
@@ -262,13 +262,10 @@ pub(crate) fn check_validity(
     der: &[u8],
     now: std::time::SystemTime,
 ) -> Result<(), TlsError> {
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(der).map_err(|err| TlsError::BadCertificate {
-            what,
-            source: CertificateParseError::NotX509 { source: err.into() },
-        })?;
-    let not_before = parsed.validity().not_before.timestamp();
-    let not_after = parsed.validity().not_after.timestamp();
+    let (not_before, not_after) = validity(der).map_err(|source| TlsError::BadCertificate {
+        what,
+        source: CertificateParseError::NotX509 { source },
+    })?;
     let now = match now.duration_since(std::time::UNIX_EPOCH) {
         Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
         Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
@@ -291,7 +288,7 @@ pub(crate) fn check_validity(
 }
 
 /// Seconds since the Unix epoch as RFC 3339 UTC (`2026-12-05T18:30:00Z`).
-fn rfc3339(secs: i64) -> String {
+pub(crate) fn rfc3339(secs: i64) -> String {
     match time::OffsetDateTime::from_unix_timestamp(secs) {
         Ok(t) => format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
@@ -306,13 +303,35 @@ fn rfc3339(secs: i64) -> String {
     }
 }
 
+/// Decodes the X.509 certificate at the start of `der` (strict DER, RFC
+/// 5280's profile); gives it and how many bytes follow it.
+pub(crate) fn decode_cert(
+    der: &[u8],
+) -> Result<(x509_cert::Certificate, usize), x509_cert::der::Error> {
+    use x509_cert::der::{Decode, Reader, SliceReader};
+    let mut reader = SliceReader::new(der)?;
+    let cert = x509_cert::Certificate::decode(&mut reader)?;
+    let rest = usize::try_from(u32::from(reader.remaining_len())).unwrap_or(usize::MAX);
+    Ok((cert, rest))
+}
+
+/// A certificate's validity window, in seconds since the Unix epoch.
+fn validity(der: &[u8]) -> Result<(i64, i64), x509_cert::der::Error> {
+    let (cert, _) = decode_cert(der)?;
+    let validity = cert.tbs_certificate().validity();
+    let secs = |t: x509_cert::time::Time| {
+        i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
+    };
+    Ok((secs(validity.not_before), secs(validity.not_after)))
+}
+
 /// What is wrong with `der` as one X.509 certificate and nothing else;
 /// `None` when nothing is.
 pub(crate) fn der_problem(der: &[u8]) -> Option<CertificateParseError> {
-    match x509_parser::parse_x509_certificate(der) {
-        Ok(([], _)) => None,
-        Ok((rest, _)) => Some(CertificateParseError::TrailingBytes { count: rest.len() }),
-        Err(err) => Some(CertificateParseError::NotX509 { source: err.into() }),
+    match decode_cert(der) {
+        Ok((_, 0)) => None,
+        Ok((_, count)) => Some(CertificateParseError::TrailingBytes { count }),
+        Err(source) => Some(CertificateParseError::NotX509 { source }),
     }
 }
 
@@ -507,14 +526,8 @@ struct Pinned {
 
 impl Pinned {
     fn new(cert: CertificateDer<'static>, provider: &CryptoProvider) -> Self {
-        let (not_before, not_after) = match x509_parser::parse_x509_certificate(&cert) {
-            Ok((_, parsed)) => (
-                parsed.validity().not_before.timestamp(),
-                parsed.validity().not_after.timestamp(),
-            ),
-            // Unparsable: an empty window refuses it at handshake time.
-            Err(_) => (i64::MAX, i64::MIN),
-        };
+        // Unparsable: an empty window refuses it at handshake time.
+        let (not_before, not_after) = validity(&cert).unwrap_or((i64::MAX, i64::MIN));
         Pinned {
             cert,
             algorithms: provider.signature_verification_algorithms,

@@ -158,31 +158,44 @@ async fn handshake(
 #[test]
 fn generated_identity_has_go_plugins_shape_on_p256() {
     let identity = Identity::generate().unwrap();
-    let (_, cert) = x509_parser::parse_x509_certificate(identity.cert_der()).unwrap();
-    let spki = cert.public_key();
+    let (cert, rest) = decode_cert(identity.cert_der()).unwrap();
+    assert_eq!(rest, 0);
+    let tbs = cert.tbs_certificate();
+    let curve = tbs
+        .subject_public_key_info()
+        .algorithm
+        .parameters
+        .as_ref()
+        .unwrap()
+        .decode_as::<x509_cert::der::asn1::ObjectIdentifier>()
+        .unwrap();
+    assert_eq!(curve.to_string(), "1.2.840.10045.3.1.7", "P-256");
+    let (_, san) = tbs
+        .get_extension::<x509_cert::ext::pkix::SubjectAltName>()
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        spki.algorithm
-            .parameters
-            .as_ref()
-            .unwrap()
-            .as_oid()
-            .unwrap()
-            .to_id_string(),
-        "1.2.840.10045.3.1.7",
-        "P-256"
+        format!("{:?}", san.0),
+        "[DnsName(Ia5String(\"localhost\"))]"
     );
-    let san = cert.subject_alternative_name().unwrap().unwrap();
-    assert_eq!(
-        format!("{:?}", san.value.general_names),
-        "[DNSName(\"localhost\")]"
+    let (_, constraints) = tbs
+        .get_extension::<x509_cert::ext::pkix::BasicConstraints>()
+        .unwrap()
+        .unwrap();
+    assert!(constraints.ca);
+    let (_, eku) = tbs
+        .get_extension::<x509_cert::ext::pkix::ExtendedKeyUsage>()
+        .unwrap()
+        .unwrap();
+    let (client_auth, server_auth) = (
+        x509_cert::der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2"),
+        x509_cert::der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1"),
     );
-    assert!(cert.is_ca());
-    let eku = cert.extended_key_usage().unwrap().unwrap().value;
-    assert!(eku.client_auth && eku.server_auth);
-    let validity = cert.validity();
+    assert!(eku.0.contains(&client_auth) && eku.0.contains(&server_auth));
+    let (not_before, not_after) = validity(identity.cert_der()).unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    assert!(validity.not_before.timestamp() <= now - 29);
-    assert!(validity.not_after.timestamp() > now + 29 * 365 * 24 * 3600);
+    assert!(not_before <= now - 29);
+    assert!(not_after > now + 29 * 365 * 24 * 3600);
     assert!(
         identity
             .cert_pem()

@@ -252,6 +252,49 @@ async fn hclog_json_lines_on_stderr() {
     assert_eq!(ts.len(), "2026-11-22T02:29:14.127443Z".len(), "{ts}");
 }
 
+/// `RPCPLUGIN_LOG` filters per target: `info,rpcplugin=debug` shows the
+/// library's debug events, `debug,rpcplugin=info` hides them.
+#[tokio::test]
+async fn log_filter_per_target() {
+    for (filter, shown) in [
+        ("info,rpcplugin=debug", true),
+        ("debug,rpcplugin=info", false),
+    ] {
+        let mut plugin = common::launch(&kv_plugin(), &[], &[("RPCPLUGIN_LOG", filter)]);
+        GrpcControllerClient::new(plugin.channel().await)
+            .shutdown(Empty {})
+            .await
+            .unwrap();
+        plugin.wait_exit(GO_PLUGIN_GRACE).unwrap();
+        let stderr = plugin.stderr();
+        assert_eq!(
+            stderr.contains(r#""@message":"plugin address""#),
+            shown,
+            "RPCPLUGIN_LOG={filter}: {stderr}"
+        );
+    }
+}
+
+/// A filter that does not parse: `init_logging` says so, naming the
+/// variable, its value and the bad level (kv_plugin prints that, before
+/// its handshake line, and serves without logs).
+#[tokio::test]
+async fn bad_log_filter_is_named() {
+    let mut plugin = common::launch(&kv_plugin(), &[], &[("RPCPLUGIN_LOG", "rpcplugin=loud")]);
+    GrpcControllerClient::new(plugin.channel().await)
+        .shutdown(Empty {})
+        .await
+        .unwrap();
+    plugin.wait_exit(GO_PLUGIN_GRACE).unwrap();
+    let stderr = plugin.stderr();
+    assert!(
+        stderr.starts_with(
+            r#"kv_plugin: RPCPLUGIN_LOG="rpcplugin=loud" is not a valid log filter: error parsing level filter"#
+        ),
+        "{stderr}"
+    );
+}
+
 /// Runs kv_plugin to completion with `env`, expecting it to refuse to start.
 /// Returns its stderr.
 fn refused(env: &[(&str, &str)]) -> String {

@@ -151,8 +151,13 @@ fn real_go_plugin_certificate() {
     let field = GO_LINE.trim().rsplit('|').next().unwrap();
     assert_eq!(field.len(), 794);
     assert_eq!(der.len(), 595);
-    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
-    assert_eq!(cert.subject().to_string(), "O=HashiCorp, CN=localhost");
+    let (cert, rest) = crate::tls::decode_cert(der).unwrap();
+    assert_eq!(rest, 0);
+    // RFC 4514 order: the last RDN first.
+    assert_eq!(
+        cert.tbs_certificate().subject().to_string(),
+        "CN=localhost,O=HashiCorp"
+    );
     // Formatting gives back the very same line.
     assert_eq!(line.to_string(), GO_LINE.trim());
 }
