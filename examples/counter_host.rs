@@ -11,7 +11,9 @@
 //! counts the calls), Get(hits) = N, Puts of 2 and 3 on "x" give 5, a key
 //! never put is 0, each brokered socket is gone once its server stopped,
 //! and Kill ends the plugin by itself leaving no socket. Prints `CHECK`
-//! lines and ends with `RESULT: PASS` (exit 0) or `RESULT: FAIL` (exit 1).
+//! lines, the brokered Puts' median and 99th percentile (`TIMING: brokered
+//! Put p50 X us p99 Y us`), and ends with `RESULT: PASS` (exit 0) or
+//! `RESULT: FAIL` (exit 1).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -126,11 +128,22 @@ async fn exercise(client: &Client, calls: i64, checks: &mut Checks) {
     let mut counter = CounterClient::new(client.channel());
     let adder = Adder::default();
     let mut sockets = Vec::new();
+    let mut took = Vec::new();
     for i in 1..=calls {
+        let started = Instant::now();
         match put(client, &mut counter, &adder, "hits", 1).await {
             Ok(socket) => sockets.extend(socket),
             Err(err) => return checks.check(false, format!("Put(hits, 1) #{i}: {err}")),
         }
+        took.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    if !took.is_empty() {
+        took.sort_by(f64::total_cmp);
+        println!(
+            "TIMING: brokered Put p50 {:.1} us p99 {:.1} us",
+            took[took.len() / 2],
+            took[(took.len() - 1) * 99 / 100]
+        );
     }
     let n = adder.calls.load(Ordering::Relaxed);
     checks.check(

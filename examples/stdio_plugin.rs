@@ -8,7 +8,14 @@
 //! - key `flood`: the value's length in bytes is read as a number of bytes
 //!   of `x` to write to stdout (back-pressure tests);
 //! - key `exit`: the process exits at once with the value as its status, in
-//!   the middle of the call (a plugin that dies).
+//!   the middle of the call (a plugin that dies);
+//! - key `eprint-lines`: the value is a number N of lines of 200 bytes to
+//!   write with `eprintln!`, one by one, from the async handler itself (on
+//!   a runtime worker, as a plugin author debugging would);
+//! - key `print-bytes`: the value is a number N of bytes to write with one
+//!   `println!`, from the async handler itself.
+//!
+//! `stdio_plugin --current-thread` serves on a `current_thread` runtime.
 
 use std::io::Write;
 
@@ -59,18 +66,38 @@ impl Kv for Printer {
                 .map_err(|e| Status::internal(e.to_string()))?;
             }
             "exit" => std::process::exit(text.parse().unwrap_or(1)),
+            "eprint-lines" => {
+                let lines: usize = text
+                    .parse()
+                    .map_err(|_| Status::invalid_argument("eprint-lines takes a count"))?;
+                let line = "e".repeat(199);
+                for _ in 0..lines {
+                    eprintln!("{line}");
+                }
+            }
+            "print-bytes" => {
+                let bytes: usize = text
+                    .parse()
+                    .map_err(|_| Status::invalid_argument("print-bytes takes a count"))?;
+                println!("{}", "p".repeat(bytes.saturating_sub(1)));
+            }
             other => return Err(Status::invalid_argument(format!("unknown key {other:?}"))),
         }
         Ok(Response::new(Empty {}))
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let served = ServeConfig::new(HandshakeConfig::basic_example())
-        .service(KvServer::new(Printer))
-        .serve()
-        .await;
+fn main() {
+    let mut runtime = match std::env::args().nth(1).as_deref() {
+        Some("--current-thread") => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = runtime.enable_all().build().expect("a tokio runtime");
+    let served = runtime.block_on(
+        ServeConfig::new(HandshakeConfig::basic_example())
+            .service(KvServer::new(Printer))
+            .serve(),
+    );
     if let Err(err) = served {
         eprintln!("stdio_plugin: {err}");
         std::process::exit(1);

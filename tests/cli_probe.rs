@@ -73,6 +73,7 @@ fn our_plugins_pass() {
             &probed,
             "ok    launched without the cookie: exit status: 1; stdout empty",
         );
+        assert_line(&probed, "info  multiplexing: supported (seventh field true");
     }
 }
 

@@ -37,6 +37,12 @@ go_plugin_tests! {
                 assert!(report.contains("warn  GRPCStdio:"), "{v}: {report}");
             }
             assert!(report.contains("hclog JSON"), "{v}: {report}");
+            // go-plugin supports multiplexing from 1.6.
+            let multiplexing = match v {
+                common::GoPlugin::V1_8_0 => "info  multiplexing: supported",
+                _ => "info  multiplexing: not announced",
+            };
+            assert!(report.contains(multiplexing), "{v}: {report}");
             probe(&v, "off", &[plugin]);
         }
     }
@@ -55,6 +61,10 @@ fn pyvider_plugins_pass() {
     // pyvider's certificate is not a CA; Go hosts accept it anyway.
     assert!(
         report.contains("warn  certificate shape: not a CA"),
+        "{report}"
+    );
+    assert!(
+        report.contains("info  multiplexing: not announced"),
         "{report}"
     );
     probe(&"pyvider-rpcplugin 0.5.5", "off", &[&python, &script]);

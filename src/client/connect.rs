@@ -29,6 +29,8 @@ pub enum StdioSink {
     /// Nowhere.
     Discard,
     /// To a function, with the channel (`Stdout` or `Stderr`) and the bytes.
+    /// It runs on the runtime: it must not block (hand the bytes to a
+    /// channel or a thread of yours if it might).
     Handler(StdioHandler),
 }
 
@@ -42,17 +44,33 @@ impl std::fmt::Debug for StdioSink {
     }
 }
 
-impl StdioSink {
-    fn write(&self, channel: StdioChannel, data: &[u8]) {
-        match self {
-            StdioSink::Inherit => {
+/// Chunks of the plugin's output queued towards the thread that writes
+/// them to this process's stdout and stderr ([`StdioSink::Inherit`]).
+const INHERIT_QUEUE: usize = 16;
+
+/// Writes the plugin's output to this process's stdout and stderr on a
+/// thread of its own: a blocking write must never hold a runtime worker (a
+/// host whose stdout is a pipe nobody reads would otherwise stop: timers,
+/// health checks and `kill` included). When that thread waits, the queue
+/// fills, the stream is no longer read, and HTTP/2 flow control slows the
+/// plugin's printing, and nothing else.
+fn inherit_writer() -> Option<tokio::sync::mpsc::Sender<(StdioChannel, bytes::Bytes)>> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(StdioChannel, bytes::Bytes)>(INHERIT_QUEUE);
+    let spawned = std::thread::Builder::new()
+        .name("rpcplugin-stdio-sink".into())
+        .spawn(move || {
+            while let Some((channel, data)) = rx.blocking_recv() {
                 let _ = match channel {
-                    StdioChannel::Stderr => std::io::stderr().write_all(data),
-                    _ => std::io::stdout().write_all(data),
+                    StdioChannel::Stderr => std::io::stderr().write_all(&data),
+                    _ => std::io::stdout().write_all(&data),
                 };
             }
-            StdioSink::Discard => {}
-            StdioSink::Handler(handler) => handler(channel, data),
+        });
+    match spawned {
+        Ok(_) => Some(tx),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot start the thread that forwards the plugin's stdio");
+            None
         }
     }
 }
@@ -144,8 +162,21 @@ pub(crate) async fn forward_stdio(plugin: String, channel: Channel, sink: StdioS
             return;
         }
     };
+    let writer = match sink {
+        StdioSink::Inherit => match inherit_writer() {
+            Some(writer) => Some(writer),
+            None => return,
+        },
+        _ => None,
+    };
     while let Ok(Some(data)) = stream.message().await {
         let channel = StdioChannel::try_from(data.channel).unwrap_or(StdioChannel::Invalid);
-        sink.write(channel, &data.data);
+        if let Some(writer) = &writer {
+            if writer.send((channel, data.data)).await.is_err() {
+                return;
+            }
+        } else if let StdioSink::Handler(handler) = &sink {
+            handler(channel, &data.data);
+        }
     }
 }

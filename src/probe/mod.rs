@@ -146,6 +146,10 @@ impl Probe {
             ports,
             identity.as_ref().map(Identity::cert_pem),
         );
+        // Asks whether the plugin supports multiplexing without turning it
+        // on: go-plugin ≥ 1.6 plugins (and ours) answer any non-empty value
+        // with a seventh field `true`, and multiplex only for a true one.
+        cmd.env(crate::env::PLUGIN_MULTIPLEX_GRPC, "false");
         let started = Instant::now();
         let mut child = match cmd.spawn() {
             Ok(child) => child,
@@ -301,6 +305,14 @@ impl Probe {
                     self.versions
                 ),
                 Err(err) => crate::chain::Chain(err).to_string(),
+            },
+        );
+        report.info(
+            "multiplexing",
+            match line.multiplex() {
+                Some(true) => "supported (seventh field true, asked with PLUGIN_MULTIPLEX_GRPC=false: go-plugin ≥ 1.6 hosts with GRPCBrokerMultiplex can use one connection)",
+                Some(false) => "announced false: hosts with GRPCBrokerMultiplex refuse it",
+                None => "not announced (no seventh field): hosts with GRPCBrokerMultiplex refuse it, others use one socket per brokered connection",
             },
         );
         let endpoint = line.endpoint();

@@ -3,25 +3,35 @@
 //!
 //! File descriptors 1 and 2 themselves are redirected (not only Rust's
 //! `std::io::stdout`), so `println!`, C libraries and child processes are
-//! captured too. Data flows to the host's `StreamStdio` stream with
-//! back-pressure. While no host stream is attached (go-plugin 1.0.1 and
+//! captured too. Data flows to the host's `StreamStdio` stream; when the
+//! stream's queue stays full for [`STREAM_WAIT`] (a host that reads slowly,
+//! or a runtime too busy to send), output passes through to the original
+//! descriptors until the stream takes some again, so nothing is lost and
+//! nothing waits on the runtime. While no host stream is attached (go-plugin 1.0.1 and
 //! pyvider hosts never open one), a bounded amount is held for a host that
 //! may still attach, and the rest passes through to the original
 //! descriptors, so a plugin never blocks on output nobody reads. Once
 //! shutdown begins the stream ends and everything passes through.
+//!
+//! Each pipe is drained by a thread of its own, with blocking reads and
+//! writes, never by the plugin's runtime: a `println!` in a handler is a
+//! blocking `write(2)` on a runtime worker, and once every worker is busy
+//! printing into a full pipe, a pump on the runtime would never run again
+//! (the whole plugin, Shutdown and SIGTERM included, would hang). With the
+//! pumps on their own threads, printing only waits for its pipe to drain,
+//! as a Go plugin's printing goroutine does; and the pipe drains as long as
+//! the host drains the plugin's stdout and stderr, as go-plugin hosts do.
 
 use std::fs::File;
-use std::io::{self, Write};
-use std::os::fd::OwnedFd;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use nix::fcntl::OFlag;
-use tokio::io::AsyncReadExt;
-use tokio::net::unix::pipe;
-use tokio::sync::{Notify, mpsc};
-use tokio::task::JoinHandle;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -47,13 +57,20 @@ const STREAM_QUEUE: usize = 16;
 /// reach the original descriptors.
 const FINAL_FLUSH: Duration = Duration::from_millis(200);
 
+/// While output is held for a host that has not attached, how often a pump
+/// looks whether one has (the delay a host attaching late sees before it
+/// gets what was printed, on an otherwise quiet pipe), and how many times:
+/// for a second after the output, as go-plugin ≥ 1.1 hosts attach at once
+/// after connecting. After that, held output goes with the next output
+/// or at shutdown, and an idle plugin does not wake.
+const ATTACH_CHECK: u16 = 20;
+const ATTACH_CHECKS: u32 = 50;
+
 type StreamTx = mpsc::Sender<Result<StdioData, Status>>;
 
 #[derive(Debug)]
 struct Shared {
     attached: Mutex<Option<StreamTx>>,
-    /// Wakes the pumps when a stream attaches, to deliver what they hold.
-    attach: Notify,
     shutdown: CancellationToken,
 }
 
@@ -80,7 +97,8 @@ pub(crate) struct Capture {
     shared: Arc<Shared>,
     saved_stdout: OwnedFd,
     saved_stderr: OwnedFd,
-    pumps: Vec<JoinHandle<()>>,
+    /// Each pump thread's end.
+    pumps: Vec<oneshot::Receiver<()>>,
 }
 
 impl Stdio {
@@ -88,7 +106,6 @@ impl Stdio {
         Stdio {
             shared: Arc::new(Shared {
                 attached: Mutex::new(None),
-                attach: Notify::new(),
                 shutdown,
             }),
         }
@@ -114,19 +131,24 @@ impl Stdio {
             (Channel::Stderr, &saved_stderr),
         ] {
             let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-            let reader = pipe::Receiver::from_owned_fd(read)?;
             let original = File::from(saved.try_clone()?);
+            let (done, ended) = oneshot::channel();
+            let pump_shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!(
+                    "rpcplugin-{}",
+                    channel.as_str_name().to_lowercase()
+                ))
+                .spawn(move || {
+                    pump(&pump_shared, channel, File::from(read), original);
+                    let _ = done.send(());
+                })?;
             match channel {
                 Channel::Stdout => nix::unistd::dup2_stdout(&write)?,
                 _ => nix::unistd::dup2_stderr(&write)?,
             }
             drop(write); // fd 1 or 2 now holds the write end
-            pumps.push(tokio::spawn(pump(
-                shared.clone(),
-                channel,
-                reader,
-                original,
-            )));
+            pumps.push(ended);
         }
         Ok(Capture {
             shared,
@@ -160,74 +182,139 @@ impl Capture {
     }
 }
 
-/// Reads one pipe and delivers each chunk to the attached stream, the
-/// pending buffer, or the original descriptor.
-async fn pump(
-    shared: Arc<Shared>,
-    channel: Channel,
-    mut reader: pipe::Receiver,
-    mut original: File,
-) {
+/// Reads one pipe (blocking, on its own thread) and delivers each chunk to
+/// the attached stream, the pending buffer, or the original descriptor.
+fn pump(shared: &Shared, channel: Channel, mut reader: File, mut original: File) {
     let mut pending = BytesMut::new();
     let mut buf = vec![0u8; CHUNK];
+    let mut checks = 0;
+    let mut patience = Patience::Wait;
     loop {
-        let read = tokio::select! {
-            read = reader.read(&mut buf) => Some(read),
-            () = shared.attach.notified(), if !pending.is_empty() => None,
-        };
-        match read {
-            Some(Ok(0) | Err(_)) => break,
-            Some(Ok(n)) => pending.extend_from_slice(&buf[..n]),
-            None => {}
+        if pending.is_empty() {
+            checks = 0;
         }
-        if deliver(&shared, channel, &mut pending).await {
-            continue;
+        // Holding output for a host that may still attach: look for one
+        // now and then, rather than only when more output comes.
+        let held = !pending.is_empty() && checks < ATTACH_CHECKS;
+        if held && !readable(&reader, ATTACH_CHECK) {
+            checks += 1;
+        } else {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
         }
-        if shared.shutdown_started() || pending.len() > PENDING_LIMIT {
-            // Nobody reads, or nobody will: pass through. A go-plugin host
-            // drains the plugin's stdout and stderr, so this does not block.
-            let _ = original.write_all(&pending);
-            pending.clear();
+        match deliver(shared, channel, &mut pending, patience) {
+            Delivery::Done => patience = Patience::Wait,
+            Delivery::Full => {
+                // The stream is not being read fast enough (or the runtime
+                // that sends it is busy, perhaps printing): pass through
+                // until it takes a chunk again, rather than hold the pipe.
+                patience = Patience::None;
+                let _ = original.write_all(&pending);
+                pending.clear();
+            }
+            Delivery::NoStream => {
+                if shared.shutdown_started() || pending.len() > PENDING_LIMIT {
+                    // Nobody reads, or nobody will: pass through. This blocks
+                    // only this thread (and, once the pipe is full, the
+                    // printing call) if nobody drains the original
+                    // descriptor; go-plugin hosts drain it.
+                    let _ = original.write_all(&pending);
+                    pending.clear();
+                }
+            }
         }
     }
     let _ = original.write_all(&pending);
 }
 
-/// Sends what is pending to the attached stream; `false` when no stream is
-/// attached (or it went away, or shutdown began while waiting).
-async fn deliver(shared: &Shared, channel: Channel, pending: &mut BytesMut) -> bool {
+/// Whether `reader` has data (or EOF) within `millis`.
+fn readable(reader: &File, millis: u16) -> bool {
+    let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
+    !matches!(nix::poll::poll(&mut fds, PollTimeout::from(millis)), Ok(0))
+}
+
+/// How long a pump waits for room in the attached stream's queue before it
+/// passes output through to the original descriptor instead: long enough
+/// for a host reading steadily to catch up, short enough that a plugin
+/// whose runtime cannot send (every worker blocked printing) drains its
+/// pipes at once.
+const STREAM_WAIT: Duration = Duration::from_millis(50);
+
+/// Whether a pump waits for room in the stream: not again after it had to
+/// pass output through, until the stream takes a chunk.
+#[derive(Clone, Copy, PartialEq)]
+enum Patience {
+    Wait,
+    None,
+}
+
+enum Delivery {
+    /// Everything pending went to the stream.
+    Done,
+    /// The stream stayed full; what is pending stays pending.
+    Full,
+    /// No stream (or it went away, or shutdown began).
+    NoStream,
+}
+
+/// Sends what is pending to the attached stream, never through the
+/// runtime: a full queue is retried from this thread for up to
+/// [`STREAM_WAIT`] (not at all with [`Patience::None`]).
+fn deliver(
+    shared: &Shared,
+    channel: Channel,
+    pending: &mut BytesMut,
+    mut patience: Patience,
+) -> Delivery {
     if shared.shutdown_started() {
-        return false;
+        return Delivery::NoStream;
     }
     let Some(tx) = shared.attached() else {
-        return false;
+        return Delivery::NoStream;
     };
     while !pending.is_empty() {
-        let data: Bytes = pending.split_to(pending.len().min(CHUNK)).freeze();
+        let len = pending.len().min(CHUNK);
         let message = StdioData {
             channel: channel as i32,
-            data: data.clone(),
+            data: Bytes::copy_from_slice(&pending[..len]),
         };
-        let sent = tokio::select! {
-            sent = tx.send(Ok(message)) => sent.is_ok(),
-            () = shared.shutdown.cancelled() => false,
-        };
-        if !sent {
-            // Put the chunk back in front: it was not delivered.
-            let mut rest = BytesMut::from(&data[..]);
-            rest.extend_from_slice(pending);
-            *pending = rest;
-            let mut attached = shared.attached.lock().expect("stdio lock");
-            if attached
-                .as_ref()
-                .is_some_and(|current| current.same_channel(&tx))
-            {
-                attached.take();
+        let mut message = Some(message);
+        let waited = std::time::Instant::now();
+        loop {
+            match tx.try_send(Ok(message.take().expect("a message to send"))) {
+                Ok(()) => {
+                    let _ = pending.split_to(len);
+                    patience = Patience::Wait;
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    if patience == Patience::None
+                        || waited.elapsed() >= STREAM_WAIT
+                        || shared.shutdown_started()
+                    {
+                        return Delivery::Full;
+                    }
+                    message = back.ok();
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    let mut attached = shared.attached.lock().expect("stdio lock");
+                    if attached
+                        .as_ref()
+                        .is_some_and(|current| current.same_channel(&tx))
+                    {
+                        attached.take();
+                    }
+                    return Delivery::NoStream;
+                }
             }
-            return false;
         }
     }
-    true
+    Delivery::Done
 }
 
 /// The `plugin.GRPCStdio` service. A new `StreamStdio` call replaces the
@@ -250,7 +337,6 @@ impl GrpcStdio for StdioService {
         }
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         *self.shared.attached.lock().expect("stdio lock") = Some(tx);
-        self.shared.attach.notify_waiters();
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

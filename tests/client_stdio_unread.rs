@@ -1,0 +1,82 @@
+//! A host whose own stdout is a pipe nobody reads goes on while its plugin
+//! prints: with `StdioSink::Inherit` (the default), the plugin's output is
+//! written to the host's stdout by a thread of its own, so a full pipe
+//! blocks that thread (and, by flow control, the plugin's printing), never
+//! a runtime worker: health checks and `kill` go on.
+//!
+//! This binary holds one test, because it points its own fd 1 at a pipe.
+//! A watchdog thread ends the process if the runtime wedges, so the test
+//! fails instead of hanging.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use demo_proto::kv::PutRequest;
+use demo_proto::kv::kv_client::KvClient;
+use rpcplugin::{ClientConfig, HandshakeConfig};
+
+/// Bytes waiting in the pipe `fd`.
+fn queued(fd: &std::os::fd::OwnedFd) -> i32 {
+    let mut n: nix::libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which is valid.
+    let rc = unsafe { nix::libc::ioctl(fd.as_raw_fd(), nix::libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "FIONREAD");
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_whose_stdout_nobody_reads_goes_on() {
+    let plugin = common::example("stdio_plugin");
+    let saved = nix::unistd::dup(std::io::stdout()).unwrap();
+    let (unread, write_end) = nix::unistd::pipe().unwrap();
+    let capacity = nix::fcntl::fcntl(&write_end, nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096)).unwrap();
+    nix::unistd::dup2_stdout(&write_end).unwrap();
+    drop(write_end);
+
+    let watchdog_saved = nix::unistd::dup(&saved).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if done_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = nix::unistd::dup2_stdout(&watchdog_saved);
+            eprintln!("the host wedged: no progress within 60 s with its stdout unread");
+            std::process::exit(101);
+        }
+    });
+
+    let client = ClientConfig::new(HandshakeConfig::basic_example())
+        .start(std::process::Command::new(plugin))
+        .await
+        .unwrap();
+    // 2 MiB to the plugin's stdout; the call may never finish (the host's
+    // stdout is full), so it is not awaited.
+    let mut kv = KvClient::new(client.channel());
+    let flood = tokio::spawn(async move {
+        kv.put(PutRequest {
+            key: "flood".into(),
+            value: (2usize << 20).to_string().into(),
+        })
+        .await
+    });
+    // The host's stdout pipe fills up.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while queued(&unread) < capacity {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the host's stdout never filled: {} of {capacity} bytes",
+            queued(&unread)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // With its stdout full, the host still answers, times and kills.
+    let pinged = tokio::time::timeout(Duration::from_secs(5), client.ping()).await;
+    let killed = tokio::time::timeout(Duration::from_secs(10), client.kill()).await;
+    flood.abort();
+
+    nix::unistd::dup2_stdout(&saved).unwrap();
+    let _ = done_tx.send(());
+    assert!(matches!(pinged, Ok(Ok(()))), "ping: {pinged:?}");
+    assert!(killed.is_ok(), "kill did not return within 10 s");
+    assert!(client.exited(), "the plugin still runs after kill");
+}
