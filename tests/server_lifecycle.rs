@@ -227,15 +227,21 @@ async fn tcp_follows_the_port_range() {
     assert!(plugin.wait_exit(GO_PLUGIN_GRACE).unwrap().success());
 }
 
-#[tokio::test]
-async fn hclog_json_lines_on_stderr() {
-    let mut plugin = common::launch(&kv_plugin(), &[], &[("RPCPLUGIN_LOG", "debug")]);
+/// kv_plugin with `RPCPLUGIN_LOG=filter`, shut down: its stderr and
+/// endpoint address.
+async fn stderr_with_log_filter(filter: &str) -> (String, String) {
+    let mut plugin = common::launch(&kv_plugin(), &[], &[("RPCPLUGIN_LOG", filter)]);
     GrpcControllerClient::new(plugin.channel().await)
         .shutdown(Empty {})
         .await
         .unwrap();
     plugin.wait_exit(GO_PLUGIN_GRACE).unwrap();
-    let stderr = plugin.stderr();
+    (plugin.stderr(), plugin.line.endpoint().address())
+}
+
+#[tokio::test]
+async fn hclog_json_lines_on_stderr() {
+    let (stderr, address_field) = stderr_with_log_filter("debug").await;
     let entries: Vec<serde_json::Value> = stderr
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
@@ -247,7 +253,7 @@ async fn hclog_json_lines_on_stderr() {
     assert_eq!(address["@level"], "debug");
     assert_eq!(address["@module"], "kv_plugin");
     assert_eq!(address["network"], "unix");
-    assert_eq!(address["address"], plugin.line.endpoint().address());
+    assert_eq!(address["address"], address_field);
     let ts = address["@timestamp"].as_str().unwrap();
     assert_eq!(ts.len(), "2026-11-22T02:29:14.127443Z".len(), "{ts}");
 }
@@ -260,13 +266,7 @@ async fn log_filter_per_target() {
         ("info,rpcplugin=debug", true),
         ("debug,rpcplugin=info", false),
     ] {
-        let mut plugin = common::launch(&kv_plugin(), &[], &[("RPCPLUGIN_LOG", filter)]);
-        GrpcControllerClient::new(plugin.channel().await)
-            .shutdown(Empty {})
-            .await
-            .unwrap();
-        plugin.wait_exit(GO_PLUGIN_GRACE).unwrap();
-        let stderr = plugin.stderr();
+        let (stderr, _) = stderr_with_log_filter(filter).await;
         assert_eq!(
             stderr.contains(r#""@message":"plugin address""#),
             shown,
@@ -280,13 +280,7 @@ async fn log_filter_per_target() {
 /// its handshake line, and serves without logs).
 #[tokio::test]
 async fn bad_log_filter_is_named() {
-    let mut plugin = common::launch(&kv_plugin(), &[], &[("RPCPLUGIN_LOG", "rpcplugin=loud")]);
-    GrpcControllerClient::new(plugin.channel().await)
-        .shutdown(Empty {})
-        .await
-        .unwrap();
-    plugin.wait_exit(GO_PLUGIN_GRACE).unwrap();
-    let stderr = plugin.stderr();
+    let (stderr, _) = stderr_with_log_filter("rpcplugin=loud").await;
     assert!(
         stderr.starts_with(
             r#"kv_plugin: RPCPLUGIN_LOG="rpcplugin=loud" is not a valid log filter: error parsing level filter"#
