@@ -75,22 +75,83 @@ fn inherit_writer() -> Option<tokio::sync::mpsc::Sender<(StdioChannel, bytes::By
     }
 }
 
+/// Whether a client's channel may still connect to its plugin: not once
+/// the client killed (or dropped) it, nor once the plugin, our child,
+/// exited. A channel otherwise reconnects to its endpoint, where another
+/// plugin may listen by then (TCP plugins take the first free port of the
+/// range, so reuse is the normal case), and without AutoMTLS nothing would
+/// tell them apart. go-plugin closes its connection in `Kill`.
+#[derive(Debug, Clone)]
+pub(crate) struct Liveness {
+    ended: Arc<std::sync::atomic::AtomicBool>,
+    /// Our child's pid, checked (without reaping) before each reconnect.
+    child: Option<u32>,
+}
+
+impl Liveness {
+    pub(crate) fn new(child: Option<u32>) -> Self {
+        Liveness {
+            ended: Arc::default(),
+            child,
+        }
+    }
+
+    /// The client killed or dropped its plugin: no reconnect from now on.
+    pub(crate) fn end(&self) {
+        self.ended.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// An error naming why the plugin may not be dialled again, if it may
+    /// not.
+    pub(crate) fn check(&self) -> std::io::Result<()> {
+        let gone = |why: String| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                format!(
+                    "{why}: its client's channel no longer connects (another process may listen there now)"
+                ),
+            ))
+        };
+        if self.ended.load(std::sync::atomic::Ordering::Acquire) {
+            return gone("the plugin was killed".into());
+        }
+        if let Some(pid) = self.child
+            && let Some(status) = super::process::exit_status_unreaped(pid)
+        {
+            return gone(format!("the plugin (pid {pid}) exited ({status})"));
+        }
+        Ok(())
+    }
+}
+
 /// The host's main connection to a plugin: dial, TLS and HTTP/2, each
 /// bounded by `deadline` and named when it stalls.
 /// Gives the channel and, over a unix socket, the pid of the process that
 /// listens there.
+/// Reconnects only while `liveness` allows.
 pub(crate) async fn open_plugin_channel(
     endpoint: &Endpoint,
     tls: Option<Arc<rustls::ClientConfig>>,
     deadline: Instant,
+    liveness: Liveness,
 ) -> Result<(Channel, Option<i32>), ClientError> {
     let conn = grpc::dial(endpoint, tls.clone(), deadline)
         .await
         .map_err(|err| dial_error(endpoint, err))?;
     let peer_pid = conn.peer_pid();
     let waited = deadline.saturating_duration_since(Instant::now());
+    let target = endpoint.clone();
+    let reconnect = move || {
+        let (target, tls, liveness) = (target.clone(), tls.clone(), liveness.clone());
+        async move {
+            liveness.check()?;
+            grpc::dial(&target, tls, Instant::now() + grpc::CONNECT_TIMEOUT)
+                .await
+                .map_err(|err| std::io::Error::other(err.to_string()))
+        }
+    };
     let channel =
-        match tokio::time::timeout_at(deadline, grpc::channel(endpoint, tls, Some(conn))).await {
+        match tokio::time::timeout_at(deadline, grpc::channel_with(Some(conn), reconnect)).await {
             Ok(Ok(channel)) => channel,
             Ok(Err(source)) => {
                 return Err(ClientError::Connect {

@@ -26,9 +26,9 @@ use crate::transport::mux::Mux;
 use crate::transport::{PortRange, SocketGroup};
 
 pub use crate::grpc::ConnectStep;
-pub use connect::{StdioHandler, StdioSink};
 #[cfg(feature = "probe")]
-pub(crate) use connect::{open_plugin_channel, ping_by};
+pub(crate) use connect::{Liveness, open_plugin_channel, ping_by};
+pub use connect::{StdioHandler, StdioSink};
 pub use error::ClientError;
 pub use multiplex::Multiplex;
 use owner::{Owner, PluginSocket, ProvenProcess};
@@ -248,6 +248,7 @@ impl ClientConfig {
         })?;
         let pid = child.id().expect("a running child has a pid");
         let guard = process::GroupGuard::new(pid);
+        let liveness = connect::Liveness::new(Some(pid));
         let tail = Tail::default();
         let stderr = child.stderr.take().expect("stderr is piped");
         tokio::spawn(stderr::relog(name.clone(), stderr, tail.clone()));
@@ -287,12 +288,12 @@ impl ClientConfig {
         let connected = match checked {
             Ok(multiplexed) => {
                 self.connect(
-                    &name,
                     &raw_line,
                     &line,
                     identity.as_ref(),
                     multiplexed,
                     deadline,
+                    liveness.clone(),
                 )
                 .await
             }
@@ -325,6 +326,7 @@ impl ClientConfig {
             tls: broker_tls,
             socket,
             mux,
+            liveness,
         };
         let client = self.client(name, pid, connection, Some(child), None);
         // The client's own drop kills the group from here on.
@@ -367,8 +369,9 @@ impl ClientConfig {
                 source: Box::new(source),
             })?;
         let deadline = Instant::now() + self.start_timeout;
+        let liveness = connect::Liveness::new(None);
         let (channel, listener) =
-            connect::open_plugin_channel(line.endpoint(), None, deadline).await?;
+            connect::open_plugin_channel(line.endpoint(), None, deadline, liveness.clone()).await?;
         connect::ping_by(channel.clone(), line.endpoint(), deadline).await?;
         let socket = line
             .endpoint()
@@ -390,6 +393,7 @@ impl ClientConfig {
             tls: None,
             socket,
             mux: None,
+            liveness,
         };
         let attached = Attached {
             test: config.test,
@@ -414,6 +418,7 @@ impl ClientConfig {
             tls,
             socket,
             mux,
+            liveness,
         } = connection;
         tokio::spawn(connect::forward_stdio(
             name.clone(),
@@ -450,6 +455,7 @@ impl ClientConfig {
             attached,
             socket,
             multiplexed,
+            liveness,
         });
         registry()
             .lock()
@@ -465,12 +471,12 @@ impl ClientConfig {
     /// socket, and the multiplexed session.
     async fn connect(
         &self,
-        name: &str,
         raw_line: &str,
         line: &HandshakeLine,
         identity: Option<&Identity>,
         multiplexed: bool,
         deadline: Instant,
+        liveness: connect::Liveness,
     ) -> Result<(Channel, Option<BrokerTls>, Option<i32>, Option<Mux>), ClientError> {
         let tls = match identity {
             None => None,
@@ -490,15 +496,17 @@ impl ClientConfig {
         let client_tls = tls.as_ref().map(|(_, client)| client.clone());
         let (channel, listener, mux) = if multiplexed {
             let (channel, mux, listener) =
-                multiplex::open_multiplexed(line.endpoint(), client_tls, deadline).await?;
+                multiplex::open_multiplexed(line.endpoint(), client_tls, deadline, liveness)
+                    .await?;
             (channel, listener, Some(mux))
         } else {
             let (channel, listener) =
-                connect::open_plugin_channel(line.endpoint(), client_tls, deadline).await?;
+                connect::open_plugin_channel(line.endpoint(), client_tls, deadline, liveness)
+                    .await?;
             (channel, listener, None)
         };
         connect::ping_by(channel.clone(), line.endpoint(), deadline).await?;
-        tracing::debug!(plugin = name, version = line.app_version(), endpoint = %line.endpoint(), multiplexed, "plugin connected");
+        tracing::debug!(version = line.app_version(), endpoint = %line.endpoint(), multiplexed, "plugin connected");
         Ok((channel, tls, listener, mux))
     }
 }
@@ -516,6 +524,8 @@ struct Connection {
     socket: Option<PluginSocket>,
     /// The multiplexed session, when multiplexing.
     mux: Option<Mux>,
+    /// Ended when the client kills the plugin.
+    liveness: connect::Liveness,
 }
 
 /// A plugin we attached to rather than started.
@@ -555,6 +565,8 @@ struct Inner {
     socket: Option<PluginSocket>,
     /// Whether the connection is multiplexed (yamux).
     multiplexed: bool,
+    /// Ended once killed: the channel no longer reconnects.
+    liveness: connect::Liveness,
 }
 
 impl Client {
@@ -676,6 +688,7 @@ impl Inner {
             if !attached.test {
                 self.kill_attached(attached.process).await;
             }
+            self.liveness.end();
             return None;
         }
         let mut guard = self.child.lock().await;
@@ -694,6 +707,8 @@ impl Inner {
         }
         // Still unreaped, the plugin's pid names its group and nothing
         // else: kill the group, children it forked included, then reap.
+        // From here the pid may be reused: the channel never dials again.
+        self.liveness.end();
         let status = process::kill_and_reap(child, self.pid).await;
         *guard = None;
         *self.status.lock().expect("status lock") = status;
@@ -755,6 +770,7 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.liveness.end();
         self.broker
             .close_in_background(crate::broker::CloseReason::ClientDropped);
         let Some(mut child) = self.child.get_mut().take() else {

@@ -66,6 +66,7 @@ pub(crate) async fn open_multiplexed(
     endpoint: &Endpoint,
     tls: Option<Arc<rustls::ClientConfig>>,
     deadline: Instant,
+    liveness: super::connect::Liveness,
 ) -> Result<(Channel, Mux, Option<i32>), ClientError> {
     let socket = grpc::dial(endpoint, None, deadline)
         .await
@@ -94,8 +95,11 @@ pub(crate) async fn open_multiplexed(
     let channel = tokio::time::timeout_at(
         deadline,
         grpc::channel_with(Some(first), move || {
-            let (session, tls) = (session.clone(), tls.clone());
-            async move { grpc::tls_client(session.open().await?, tls).await }
+            let (session, tls, liveness) = (session.clone(), tls.clone(), liveness.clone());
+            async move {
+                liveness.check()?;
+                grpc::tls_client(session.open().await?, tls).await
+            }
         }),
     )
     .await

@@ -14,7 +14,7 @@ mod health;
 use std::time::Duration;
 
 pub use dial::ConnectStep;
-pub(crate) use dial::{Dial, channel, channel_with, dial, open_channel, tls_client};
+pub(crate) use dial::{Dial, channel_with, dial, open_channel, tls_client};
 pub(crate) use drain::serve_draining;
 pub(crate) use health::{HEALTH_SERVICES, ping};
 

@@ -384,7 +384,13 @@ impl Probe {
             _ => None,
         };
         let deadline = tokio::time::Instant::now() + CONNECT_LIMIT;
-        let connected = crate::client::open_plugin_channel(line.endpoint(), tls, deadline).await;
+        let connected = crate::client::open_plugin_channel(
+            line.endpoint(),
+            tls,
+            deadline,
+            crate::client::Liveness::new(None),
+        )
+        .await;
         let (channel, listener) = match connected {
             Ok(connected) => connected,
             Err(err) => {
