@@ -13,7 +13,9 @@
 //!   write with `eprintln!`, one by one, from the async handler itself (on
 //!   a runtime worker, as a plugin author debugging would);
 //! - key `print-bytes`: the value is a number N of bytes to write with one
-//!   `println!`, from the async handler itself.
+//!   `println!`, from the async handler itself;
+//! - key `panic-abort`: panics with the value as its message, then aborts
+//!   while unwinding (what a plugin built with `panic = "abort"` does).
 //!
 //! `stdio_plugin --current-thread` serves on a `current_thread` runtime.
 
@@ -66,6 +68,16 @@ impl Kv for Printer {
                 .map_err(|e| Status::internal(e.to_string()))?;
             }
             "exit" => std::process::exit(text.parse().unwrap_or(1)),
+            "panic-abort" => {
+                struct AbortOnUnwind;
+                impl Drop for AbortOnUnwind {
+                    fn drop(&mut self) {
+                        std::process::abort();
+                    }
+                }
+                let _abort = AbortOnUnwind;
+                panic!("{text}");
+            }
             "eprint-lines" => {
                 let lines: usize = text
                     .parse()

@@ -157,3 +157,29 @@ async fn a_host_that_never_reads_stdio_cannot_wedge_shutdown() {
         .expect("exited within go-plugin's 2 s");
     assert!(status.success(), "{status}");
 }
+
+/// A panic's text reaches the plugin's real stderr at once, as a Go
+/// plugin's does, even with no GRPCStdio stream attached and when the
+/// panic aborts the process (`panic = "abort"`), where output held for the
+/// stream would be lost.
+#[tokio::test]
+async fn panic_text_reaches_the_real_stderr_even_when_the_plugin_aborts() {
+    let mut plugin = common::launch(&stdio_plugin(), &[], &[]);
+    let channel = plugin.channel().await;
+    let call = KvClient::new(channel)
+        .put(PutRequest {
+            key: "panic-abort".into(),
+            value: "the plugin's last words".into(),
+        })
+        .await;
+    assert!(call.is_err(), "the call of a plugin that aborts");
+    let status = plugin
+        .wait_exit(Duration::from_secs(5))
+        .expect("the plugin aborted");
+    assert!(!status.success(), "{status}");
+    let stderr = plugin.stderr();
+    assert!(
+        stderr.contains("panicked at") && stderr.contains("the plugin's last words"),
+        "{stderr:?}"
+    );
+}

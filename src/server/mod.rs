@@ -3,6 +3,7 @@
 
 mod controller;
 mod error;
+mod panic;
 mod parent;
 mod signals;
 mod stdio;

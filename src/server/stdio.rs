@@ -97,6 +97,8 @@ pub(crate) struct Capture {
     shared: Arc<Shared>,
     saved_stdout: OwnedFd,
     saved_stderr: OwnedFd,
+    /// Panic text to the real stderr while fd 2 is captured.
+    panic_hook: Option<super::panic::PanicToStderr>,
     /// Each pump thread's end.
     pumps: Vec<oneshot::Receiver<()>>,
 }
@@ -150,10 +152,12 @@ impl Stdio {
             drop(write); // fd 1 or 2 now holds the write end
             pumps.push(ended);
         }
+        let panic_hook = super::panic::PanicToStderr::install(&saved_stderr).ok();
         Ok(Capture {
             shared,
             saved_stdout,
             saved_stderr,
+            panic_hook,
             pumps,
         })
     }
@@ -173,6 +177,9 @@ impl Capture {
         let _ = std::io::stdout().flush();
         let _ = nix::unistd::dup2_stdout(&self.saved_stdout);
         let _ = nix::unistd::dup2_stderr(&self.saved_stderr);
+        if let Some(hook) = self.panic_hook {
+            hook.uninstall();
+        }
         // The pipes reach EOF unless a child process still holds them.
         for pump in self.pumps {
             if tokio::time::timeout(FINAL_FLUSH, pump).await.is_err() {
