@@ -550,6 +550,7 @@ async fn serve(
     let router = tonic::transport::Server::builder()
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_concurrent_streams(crate::grpc::MAX_CONCURRENT_STREAMS)
         .add_routes(routes);
     if let Err(err) = crate::grpc::serve_draining(router, incoming, stopping, DRAIN_LIMIT).await {
         tracing::warn!(error = %crate::chain::Chain(&err), "a brokered server failed");

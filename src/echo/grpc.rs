@@ -197,6 +197,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> SampleServer for
             .initial_stream_window_size(sizes.stream_window)
             .initial_connection_window_size(sizes.connection_window)
             .max_frame_size(sizes.max_frame)
+            .max_concurrent_streams(crate::grpc::MAX_CONCURRENT_STREAMS)
             .add_service(self.service());
         let stop = async move {
             stopped.cancelled().await;

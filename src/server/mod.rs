@@ -396,6 +396,7 @@ impl Plugin {
         let server = Server::builder()
             .initial_stream_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_concurrent_streams(crate::grpc::MAX_CONCURRENT_STREAMS)
             .add_routes(self.routes)
             .add_service(health_service)
             .add_service(controller)
