@@ -246,14 +246,6 @@ impl Broker {
             .listen()
             .await
             .map_err(|source| BrokerError::Listen { id, source })?;
-        let incoming = match context.server_tls {
-            Some(config) => incoming.with_tls(config),
-            None => incoming,
-        };
-        let incoming = match endpoint.unix_path() {
-            Some(_) => incoming.with_authority_fix(),
-            None => incoming,
-        };
         let announced = self.send(ConnInfo {
             service_id: id,
             network: endpoint.network().to_owned(),
@@ -269,23 +261,15 @@ impl Broker {
             listeners.retain(|l| Arc::strong_count(l) > 1);
             listeners.push(listener.clone());
         }
-        let stop = CancellationToken::new();
-        let listener = Listener::Socket(listener);
-        let task = tokio::spawn(serve(
-            routes,
-            incoming,
-            listener.clone(),
-            stop.clone(),
-            self.inner.closed.subscribe(),
-        ));
         tracing::debug!(id, %endpoint, "brokered server listening");
-        Ok(BrokeredServer {
+        Ok(self.start_server(
             id,
             endpoint,
-            stop,
-            listener,
-            task: Some(task),
-        })
+            incoming,
+            context.server_tls,
+            routes,
+            Listener::Socket(listener),
+        ))
     }
 
     /// [`accept_and_serve`](Self::accept_and_serve), multiplexed: nothing
@@ -298,8 +282,30 @@ impl Broker {
         routes: Routes,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> BrokeredServer {
-        let endpoint = mux.endpoint().clone();
-        let incoming = mux.listener(id);
+        tracing::debug!(id, "brokered server on the multiplexed session");
+        let listener = Listener::Mux(mux.clone(), id);
+        self.start_server(
+            id,
+            mux.endpoint().clone(),
+            mux.listener(id),
+            tls,
+            routes,
+            listener,
+        )
+    }
+
+    /// Serves `routes` on `incoming` (under `tls`, with the unix authority
+    /// fix where it applies) until the server is stopped or the broker
+    /// closes; `listener` is what stopping closes.
+    fn start_server(
+        &self,
+        id: u32,
+        endpoint: Endpoint,
+        incoming: Incoming,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        routes: Routes,
+        listener: Listener,
+    ) -> BrokeredServer {
         let incoming = match tls {
             Some(config) => incoming.with_tls(config),
             None => incoming,
@@ -308,7 +314,6 @@ impl Broker {
             Some(_) => incoming.with_authority_fix(),
             None => incoming,
         };
-        let listener = Listener::Mux(mux.clone(), id);
         let stop = CancellationToken::new();
         let task = tokio::spawn(serve(
             routes,
@@ -317,7 +322,6 @@ impl Broker {
             stop.clone(),
             self.inner.closed.subscribe(),
         ));
-        tracing::debug!(id, "brokered server on the multiplexed session");
         BrokeredServer {
             id,
             endpoint,

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"reflect"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -28,6 +27,7 @@ import (
 	plugin "github.com/hashicorp/go-plugin"
 
 	"interop/countershared"
+	"interop/hostmux"
 )
 
 var failed bool
@@ -108,7 +108,7 @@ func check(cmdArgs []string, mtls bool, calls int) {
 		AutoMTLS:         mtls,
 		Logger:           logger,
 	}
-	setMultiplex(cfg)
+	hostmux.Apply(cfg)
 	client := plugin.NewClient(cfg)
 	defer client.Kill()
 
@@ -163,22 +163,4 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println("RESULT: PASS")
-}
-
-// multiplex asks for go-plugin's multiplexed gRPC (-multiplex), through
-// reflection because ClientConfig.GRPCBrokerMultiplex exists only from
-// go-plugin 1.6 and these sources also build against 1.0.1 and 1.4.9.
-var multiplex = flag.Bool("multiplex", false, "ask for multiplexed gRPC (GRPCBrokerMultiplex, go-plugin >= 1.6)")
-
-func setMultiplex(cfg *plugin.ClientConfig) {
-	if !*multiplex {
-		return
-	}
-	field := reflect.ValueOf(cfg).Elem().FieldByName("GRPCBrokerMultiplex")
-	if !field.IsValid() {
-		fmt.Println("FAIL: -multiplex: this go-plugin has no ClientConfig.GRPCBrokerMultiplex")
-		fmt.Println("RESULT: FAIL")
-		os.Exit(1)
-	}
-	field.SetBool(true)
 }

@@ -19,7 +19,6 @@ import (
 	"io/ioutil"
 	"os"
 	"os/exec"
-	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -29,6 +28,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"interop/hostmux"
 	kvproto "interop/kvproto"
 	"interop/kvshared"
 )
@@ -88,7 +88,7 @@ func launch(cmdArgs []string, mtls bool, calls int, first bool) {
 		AutoMTLS:         mtls,
 		Logger:           logger,
 	}
-	setMultiplex(cfg)
+	hostmux.Apply(cfg)
 	client := plugin.NewClient(cfg)
 	defer client.Kill()
 
@@ -234,21 +234,3 @@ func main() {
 }
 
 var leftoverSocketOK = flag.Bool("leftover-socket-ok", false, "remove a socket the plugin left after Kill instead of failing (go-plugin 1.8.0 plugins, multiplexed)")
-
-// multiplex asks for go-plugin's multiplexed gRPC (-multiplex), through
-// reflection because ClientConfig.GRPCBrokerMultiplex exists only from
-// go-plugin 1.6 and these sources also build against 1.0.1 and 1.4.9.
-var multiplex = flag.Bool("multiplex", false, "ask for multiplexed gRPC (GRPCBrokerMultiplex, go-plugin >= 1.6)")
-
-func setMultiplex(cfg *plugin.ClientConfig) {
-	if !*multiplex {
-		return
-	}
-	field := reflect.ValueOf(cfg).Elem().FieldByName("GRPCBrokerMultiplex")
-	if !field.IsValid() {
-		fmt.Println("FAIL: -multiplex: this go-plugin has no ClientConfig.GRPCBrokerMultiplex")
-		fmt.Println("RESULT: FAIL")
-		os.Exit(1)
-	}
-	field.SetBool(true)
-}
