@@ -73,10 +73,12 @@ pub(crate) async fn open_multiplexed(
         .map_err(|err| super::connect::dial_error(endpoint, err))?;
     let peer_pid = socket.peer_pid();
     let mux = Mux::connect(socket, endpoint.clone());
-    let stalled = |step| ClientError::Stalled {
+    // A step that stalls is named with the time it was given: what was
+    // left of the deadline when it began.
+    let stalled = |step, waited| ClientError::Stalled {
         step,
         endpoint: endpoint.clone(),
-        waited: deadline.saturating_duration_since(Instant::now()),
+        waited,
     };
     let unreachable = |source| {
         ClientError::Unreachable(crate::transport::ConnectError::Refused {
@@ -84,14 +86,16 @@ pub(crate) async fn open_multiplexed(
             source,
         })
     };
+    let waited = deadline.saturating_duration_since(Instant::now());
     let first = tokio::time::timeout_at(deadline, async {
         let stream = mux.open().await?;
         grpc::tls_client(stream, tls.clone()).await
     })
     .await
-    .map_err(|_| stalled(ConnectStep::TlsHandshake))?
+    .map_err(|_| stalled(ConnectStep::TlsHandshake, waited))?
     .map_err(unreachable)?;
     let session = mux.clone();
+    let waited = deadline.saturating_duration_since(Instant::now());
     let channel = tokio::time::timeout_at(
         deadline,
         grpc::channel_with(Some(first), move || {
@@ -103,7 +107,7 @@ pub(crate) async fn open_multiplexed(
         }),
     )
     .await
-    .map_err(|_| stalled(ConnectStep::Http2))?
+    .map_err(|_| stalled(ConnectStep::Http2, waited))?
     .map_err(|source| ClientError::Connect {
         endpoint: endpoint.clone(),
         source,
