@@ -47,6 +47,7 @@ fn main() {
     let rust_plugin = common::example("kv_plugin");
     let configs = [
         row("Go 1.0.1 pair", Some(V1_0_1), false, false),
+        row("Go 1.8.0 pair", Some(V1_8_0), false, false),
         row("Rust pair", None, false, false),
         row("Go 1.0.1 pair", Some(V1_0_1), true, false),
         row("Rust pair", None, true, false),

@@ -10,7 +10,8 @@
 //! Checks: N Puts of 1 on "hits" through the broker (the host's AddHelper
 //! counts the calls), Get(hits) = N, Puts of 2 and 3 on "x" give 5, a key
 //! never put is 0, each brokered socket is gone once its server stopped,
-//! and Kill ends the plugin by itself leaving no socket. Prints `CHECK`
+//! the plugin's own AddHelper (`ServeAdder`) dialled through the broker
+//! sums 2 and 3, and Kill ends the plugin by itself leaving no socket. Prints `CHECK`
 //! lines, the brokered Puts' median and 99th percentile (`TIMING: brokered
 //! Put p50 X us p99 Y us`), and ends with `RESULT: PASS` (exit 0) or
 //! `RESULT: FAIL` (exit 1).
@@ -21,9 +22,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
+use demo_proto::counter::add_helper_client::AddHelperClient;
 use demo_proto::counter::add_helper_server::{AddHelper, AddHelperServer};
 use demo_proto::counter::counter_client::CounterClient;
-use demo_proto::counter::{GetRequest, PutRequest, SumRequest, SumResponse};
+use demo_proto::counter::{Empty, GetRequest, PutRequest, SumRequest, SumResponse};
 use rpcplugin::{Client, ClientConfig, HandshakeConfig};
 use tonic::service::Routes;
 use tonic::transport::Channel;
@@ -124,6 +126,27 @@ async fn get(counter: &mut CounterClient<Channel>, key: &str) -> Result<i64, Sta
     Ok(counter.get(request).await?.into_inner().value)
 }
 
+/// The broker the other way round: the plugin serves its own AddHelper on a
+/// broker id it answers with; we dial it and ask for 2 + 3.
+async fn plugin_sum(client: &Client, counter: &mut CounterClient<Channel>) -> Result<i64, String> {
+    let id = counter
+        .serve_adder(Empty {})
+        .await
+        .map_err(|status| format!("ServeAdder: {status}"))?
+        .into_inner()
+        .id;
+    let channel = client
+        .broker()
+        .dial(id)
+        .await
+        .map_err(|err| format!("dial broker id {id}: {}", rpcplugin::log::Chain(&err)))?;
+    let sum = AddHelperClient::new(channel)
+        .sum(SumRequest { a: 2, b: 3 })
+        .await
+        .map_err(|status| format!("Sum on broker id {id}: {status}"))?;
+    Ok(sum.into_inner().r)
+}
+
 async fn exercise(client: &Client, calls: i64, checks: &mut Checks) {
     let mut counter = CounterClient::new(client.channel());
     let adder = Adder::default();
@@ -167,6 +190,11 @@ async fn exercise(client: &Client, calls: i64, checks: &mut Checks) {
     checks.check(
         never.as_ref().ok() == Some(&0),
         format!("Get(never) = {never:?}"),
+    );
+    let sum = plugin_sum(client, &mut counter).await;
+    checks.check(
+        sum == Ok(5),
+        format!("the plugin's AddHelper through the broker: Sum(2, 3) = {sum:?}"),
     );
     let left: Vec<_> = sockets.iter().filter(|p| p.exists()).collect();
     checks.check(

@@ -38,6 +38,7 @@ fn rust_pair(mtls: bool, transport: &str) {
         "CHECK ok: Put x20 through the broker (AddHelper.Sum called 20 times)",
         "CHECK ok: Get(hits) = Ok(20)",
         "CHECK ok: Get(x) = Ok(5)",
+        "CHECK ok: the plugin's AddHelper through the broker: Sum(2, 3) = Ok(5)",
         &format!("mtls={mtls}"),
     ] {
         assert!(run.stdout.contains(check), "{check:?}:\n{}", run.stdout);

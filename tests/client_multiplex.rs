@@ -96,6 +96,11 @@ fn brokered_callbacks_ride_the_session() {
             &run,
             "CHECK ok: Put x10 through the broker (AddHelper.Sum called 10 times)",
         );
+        // The other way round: the plugin serves, the host dials.
+        has(
+            &run,
+            "CHECK ok: the plugin's AddHelper through the broker: Sum(2, 3) = Ok(5)",
+        );
     }
 }
 
@@ -161,6 +166,11 @@ fn go_plugin_v1_8_0_multiplexed_in_every_mode() {
         has(
             &run,
             "CHECK ok: Put x10 through the broker (AddHelper.Sum called 10 times)",
+        );
+        // The other way round: the plugin serves, the host dials.
+        has(
+            &run,
+            "CHECK ok: the plugin's AddHelper through the broker: Sum(2, 3) = Ok(5)",
         );
     }
 }

@@ -2,7 +2,8 @@
 //! as Go modules), both directions: the Go counter host drives our
 //! `counter_plugin`, and our `counter_host` drives the Go counter plugin.
 //! The plugin's `Put` dials an `AddHelper` the host serves through the
-//! broker, as in go-plugin's bidirectional example. Every test runs once
+//! broker, as in go-plugin's bidirectional example, and the host dials one
+//! the plugin serves (`ServeAdder`). Every test runs once
 //! per version (modules `v1_0_1`, `v1_4_9`, `v1_8_0`).
 
 #[macro_use]
@@ -11,6 +12,12 @@ mod common;
 use std::process::Command;
 
 use common::GoPlugin;
+
+/// The broker the other way round: the plugin serves its own AddHelper
+/// (`ServeAdder`) and the host dials it, as the Go host and ours say it.
+const PLUGIN_SUM_GO: &str = "CHECK ok: the plugin's AddHelper through the broker: Sum(2, 3) = 5";
+const PLUGIN_SUM_RUST: &str =
+    "CHECK ok: the plugin's AddHelper through the broker: Sum(2, 3) = Ok(5)";
 
 fn go_host(v: GoPlugin, mtls: bool, transport: &str) {
     let peers = common::go_peers(v);
@@ -29,6 +36,7 @@ fn go_host(v: GoPlugin, mtls: bool, transport: &str) {
         "CHECK ok: Put x20 through the broker (AddHelper.Sum called 20 times)",
         "CHECK ok: Get(hits) = 20",
         "CHECK ok: Get(x) = 5",
+        PLUGIN_SUM_GO,
         "CHECK ok: Kill: plugin exited by itself",
         &format!("mtls={mtls}"),
     ] {
@@ -60,6 +68,7 @@ fn rust_host_passes(v: GoPlugin, mtls: bool) {
         "{v}: {}",
         run.stdout
     );
+    assert!(run.stdout.contains(PLUGIN_SUM_RUST), "{v}: {}", run.stdout);
     // 20 brokered AddHelpers of Put(hits) and 2 of Put(x).
     assert!(
         run.stdout.contains("CHECK ok: 22 brokered sockets removed"),

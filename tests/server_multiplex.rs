@@ -75,6 +75,8 @@ fn counter(mtls: bool, transport: &str) {
     for check in [
         "CHECK ok: Put x20 through the broker (AddHelper.Sum called 20 times)",
         "CHECK ok: Get(hits) = 20",
+        // The other way round: our plugin serves, the Go host dials.
+        "CHECK ok: the plugin's AddHelper through the broker: Sum(2, 3) = 5",
     ] {
         assert!(
             run.stdout.contains(check),

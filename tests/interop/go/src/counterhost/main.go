@@ -7,7 +7,8 @@
 // Launches the plugin (gRPC only, AutoMTLS with -mtls), dispenses
 // "counter", then: N Puts of 1 on "hits", each serving an AddHelper on a
 // new broker id that the plugin must dial back; Get(hits) = N; Puts of 2
-// and 3 on "x", Get(x) = 5; Get of a key never put = 0; and Kill, which
+// and 3 on "x", Get(x) = 5; Get of a key never put = 0; the plugin's own
+// AddHelper (ServeAdder) dialled through the broker sums 2 and 3; and Kill, which
 // must end the plugin by itself and leave no unix socket behind. Prints
 // CHECK lines, the brokered Puts' median and 99th percentile ("TIMING:
 // brokered Put p50 X us p99 Y us"), and ends with "RESULT: PASS" (exit 0)
@@ -95,6 +96,11 @@ func exercise(counter countershared.Counter, calls int) {
 		fail("Get(never) = %d, %v; want 0", v, err)
 	} else {
 		ok("Get(never) = 0")
+	}
+	if v, err := counter.PluginSum(2, 3); err != nil || v != 5 {
+		fail("the plugin's AddHelper through the broker: Sum(2, 3) = %d, %v; want 5", v, err)
+	} else {
+		ok("the plugin's AddHelper through the broker: Sum(2, 3) = 5")
 	}
 }
 

@@ -1,7 +1,8 @@
 // counterplugin: the counter example (demo-proto/proto/counter.proto) as a
 // go-plugin plugin. Put dials the host's AddHelper through the
 // GRPCBroker on the id the host sent (add_server) and stores Sum(current,
-// value); Get returns the stored value (0 for a key never put).
+// value); Get returns the stored value (0 for a key never put); ServeAdder
+// serves an AddHelper through the broker for the host to dial.
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	"sync"
 
 	plugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	counterproto "interop/counterproto"
 	"interop/countershared"
@@ -38,6 +40,18 @@ func (c *counter) Put(ctx context.Context, req *counterproto.PutRequest) (*count
 	}
 	c.m[req.Key] = resp.R
 	return &counterproto.Empty{}, nil
+}
+
+// ServeAdder serves an AddHelper of the plugin's own on a new broker id,
+// for the host to dial, until the plugin exits.
+func (c *counter) ServeAdder(ctx context.Context, _ *counterproto.Empty) (*counterproto.AdderId, error) {
+	id := c.broker.NextId()
+	go c.broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
+		s := grpc.NewServer(opts...)
+		counterproto.RegisterAddHelperServer(s, countershared.AdderServer{})
+		return s
+	})
+	return &counterproto.AdderId{Id: id}, nil
 }
 
 func (c *counter) Get(ctx context.Context, req *counterproto.GetRequest) (*counterproto.GetResponse, error) {

@@ -2,13 +2,15 @@
 // (demo-proto/proto/counter.proto), in the style of go-plugin's
 // "bidirectional" example: the plugin serves Counter, and for every Put the
 // host serves an AddHelper through the GRPCBroker, on a fresh broker id
-// that it sends in PutRequest.add_server. The gRPC stubs (package
+// that it sends in PutRequest.add_server; ServeAdder brokers the other way
+// (the plugin serves, the host dials). The gRPC stubs (package
 // counterproto) are generated from demo-proto/proto/counter.proto when the
 // interop suite builds.
 package countershared
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -38,6 +40,9 @@ type AddHelper interface {
 type Counter interface {
 	Put(key string, value int64, a AddHelper) error
 	Get(key string) (int64, error)
+	// PluginSum has the plugin serve its own AddHelper through the broker
+	// (ServeAdder), dials it and asks it for a + b.
+	PluginSum(a, b int64) (int64, error)
 }
 
 // CounterPlugin serves (plugin side) or dispenses (host side) the counter.
@@ -109,6 +114,33 @@ func (c *CounterClient) Get(key string) (int64, error) {
 		return 0, err
 	}
 	return resp.Value, nil
+}
+
+func (c *CounterClient) PluginSum(a, b int64) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	resp, err := c.client.ServeAdder(ctx, &counterproto.Empty{})
+	if err != nil {
+		return 0, fmt.Errorf("ServeAdder: %v", err)
+	}
+	conn, err := c.broker.Dial(resp.Id)
+	if err != nil {
+		return 0, fmt.Errorf("dial broker id %d: %v", resp.Id, err)
+	}
+	defer conn.Close()
+	sum, err := counterproto.NewAddHelperClient(conn).Sum(ctx, &counterproto.SumRequest{A: a, B: b})
+	if err != nil {
+		return 0, fmt.Errorf("Sum on broker id %d: %v", resp.Id, err)
+	}
+	return sum.R, nil
+}
+
+// AdderServer is an AddHelper a plugin serves through the broker
+// (ServeAdder): it sums.
+type AdderServer struct{}
+
+func (AdderServer) Sum(ctx context.Context, req *counterproto.SumRequest) (*counterproto.SumResponse, error) {
+	return &counterproto.SumResponse{R: req.A + req.B}, nil
 }
 
 // addHelperServer serves an AddHelper over gRPC (host side, brokered).
