@@ -8,10 +8,10 @@
 //! that announcement, then connects with the main connection's TLS.
 
 mod error;
+mod pending;
 mod stream;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -68,7 +68,9 @@ struct Inner {
     /// The receiving end, until the stream takes it.
     outgoing_rx: Mutex<Option<mpsc::UnboundedReceiver<ConnInfo>>>,
     /// The other side's announcements nobody has dialled yet.
-    announced: Mutex<HashMap<u32, (ConnInfo, Instant)>>,
+    announced: Mutex<pending::Pending>,
+    /// Whether a refused announcement was logged as a warning (once).
+    refusal_warned: AtomicBool,
     arrived: Notify,
     /// `Some(reason)` once closed.
     closed: watch::Sender<Option<CloseReason>>,
@@ -167,7 +169,8 @@ impl Broker {
                 context: OnceLock::new(),
                 outgoing: Mutex::new(Some(outgoing)),
                 outgoing_rx: Mutex::new(Some(outgoing_rx)),
-                announced: Mutex::new(HashMap::new()),
+                announced: Mutex::default(),
+                refusal_warned: AtomicBool::new(false),
                 arrived: Notify::new(),
                 closed: watch::channel(None).0,
                 listeners: Mutex::new(Vec::new()),
@@ -459,21 +462,50 @@ impl Broker {
         }
     }
 
-    /// Takes the announcement for `id`, forgetting any nobody dialled
-    /// within [`ANNOUNCE_WAIT`].
+    /// Takes the announcement for `id`, if one arrived less than
+    /// [`ANNOUNCE_WAIT`] ago.
     fn take_announced(&self, id: u32) -> Option<ConnInfo> {
         let mut announced = self.inner.announced.lock().expect("announced lock");
-        announced.retain(|_, (_, at)| at.elapsed() < ANNOUNCE_WAIT);
-        announced.remove(&id).map(|(info, _)| info)
+        announced.take(id, Instant::now())
     }
 
-    /// Records an announcement from the other side.
+    /// Records an announcement from the other side, unless the id is
+    /// already pending (the first wins, as in go-plugin), too many are, or
+    /// its address is too long.
     fn announce(&self, info: ConnInfo) {
-        let mut announced = self.inner.announced.lock().expect("announced lock");
-        announced.retain(|_, (_, at)| at.elapsed() < ANNOUNCE_WAIT);
-        announced.insert(info.service_id, (info, Instant::now()));
-        drop(announced);
-        self.inner.arrived.notify_waiters();
+        let id = info.service_id;
+        let address_len = info.address.len();
+        let kept = {
+            let mut announced = self.inner.announced.lock().expect("announced lock");
+            announced.insert(info, Instant::now())
+        };
+        match kept {
+            Ok(()) => self.inner.arrived.notify_waiters(),
+            Err(pending::Refused::Duplicate) => {
+                tracing::debug!(
+                    id,
+                    "broker id announced again while pending; the first stands"
+                );
+            }
+            Err(refused) => {
+                let first = !self.inner.refusal_warned.swap(true, Ordering::Relaxed);
+                let why = match refused {
+                    pending::Refused::TooLong => format!(
+                        "its address is {address_len} bytes, over {}",
+                        pending::MAX_ADDRESS
+                    ),
+                    _ => format!("{} announcements are already pending", pending::MAX_PENDING),
+                };
+                if first {
+                    tracing::warn!(
+                        id,
+                        "ignoring a broker announcement: {why} (further ones are logged at debug level)"
+                    );
+                } else {
+                    tracing::debug!(id, "ignoring a broker announcement: {why}");
+                }
+            }
+        }
     }
 
     /// Closes the broker: ends the stream, stops every brokered server and

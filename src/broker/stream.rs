@@ -16,6 +16,13 @@ use crate::proto::plugin::grpc_broker_server::{GrpcBroker, GrpcBrokerServer};
 
 type ConnInfoStream = Pin<Box<dyn Stream<Item = Result<ConnInfo, Status>> + Send>>;
 
+/// Largest message taken on the broker stream. An announcement is an id,
+/// a network name and an address of at most 512 bytes (longer ones are
+/// refused anyway), a knock an error text of a line or two: 16 KiB is far
+/// above any of them, where tonic's default of 4 MiB let a peer hand us
+/// megabytes per message. A larger message ends the stream.
+const MAX_BROKER_MESSAGE: usize = 16 * 1024;
+
 /// The plugin's `GRPCBroker` service.
 #[derive(Debug, Clone)]
 pub(crate) struct Service {
@@ -28,6 +35,7 @@ impl Broker {
         GrpcBrokerServer::new(Service {
             broker: self.clone(),
         })
+        .max_decoding_message_size(MAX_BROKER_MESSAGE)
     }
 
     /// The host side: opens the stream on `channel` and keeps it running
@@ -39,6 +47,7 @@ impl Broker {
         };
         tokio::spawn(async move {
             let opened = GrpcBrokerClient::new(channel)
+                .max_decoding_message_size(MAX_BROKER_MESSAGE)
                 .start_stream(UnboundedReceiverStream::new(outgoing))
                 .await;
             match opened {

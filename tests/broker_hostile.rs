@@ -1,0 +1,178 @@
+//! A hostile host on the broker stream of a real plugin process (our
+//! `counter_plugin`): a flood of announcements, an id announced twice, a
+//! message far larger than any announcement. The plugin must stay
+//! responsive and small, keep the first announcement of an id (as
+//! go-plugin does), and end a stream that sends what no broker sends.
+
+mod common;
+
+use std::time::Duration;
+
+use demo_proto::counter::add_helper_server::{AddHelper, AddHelperServer};
+use demo_proto::counter::counter_client::CounterClient;
+use demo_proto::counter::{GetRequest, PutRequest, SumRequest, SumResponse};
+use rpcplugin::Transport;
+use rpcplugin::proto::plugin::ConnInfo;
+use rpcplugin::proto::plugin::grpc_broker_client::GrpcBrokerClient;
+use rpcplugin::transport::UnixTransport;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Request, Response, Status};
+
+/// Bounds every wait of these tests: none should come near it.
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Sum;
+
+#[tonic::async_trait]
+impl AddHelper for Sum {
+    async fn sum(&self, request: Request<SumRequest>) -> Result<Response<SumResponse>, Status> {
+        let SumRequest { a, b } = request.into_inner();
+        Ok(Response::new(SumResponse { r: a + b }))
+    }
+}
+
+/// Serves an AddHelper on a fresh unix socket in `dir`; gives its path.
+async fn serve_add_helper(dir: &std::path::Path) -> String {
+    let transport = UnixTransport::new(dir.join("helper.sock"));
+    let (endpoint, incoming) = transport.listen().await.unwrap();
+    tokio::spawn(async move {
+        let _keep = transport;
+        tonic::transport::Server::builder()
+            .add_service(AddHelperServer::new(Sum))
+            .serve_with_incoming(incoming)
+            .await
+    });
+    endpoint.address()
+}
+
+fn announce(id: u32, address: &str) -> ConnInfo {
+    ConnInfo {
+        service_id: id,
+        network: "unix".into(),
+        address: address.into(),
+        knock: None,
+    }
+}
+
+/// The plugin, and the sending half of a broker stream opened on it.
+async fn plugin_with_stream() -> (common::Launched, mpsc::UnboundedSender<ConnInfo>) {
+    let plugin = common::launch(&common::example("counter_plugin"), &[], &[]);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut broker = GrpcBrokerClient::new(plugin.channel().await);
+    tokio::spawn(async move {
+        // The plugin's announcements are not needed; the stream stays open.
+        if let Ok(response) = broker.start_stream(UnboundedReceiverStream::new(rx)).await {
+            let mut stream = response.into_inner();
+            while let Ok(Some(_)) = stream.message().await {}
+        }
+    });
+    (plugin, tx)
+}
+
+async fn put(plugin: &common::Launched, id: u32) -> Result<(), Status> {
+    let mut counter = CounterClient::new(plugin.channel().await);
+    let request = PutRequest {
+        add_server: id,
+        key: "k".into(),
+        value: 2,
+    };
+    tokio::time::timeout(WAIT, counter.put(request))
+        .await
+        .expect("Put answered")
+        .map(|_| ())
+}
+
+/// Kilobytes of the process's resident set and its CPU seconds so far.
+fn rss_kib_and_cpu(pid: u32) -> (u64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // /proc counts in USER_HZ, which is 100 on Linux whatever the kernel's HZ.
+    (rss, ticks as f64 / 100.0)
+}
+
+#[tokio::test]
+async fn the_first_announcement_of_an_id_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let helper = serve_add_helper(dir.path()).await;
+    let (plugin, broker) = plugin_with_stream().await;
+    broker.send(announce(7, &helper)).unwrap();
+    broker
+        .send(announce(
+            7,
+            &dir.path().join("nobody.sock").display().to_string(),
+        ))
+        .unwrap();
+    put(&plugin, 7)
+        .await
+        .expect("the Put dialled the first address");
+    let mut counter = CounterClient::new(plugin.channel().await);
+    let got = counter.get(GetRequest { key: "k".into() }).await.unwrap();
+    assert_eq!(got.into_inner().value, 2);
+}
+
+/// 100 000 distinct announcements nobody dials: the plugin keeps at most
+/// its cap of them, each for 5 s; afterwards it answers at once, a new
+/// announcement is dialled, and it has stayed small. The CPU time the
+/// flood cost is printed (`cargo test -- --nocapture`): a figure, not a
+/// bound.
+#[tokio::test]
+async fn a_flood_of_announcements_is_bounded() {
+    const FLOOD: u32 = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let helper = serve_add_helper(dir.path()).await;
+    let (plugin, broker) = plugin_with_stream().await;
+    let pid = plugin.child.id();
+    let (rss_before, cpu_before) = rss_kib_and_cpu(pid);
+    for id in 1..=FLOOD {
+        broker
+            .send(announce(id, &format!("/nowhere/{id:0>40}")))
+            .unwrap();
+    }
+    // Each announcement expires 5 s after it arrived; then a new one is
+    // taken again (it would be refused while the flood fills the cap).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    broker.send(announce(FLOOD + 1, &helper)).unwrap();
+    put(&plugin, FLOOD + 1)
+        .await
+        .expect("a Put after the flood dials its helper");
+    let (rss_after, cpu_after) = rss_kib_and_cpu(pid);
+    println!(
+        "flood of {FLOOD} announcements: plugin CPU {:.3} s, RSS {} KiB -> {} KiB",
+        cpu_after - cpu_before,
+        rss_before,
+        rss_after
+    );
+    assert!(
+        rss_after < rss_before + 32 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+}
+
+/// A message far larger than any announcement ends the stream: the
+/// broker closes, and a Put that needs it says so at once.
+#[tokio::test]
+async fn an_oversized_message_ends_the_broker_stream() {
+    let (plugin, broker) = plugin_with_stream().await;
+    broker.send(announce(1, &"x".repeat(1 << 20))).unwrap();
+    // Sent before the stream ended or after: a dial waiting for id 1 is
+    // woken by the close.
+    let status = put(&plugin, 1).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("closed"), "{status:?}");
+    // The plugin itself still answers.
+    let mut counter = CounterClient::new(plugin.channel().await);
+    counter.get(GetRequest { key: "k".into() }).await.unwrap();
+}
