@@ -176,3 +176,39 @@ async fn an_oversized_message_ends_the_broker_stream() {
     let mut counter = CounterClient::new(plugin.channel().await);
     counter.get(GetRequest { key: "k".into() }).await.unwrap();
 }
+
+/// Announcements naming what no peer of ours listens on are not dialled:
+/// a Linux abstract socket, a relative path, a TCP address off loopback.
+/// The Put says why, quoting the address cut to a readable length.
+#[tokio::test]
+async fn addresses_off_loopback_or_abstract_are_refused() {
+    let (plugin, broker) = plugin_with_stream().await;
+    let long = format!("/tmp/{}", "d/".repeat(200));
+    let cases: [(u32, &str, &str, &str); 5] = [
+        (1, "unix", "\0abstract", "abstract socket"),
+        (2, "unix", "relative.sock", "relative path"),
+        (3, "tcp", "10.1.2.3:4321", "not a loopback address"),
+        (4, "tcp", "0.0.0.0:4321", "not a loopback address"),
+        (5, "tcp", "example.invalid:4321", "not a loopback address"),
+    ];
+    for (id, network, address, why) in cases {
+        broker
+            .send(ConnInfo {
+                service_id: id,
+                network: network.into(),
+                address: address.into(),
+                knock: None,
+            })
+            .unwrap();
+        let status = put(&plugin, id).await.unwrap_err();
+        assert!(
+            status.message().contains("refusing to dial") && status.message().contains(why),
+            "{address:?}: {status:?}"
+        );
+    }
+    // A long path that is refused for another reason is quoted cut.
+    broker.send(announce(6, &format!("@{long}"))).unwrap();
+    let status = put(&plugin, 6).await.unwrap_err();
+    assert!(status.message().contains('…'), "{status:?}");
+    assert!(status.message().len() < 400, "{status:?}");
+}

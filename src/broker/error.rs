@@ -42,6 +42,23 @@ pub enum BrokerError {
         /// Why it cannot be used.
         source: EndpointError,
     },
+    /// The other side announced an address outside this machine's
+    /// loopback or a place no peer of ours listens: a Linux abstract socket
+    /// (no file permission guards it), a relative path, a TCP host that is
+    /// not a loopback address. Dialling it would hand the call to a
+    /// bystander; [`Broker::danger_dial_any_address`](crate::broker::Broker::danger_dial_any_address)
+    /// allows it.
+    #[error("broker id {id}: refusing to dial {network} {address:?}: {why}")]
+    AddressRefused {
+        /// The id.
+        id: u32,
+        /// The announced network.
+        network: String,
+        /// The announced address, cut to 200 characters.
+        address: String,
+        /// Why it is refused.
+        why: &'static str,
+    },
     /// A listener for a brokered service could not be created.
     #[error("broker id {id}: cannot listen")]
     Listen {

@@ -71,6 +71,8 @@ struct Inner {
     announced: Mutex<pending::Pending>,
     /// Whether a refused announcement was logged as a warning (once).
     refusal_warned: AtomicBool,
+    /// [`Broker::danger_dial_any_address`] was called.
+    any_address: AtomicBool,
     arrived: Notify,
     /// `Some(reason)` once closed.
     closed: watch::Sender<Option<CloseReason>>,
@@ -171,6 +173,7 @@ impl Broker {
                 outgoing_rx: Mutex::new(Some(outgoing_rx)),
                 announced: Mutex::default(),
                 refusal_warned: AtomicBool::new(false),
+                any_address: AtomicBool::new(false),
                 arrived: Notify::new(),
                 closed: watch::channel(None).0,
                 listeners: Mutex::new(Vec::new()),
@@ -361,10 +364,20 @@ impl Broker {
             BrokerError::BadAddress {
                 id,
                 network: info.network.clone(),
-                address: info.address.clone(),
+                address: cut(&info.address),
                 source,
             }
         })?;
+        if !self.inner.any_address.load(Ordering::Relaxed)
+            && let Err(why) = dialable(&endpoint)
+        {
+            return Err(BrokerError::AddressRefused {
+                id,
+                network: info.network,
+                address: cut(&info.address),
+                why,
+            });
+        }
         let tls = self.context()?.client_tls.clone();
         crate::grpc::open_channel(&endpoint, tls)
             .await
@@ -373,6 +386,17 @@ impl Broker {
                 endpoint,
                 source,
             })
+    }
+
+    /// Lets [`dial`](Self::dial) connect wherever the other side announces,
+    /// not only to an absolute socket path or a loopback TCP address: to a
+    /// Linux abstract socket, a relative path, a host name or another
+    /// machine. Only for a peer you trust to name a listener of its own
+    /// (a plugin on another machine, reattached over TCP with mTLS of your
+    /// own): without it, a plugin that announces a bystander's address
+    /// sends your calls and their arguments there.
+    pub fn danger_dial_any_address(&self) {
+        self.inner.any_address.store(true, Ordering::Relaxed);
     }
 
     /// [`dial`](Self::dial), multiplexed: for each connection the channel
@@ -552,6 +576,37 @@ impl Broker {
                 }
             });
         }
+    }
+}
+
+/// Whether `dial` may connect to `endpoint` without
+/// [`Broker::danger_dial_any_address`]: an absolute unix socket path (not
+/// an abstract one), or a loopback IP (or `localhost`), as every go-plugin
+/// peer announces. Otherwise why not.
+fn dialable(endpoint: &Endpoint) -> Result<(), &'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    if let Some(path) = endpoint.unix_path() {
+        return match path.as_os_str().as_bytes() {
+            [0, ..] | [b'@', ..] => Err("a Linux abstract socket, which no file permission guards"),
+            _ if path.is_relative() => {
+                Err("a relative path, resolved from this process's working directory")
+            }
+            _ => Ok(()),
+        };
+    }
+    match endpoint.tcp_parts() {
+        Some((crate::transport::Host::Ip(ip), _)) if ip.is_loopback() => Ok(()),
+        Some((crate::transport::Host::Name(name), _)) if name == "localhost" => Ok(()),
+        _ => Err("not a loopback address"),
+    }
+}
+
+/// An address as errors quote it: at most 200 characters.
+fn cut(address: &str) -> String {
+    const QUOTED: usize = 200;
+    match address.char_indices().nth(QUOTED) {
+        Some((at, _)) => format!("{}…", &address[..at]),
+        None => address.to_owned(),
     }
 }
 

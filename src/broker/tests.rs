@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Broker, BrokerError, CloseReason, Context};
 use crate::tls::{self, Identity};
-use crate::transport::{Listen, Transport, UnixTransport};
+use crate::transport::{Endpoint, Listen, Transport, UnixTransport};
 use demo_proto::counter::add_helper_client::AddHelperClient;
 use demo_proto::counter::add_helper_server::{AddHelper, AddHelperServer};
 use demo_proto::counter::{SumRequest, SumResponse};
@@ -343,4 +343,36 @@ async fn a_second_broker_stream_is_refused() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::AlreadyExists);
+}
+
+#[test]
+fn dial_policy_takes_absolute_paths_and_loopback_only() {
+    let ok = [
+        "/tmp/plugin1",
+        "127.0.0.1:1234",
+        "127.8.9.10:1",
+        "[::1]:80",
+        "localhost:7",
+    ];
+    for address in ok {
+        let endpoint: Endpoint = address.parse().unwrap();
+        assert_eq!(super::dialable(&endpoint), Ok(()), "{address}");
+    }
+    let refused = [
+        ("unix", "\0abstract"),
+        ("unix", "@abstract"),
+        ("unix", "relative.sock"),
+        ("tcp", "10.0.0.1:1234"),
+        ("tcp", "0.0.0.0:1234"),
+        ("tcp", "[::]:1234"),
+        ("tcp", "example.com:443"),
+    ];
+    for (network, address) in refused {
+        let endpoint = Endpoint::from_network(network, address).unwrap();
+        assert!(super::dialable(&endpoint).is_err(), "{address:?}");
+    }
+    assert_eq!(super::cut("short"), "short");
+    let cut = super::cut(&"é".repeat(300));
+    assert_eq!(cut.chars().count(), 201);
+    assert!(cut.ends_with('…'));
 }
