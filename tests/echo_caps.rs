@@ -223,3 +223,48 @@ async fn idle_readers_between_samples_give_the_budget_back() {
     }
     server.shutdown().await;
 }
+
+/// The gRPC server caps connections too: with a cap of 2, a third
+/// connection is closed as it arrives while the two go on, and once one
+/// of them ends, a new one is served.
+#[tokio::test]
+async fn grpc_server_caps_connections() {
+    use rpcplugin::echo::GrpcClient;
+    let spec: echo::Spec = "uint8[8]".parse().unwrap();
+    let (sink, _samples) = echo::channel(spec.clone(), 64);
+    let server =
+        echo::GrpcServer::new(spec.clone(), sink, TcpTransport::localhost()).max_connections(2);
+    let endpoint = server.start().await.unwrap();
+    let first = GrpcClient::connect_endpoint(&endpoint, &spec, 4)
+        .await
+        .unwrap();
+    let second = GrpcClient::connect_endpoint(&endpoint, &spec, 4)
+        .await
+        .unwrap();
+    // A third: the server closes it without a word of HTTP/2.
+    let mut third = rpcplugin::connect(&endpoint, TIMEOUT).await.unwrap();
+    assert!(
+        closed_within(&mut third, TIMEOUT).await,
+        "the third is closed"
+    );
+    // The first two still work.
+    for client in [&first, &second] {
+        client.send(Bytes::from_static(&[7; 8])).await.unwrap();
+        within("acks", client.wait()).await.unwrap();
+    }
+    drop(first);
+    // Its place is given back once the server sees it closed.
+    let fourth = within("a connection after one ended", async {
+        loop {
+            match GrpcClient::connect_endpoint(&endpoint, &spec, 4).await {
+                Ok(client) => return client,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+    .await;
+    fourth.send(Bytes::from_static(&[8; 8])).await.unwrap();
+    within("acks", fourth.wait()).await.unwrap();
+    drop((second, fourth));
+    server.shutdown().await;
+}

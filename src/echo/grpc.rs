@@ -111,6 +111,7 @@ pub struct GrpcServer<T, S> {
     service: GrpcService<S>,
     listener: T,
     server: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    max_connections: usize,
 }
 
 /// The `SampleStream` service.
@@ -145,7 +146,18 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> GrpcServer<T, S>
             },
             listener,
             server: Mutex::new(None),
+            max_connections: super::DEFAULT_MAX_CONNECTIONS,
         }
+    }
+
+    /// Serves at most `n` connections at once (default
+    /// [`DEFAULT_MAX_CONNECTIONS`](super::DEFAULT_MAX_CONNECTIONS), as the
+    /// TCP v1 server); one more is closed as it arrives. With HTTP/2's
+    /// limit of 1024 streams per connection, this bounds the streams a
+    /// server holds open.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
     }
 }
 
@@ -191,6 +203,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> SampleServer for
         }
         super::tcp::check_not_empty(&self.service.spec)?;
         let (endpoint, incoming) = self.listener.listen().await?;
+        let incoming = incoming.with_limit(self.max_connections);
         let stopped = self.service.stop.clone();
         let sizes = Http2Sizes::for_payload(self.service.spec.payload_size());
         let router = tonic::transport::Server::builder()

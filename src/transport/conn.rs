@@ -4,7 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -227,6 +227,10 @@ pub struct Incoming {
     rx: mpsc::Receiver<Connection>,
     fix_authority: bool,
     cutoff: Option<tokio_util::sync::CancellationToken>,
+    /// At most this many connections handed out and still open.
+    limit: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+    /// Whether a connection over the limit was logged (once).
+    refusal_logged: bool,
 }
 
 impl Incoming {
@@ -267,6 +271,8 @@ impl Incoming {
             rx,
             fix_authority: self.fix_authority,
             cutoff: self.cutoff,
+            limit: self.limit,
+            refusal_logged: false,
         }
     }
 
@@ -292,6 +298,8 @@ impl Incoming {
             rx,
             fix_authority: false,
             cutoff: None,
+            limit: None,
+            refusal_logged: false,
         }
     }
 
@@ -300,6 +308,14 @@ impl Incoming {
     /// on them) when dropping the server would leave them running.
     pub(crate) fn with_cutoff(mut self, cut: tokio_util::sync::CancellationToken) -> Incoming {
         self.cutoff = Some(cut);
+        self
+    }
+
+    /// Hands out at most `max` connections open at once: one that arrives
+    /// while `max` are open is closed at once (its peer sees the
+    /// connection end), and logged once.
+    pub(crate) fn with_limit(mut self, max: usize) -> Incoming {
+        self.limit = Some(std::sync::Arc::new(tokio::sync::Semaphore::new(max)));
         self
     }
 
@@ -316,17 +332,43 @@ impl Stream for Incoming {
     type Item = io::Result<Connection>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let fix = self.fix_authority;
-        let cutoff = self.cutoff.clone();
-        self.rx.poll_recv(cx).map(|conn| {
-            conn.map(|conn| {
-                let conn = if fix { conn.with_authority_fix() } else { conn };
-                Ok(match cutoff {
-                    Some(cut) => Connection(Inner::Cutoff(Box::new(Cutoff::new(conn, cut)))),
-                    None => conn,
-                })
-            })
-        })
+        loop {
+            let Some(conn) = ready!(self.rx.poll_recv(cx)) else {
+                return Poll::Ready(None);
+            };
+            let permit = match &self.limit {
+                None => None,
+                Some(limit) => match limit.clone().try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => {
+                        if !self.refusal_logged {
+                            self.refusal_logged = true;
+                            tracing::warn!(
+                                peer = ?conn.peer_addr(),
+                                "refused a connection: the server serves as many as it may \
+                                 (further refusals are not logged)"
+                            );
+                        }
+                        continue;
+                    }
+                },
+            };
+            let conn = if self.fix_authority {
+                conn.with_authority_fix()
+            } else {
+                conn
+            };
+            let cut = match (&self.cutoff, &permit) {
+                (Some(cut), _) => Some(cut.clone()),
+                // The permit rides on a cutoff that never fires.
+                (None, Some(_)) => Some(tokio_util::sync::CancellationToken::new()),
+                (None, None) => None,
+            };
+            return Poll::Ready(Some(Ok(match cut {
+                Some(cut) => Connection(Inner::Cutoff(Box::new(Cutoff::new(conn, cut, permit)))),
+                None => conn,
+            })));
+        }
     }
 }
 
@@ -404,6 +446,8 @@ impl AcceptLoop {
             rx,
             fix_authority: false,
             cutoff: None,
+            limit: None,
+            refusal_logged: false,
         };
         (accept, incoming)
     }

@@ -15,6 +15,9 @@ pub(crate) struct Cutoff<T> {
     inner: T,
     cut: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
     done: bool,
+    /// The connection's place under a server's connection limit, given
+    /// back when the connection is dropped.
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl<T: std::fmt::Debug> std::fmt::Debug for Cutoff<T> {
@@ -27,13 +30,20 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Cutoff<T> {
 }
 
 impl<T> Cutoff<T> {
-    pub(crate) fn new(inner: T, cut: CancellationToken) -> Self {
+    /// `inner` until `cut` fires, holding `permit` for as long as the
+    /// connection lives.
+    pub(crate) fn new(
+        inner: T,
+        cut: CancellationToken,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Self {
         Cutoff {
             inner,
             cut: Box::pin(async move {
                 cut.cancelled_owned().await;
             }),
             done: false,
+            _permit: permit,
         }
     }
 
@@ -120,7 +130,7 @@ mod tests {
         let (a, mut b) = tokio::io::duplex(64);
         let cut = CancellationToken::new();
         let rx = cut.clone();
-        let mut a = Cutoff::new(a, rx);
+        let mut a = Cutoff::new(a, rx, None);
         b.write_all(b"hi").await.unwrap();
         let mut buf = [0u8; 2];
         a.read_exact(&mut buf).await.unwrap();
