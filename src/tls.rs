@@ -489,6 +489,9 @@ pub(crate) fn server_config(
         })
         .map_err(|source| TlsError::Config { source })?;
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    // Nobody resumes: each connection is new, and each process has keys
+    // of its own. No tickets to make and send after every handshake.
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
@@ -510,6 +513,7 @@ pub(crate) fn client_config(
         .with_client_auth_cert(chain, key)
         .map_err(|source| TlsError::Config { source })?;
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(config))
 }
 

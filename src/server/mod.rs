@@ -255,13 +255,20 @@ impl ServeConfig {
                     &host_cert,
                     std::time::SystemTime::now(),
                 )?;
-                let identity = Identity::generate()?;
-                Some(PluginTls {
-                    server: tls::server_config(&identity, host_cert.clone())?,
-                    // For dialling the host's brokered services.
-                    client: tls::client_config(&identity, host_cert)?,
-                    identity,
-                })
+                // Our key and certificate are made while the plugin
+                // listens: a fresh process's first key generation and
+                // configurations take 0.3–0.4 ms (ring's code and tables
+                // cold), as long as binding the socket and setting up the
+                // server, and the host waits for both.
+                Some(tokio::task::spawn_blocking(move || {
+                    let identity = Identity::generate()?;
+                    Ok(PluginTls {
+                        server: tls::server_config(&identity, host_cert.clone())?,
+                        // For dialling the host's brokered services.
+                        client: tls::client_config(&identity, host_cert)?,
+                        identity,
+                    })
+                }))
             }
             _ => None,
         };
@@ -306,7 +313,8 @@ impl ServeConfig {
 struct Plugin {
     version: u32,
     routes: Routes,
-    tls: Option<PluginTls>,
+    /// AutoMTLS, being set up.
+    tls: Option<tokio::task::JoinHandle<Result<PluginTls, tls::TlsError>>>,
     capture_stdio: bool,
     /// In debug mode, the name to print the reattach configuration under.
     debug: Option<String>,
@@ -343,6 +351,10 @@ impl Plugin {
         }
 
         let (endpoint, incoming) = transport.listen().await?;
+        let tls = match self.tls {
+            Some(pending) => Some(pending.await.expect("AutoMTLS set-up panicked")?),
+            None => None,
+        };
         let mut line = HandshakeLine::new(self.version, endpoint.clone())?;
         // go-plugin ≥ 1.6 hosts that want multiplexed gRPC set
         // PLUGIN_MULTIPLEX_GRPC=true. Any non-empty value gets the seventh
@@ -365,11 +377,11 @@ impl Plugin {
         };
         self.broker.connect(broker::Context {
             listen,
-            server_tls: self.tls.as_ref().map(|tls| tls.server.clone()),
-            client_tls: self.tls.as_ref().map(|tls| tls.client.clone()),
+            server_tls: tls.as_ref().map(|tls| tls.server.clone()),
+            client_tls: tls.as_ref().map(|tls| tls.client.clone()),
             mux: mux.clone(),
         });
-        let incoming: Incoming = match self.tls {
+        let incoming: Incoming = match tls {
             Some(tls) => {
                 line = line.with_server_cert(tls.identity.cert_der().to_vec());
                 incoming.with_tls(tls.server)
