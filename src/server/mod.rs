@@ -255,20 +255,13 @@ impl ServeConfig {
                     &host_cert,
                     std::time::SystemTime::now(),
                 )?;
-                // Our key and certificate are made while the plugin
-                // listens: a fresh process's first key generation and
-                // configurations take 0.3–0.4 ms (ring's code and tables
-                // cold), as long as binding the socket and setting up the
-                // server, and the host waits for both.
-                Some(tokio::task::spawn_blocking(move || {
-                    let identity = Identity::generate()?;
-                    Ok(PluginTls {
-                        server: tls::server_config(&identity, host_cert.clone())?,
-                        // For dialling the host's brokered services.
-                        client: tls::client_config(&identity, host_cert)?,
-                        identity,
-                    })
-                }))
+                let identity = Identity::generate()?;
+                Some(PluginTls {
+                    server: tls::server_config(&identity, host_cert.clone())?,
+                    // For dialling the host's brokered services.
+                    client: tls::client_config(&identity, host_cert)?,
+                    identity,
+                })
             }
             _ => None,
         };
@@ -313,8 +306,7 @@ impl ServeConfig {
 struct Plugin {
     version: u32,
     routes: Routes,
-    /// AutoMTLS, being set up.
-    tls: Option<tokio::task::JoinHandle<Result<PluginTls, tls::TlsError>>>,
+    tls: Option<PluginTls>,
     capture_stdio: bool,
     /// In debug mode, the name to print the reattach configuration under.
     debug: Option<String>,
@@ -351,10 +343,6 @@ impl Plugin {
         }
 
         let (endpoint, incoming) = transport.listen().await?;
-        let tls = match self.tls {
-            Some(pending) => Some(pending.await.expect("AutoMTLS set-up panicked")?),
-            None => None,
-        };
         let mut line = HandshakeLine::new(self.version, endpoint.clone())?;
         // go-plugin ≥ 1.6 hosts that want multiplexed gRPC set
         // PLUGIN_MULTIPLEX_GRPC=true. Any non-empty value gets the seventh
@@ -377,11 +365,11 @@ impl Plugin {
         };
         self.broker.connect(broker::Context {
             listen,
-            server_tls: tls.as_ref().map(|tls| tls.server.clone()),
-            client_tls: tls.as_ref().map(|tls| tls.client.clone()),
+            server_tls: self.tls.as_ref().map(|tls| tls.server.clone()),
+            client_tls: self.tls.as_ref().map(|tls| tls.client.clone()),
             mux: mux.clone(),
         });
-        let incoming: Incoming = match tls {
+        let incoming: Incoming = match self.tls {
             Some(tls) => {
                 line = line.with_server_cert(tls.identity.cert_der().to_vec());
                 incoming.with_tls(tls.server)
