@@ -212,3 +212,20 @@ async fn addresses_off_loopback_or_abstract_are_refused() {
     assert!(status.message().contains('…'), "{status:?}");
     assert!(status.message().len() < 400, "{status:?}");
 }
+
+/// An id announced more than 5 s before the plugin dials it: the Put says
+/// the announcement came and was dropped unused, not that none arrived.
+#[tokio::test]
+async fn a_late_dial_says_the_announcement_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let helper = serve_add_helper(dir.path()).await;
+    let (plugin, broker) = plugin_with_stream().await;
+    broker.send(announce(9, &helper)).unwrap();
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    let status = put(&plugin, 9).await.unwrap_err();
+    assert!(
+        status.message().contains("broker id 9 arrived")
+            && status.message().contains("dropped unused"),
+        "{status:?}"
+    );
+}

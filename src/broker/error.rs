@@ -59,6 +59,21 @@ pub enum BrokerError {
         /// Why it is refused.
         why: &'static str,
     },
+    /// The other side announced this id, but more than
+    /// [`waited`](Self::Expired::waited) before the dial: the announcement
+    /// was dropped unused (go-plugin's 5 s), and the listener behind it
+    /// may be gone too. Dial an id within 5 s of handing it over.
+    #[error(
+        "the connection info for broker id {id} arrived {ago:.1?} before this dial and was dropped unused after {waited:?}"
+    )]
+    Expired {
+        /// The id.
+        id: u32,
+        /// How long before the dial the announcement arrived.
+        ago: Duration,
+        /// How long an announcement is kept.
+        waited: Duration,
+    },
     /// A listener for a brokered service could not be created.
     #[error("broker id {id}: cannot listen")]
     Listen {

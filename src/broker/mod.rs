@@ -359,6 +359,18 @@ impl Broker {
         if let Some(mux) = self.context()?.mux.clone() {
             return self.dial_multiplexed(mux, id).await;
         }
+        let now = Instant::now();
+        let expired = {
+            let mut announced = self.inner.announced.lock().expect("announced lock");
+            announced.expired_at(id, now)
+        };
+        if let Some(arrived) = expired {
+            return Err(BrokerError::Expired {
+                id,
+                ago: now.duration_since(arrived),
+                waited: ANNOUNCE_WAIT,
+            });
+        }
         let info = self.wait_for(id).await?;
         let endpoint = Endpoint::from_network(&info.network, &info.address).map_err(|source| {
             BrokerError::BadAddress {
@@ -472,10 +484,13 @@ impl Broker {
             let arrived = self.inner.arrived.notified();
             tokio::pin!(arrived);
             arrived.as_mut().enable();
-            self.context()?;
+            // What arrived before the broker closed is still handed over:
+            // its listener may outlive the stream, and a failed dial names
+            // the address, where "closed" would hide that it came.
             if let Some(info) = self.take_announced(id) {
                 return Ok(info);
             }
+            self.context()?;
             tokio::select! {
                 () = arrived => {}
                 _ = closed.changed() => {}

@@ -38,7 +38,13 @@ pub(super) struct Pending {
     /// (arrival, id), oldest first; entries whose id was taken since are
     /// skipped when they come up.
     order: VecDeque<(Instant, u32)>,
+    /// The last [`EXPIRED_KEPT`] ids dropped unused, with their arrival,
+    /// so that a late dial can say so.
+    expired: VecDeque<(u32, Instant)>,
 }
+
+/// How many expired ids are remembered for [`Pending::expired_at`].
+const EXPIRED_KEPT: usize = 64;
 
 impl Pending {
     /// Keeps `info` until it is taken or [`ANNOUNCE_WAIT`] has passed.
@@ -80,8 +86,26 @@ impl Pending {
             self.order.pop_front();
             if self.by_id.get(&id).is_some_and(|(_, t)| *t == at) {
                 self.by_id.remove(&id);
+                if self.expired.len() == EXPIRED_KEPT {
+                    self.expired.pop_front();
+                }
+                self.expired.push_back((id, at));
             }
         }
+    }
+
+    /// When the announcement of `id` arrived, if it was dropped unused
+    /// (one of the last few so dropped) and none is pending now.
+    pub(super) fn expired_at(&mut self, id: u32, now: Instant) -> Option<Instant> {
+        self.expire(now);
+        if self.by_id.contains_key(&id) {
+            return None;
+        }
+        self.expired
+            .iter()
+            .rev()
+            .find(|(expired, _)| *expired == id)
+            .map(|(_, at)| *at)
     }
 
     #[cfg(test)]
@@ -133,6 +157,33 @@ mod tests {
         // An id announced again after expiry is taken again.
         pending.insert(info(1, "/again"), at_5).unwrap();
         assert_eq!(pending.take(1, at_5).unwrap().address, "/again");
+    }
+
+    #[test]
+    fn an_id_dropped_unused_is_remembered_as_expired() {
+        let start = Instant::now();
+        let mut pending = Pending::default();
+        pending.insert(info(1, "/a"), start).unwrap();
+        pending.insert(info(2, "/b"), start).unwrap();
+        assert_eq!(pending.expired_at(1, start), None, "still pending");
+        pending.take(2, start).unwrap();
+        let late = start + ANNOUNCE_WAIT + Duration::from_secs(1);
+        assert_eq!(pending.expired_at(1, late), Some(start));
+        assert_eq!(
+            pending.expired_at(2, late),
+            None,
+            "2 was taken, not dropped"
+        );
+        for id in 100..100 + EXPIRED_KEPT as u32 {
+            pending.insert(info(id, "/c"), late).unwrap();
+        }
+        let later = late + ANNOUNCE_WAIT;
+        assert_eq!(
+            pending.expired_at(1, later),
+            None,
+            "only the last 64 are kept"
+        );
+        assert_eq!(pending.expired_at(100, later), Some(late));
     }
 
     #[test]

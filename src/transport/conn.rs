@@ -314,6 +314,7 @@ impl Incoming {
     /// Hands out at most `max` connections open at once: one that arrives
     /// while `max` are open is closed at once (its peer sees the
     /// connection end), and logged once.
+    #[cfg(feature = "echo")]
     pub(crate) fn with_limit(mut self, max: usize) -> Incoming {
         self.limit = Some(std::sync::Arc::new(tokio::sync::Semaphore::new(max)));
         self
