@@ -364,3 +364,64 @@ async fn pipes_are_drained_whatever_bytes_they_carry() {
     client.ping().await.expect("the plugin still serves");
     client.kill().await;
 }
+
+/// A plugin that says it multiplexes (the seventh field `true`) and then
+/// speaks no yamux: garbage, or a frame header that claims 4 GiB. A host
+/// that asked for multiplexing fails the start with an error naming the
+/// endpoint, well within its timeout, kills the plugin, and holds no more
+/// memory than a frame header.
+#[tokio::test]
+async fn a_multiplexing_plugin_that_speaks_garbage_fails_start() {
+    use std::io::{Read, Write};
+    // yamux: version 0, type 0 (data), flags SYN, stream 1, length 2^32-1.
+    let huge_frame: &[u8] = &[0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff];
+    let garbage: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\r\n\xff\xfe\xfd";
+    for (what, reply) in [("garbage", garbage), ("a 4 GiB frame", huge_frame)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mux.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let reply = reply.to_vec();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let reply = reply.clone();
+                std::thread::spawn(move || {
+                    let _ = conn.write_all(&reply);
+                    let mut sink = [0u8; 4096];
+                    while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+                });
+            }
+        });
+        let pidfile = dir.path().join("pid");
+        let body = format!(
+            "echo '1|1|unix|{}|grpc||true'; exec sleep 30",
+            path.display()
+        );
+        let timeout = Duration::from_secs(10);
+        let started = Instant::now();
+        let err = plain(timeout)
+            .multiplex(rpcplugin::client::Multiplex::Required)
+            .start(script(&pidfile, &body))
+            .await
+            .expect_err(what);
+        let took = started.elapsed();
+        assert!(took < timeout, "{what}: took {took:?}: {err}");
+        let text = Chain(&err).to_string();
+        assert!(text.contains(&path.display().to_string()), "{what}: {text}");
+        assert!(
+            matches!(err, ClientError::Multiplex { .. }) && text.contains("yamux"),
+            "{what}: {text}"
+        );
+        let pid: u32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            common::wait_gone(pid, Duration::from_secs(1)),
+            "{what}: plugin {pid} left behind after: {text}"
+        );
+        // The socket is the test's, not the plugin's: it stays.
+        assert!(path.exists(), "{what}");
+    }
+}

@@ -126,6 +126,19 @@ pub enum ClientError {
         /// tonic's error.
         source: tonic::transport::Error,
     },
+    /// The multiplexed (yamux) session over the plugin's socket failed: the
+    /// plugin announced multiplexing and then did not speak yamux, or
+    /// broke the session.
+    #[error(
+        "the multiplexed session with the plugin at {} failed",
+        printable(&endpoint.to_string())
+    )]
+    Multiplex {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// yamux's error.
+        source: std::io::Error,
+    },
     /// The health check on `"plugin"` failed or did not say SERVING.
     #[error("plugin health check failed: {status}")]
     Unhealthy {

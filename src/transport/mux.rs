@@ -144,6 +144,8 @@ pub(crate) struct Mux {
     routing: Arc<Mutex<Routing>>,
     endpoint: Endpoint,
     close: Arc<tokio_util::sync::CancellationToken>,
+    /// Why the session ended, if the peer broke it.
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for Mux {
@@ -193,16 +195,19 @@ impl Mux {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let routing = Arc::new(Mutex::new(Routing::default()));
         let close = Arc::new(tokio_util::sync::CancellationToken::new());
+        let failure = Arc::new(Mutex::new(None));
         let session = Session {
             commands: command_rx,
             routing: routing.clone(),
             close: (*close).clone(),
+            failure: failure.clone(),
         };
         let mux = Mux {
             commands,
             routing,
             endpoint,
             close,
+            failure,
         };
         (mux, session)
     }
@@ -210,6 +215,15 @@ impl Mux {
     /// The plugin's main endpoint, where the session runs.
     pub(crate) fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// Why the session failed, if the peer broke it (not spoken yamux,
+    /// or ended it).
+    pub(crate) fn failure(&self) -> Option<io::Error> {
+        let failure = self.failure.lock().expect("failure lock");
+        failure
+            .as_ref()
+            .map(|reason| io::Error::other(reason.clone()))
     }
 
     /// The streams for brokered server `id`, once knocked for.
@@ -274,6 +288,7 @@ struct Session {
     commands: mpsc::UnboundedReceiver<Command>,
     routing: Arc<Mutex<Routing>>,
     close: tokio_util::sync::CancellationToken,
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 impl Session {
@@ -333,9 +348,14 @@ impl Session {
                     }
                     Poll::Ready(Some(Err(err))) => {
                         tracing::debug!(error = %err, "multiplexed session failed");
+                        *self.failure.lock().expect("failure lock") = Some(format!("yamux: {err}"));
                         return Poll::Ready(false);
                     }
-                    Poll::Ready(None) => return Poll::Ready(false),
+                    Poll::Ready(None) => {
+                        *self.failure.lock().expect("failure lock") =
+                            Some("the peer ended the session".to_owned());
+                        return Poll::Ready(false);
+                    }
                     Poll::Pending => break,
                 }
             }
