@@ -506,15 +506,10 @@ impl ClientConfig {
             (channel, listener, None)
         };
         if let Err(err) = connect::ping_by(channel.clone(), line.endpoint(), deadline).await {
-            // A plugin that announced multiplexing and speaks no yamux
-            // fails the check as a transport error: say what broke.
-            if let Some(source) = mux.as_ref().and_then(Mux::failure) {
-                return Err(ClientError::Multiplex {
-                    endpoint: line.endpoint().clone(),
-                    source,
-                });
-            }
-            return Err(err);
+            return Err(match &mux {
+                Some(mux) => multiplex::session_error(mux, line.endpoint(), err, deadline).await,
+                None => err,
+            });
         }
         tracing::debug!(version = line.app_version(), endpoint = %line.endpoint(), multiplexed, "plugin connected");
         Ok((channel, tls, listener, mux))

@@ -73,6 +73,48 @@ pub(crate) async fn open_multiplexed(
         .map_err(|err| super::connect::dial_error(endpoint, err))?;
     let peer_pid = socket.peer_pid();
     let mux = Mux::connect(socket, endpoint.clone());
+    match open_over(&mux, endpoint, tls, deadline, liveness).await {
+        Ok(channel) => Ok((channel, mux, peer_pid)),
+        Err(err) => Err(session_error(&mux, endpoint, err, deadline).await),
+    }
+}
+
+/// How long a failed start waits for a failing session to say why: it
+/// records its failure as it ends, which its streams may report a moment
+/// before. A step that stalled does not wait: its deadline has passed.
+const SESSION_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// `err`, a failed step of a start over `mux`, as the session's own
+/// failure when the plugin broke it (announced multiplexing, then spoke no
+/// yamux): that says what went wrong where the step's error would not.
+/// The wait ends by the start's `deadline`.
+pub(crate) async fn session_error(
+    mux: &Mux,
+    endpoint: &Endpoint,
+    err: ClientError,
+    deadline: Instant,
+) -> ClientError {
+    let settle = match err {
+        ClientError::Stalled { .. } => std::time::Duration::ZERO,
+        _ => SESSION_SETTLE.min(deadline.saturating_duration_since(Instant::now())),
+    };
+    match mux.failure(settle).await {
+        Some(source) => ClientError::Multiplex {
+            endpoint: endpoint.clone(),
+            source,
+        },
+        None => err,
+    }
+}
+
+/// The main channel over the session `mux`, each step by `deadline`.
+async fn open_over(
+    mux: &Mux,
+    endpoint: &Endpoint,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    deadline: Instant,
+    liveness: super::connect::Liveness,
+) -> Result<Channel, ClientError> {
     // A step that stalls is named with the time it was given: what was
     // left of the deadline when it began.
     let stalled = |step, waited| ClientError::Stalled {
@@ -112,7 +154,7 @@ pub(crate) async fn open_multiplexed(
         endpoint: endpoint.clone(),
         source,
     })?;
-    Ok((channel, mux, peer_pid))
+    Ok(channel)
 }
 
 #[cfg(test)]

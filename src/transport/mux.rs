@@ -146,6 +146,8 @@ pub(crate) struct Mux {
     close: Arc<tokio_util::sync::CancellationToken>,
     /// Why the session ended, if the peer broke it.
     failure: Arc<Mutex<Option<String>>>,
+    /// Cancelled once the session has ended (its failure, if any, set).
+    finished: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for Mux {
@@ -196,11 +198,13 @@ impl Mux {
         let routing = Arc::new(Mutex::new(Routing::default()));
         let close = Arc::new(tokio_util::sync::CancellationToken::new());
         let failure = Arc::new(Mutex::new(None));
+        let finished = tokio_util::sync::CancellationToken::new();
         let session = Session {
             commands: command_rx,
             routing: routing.clone(),
             close: (*close).clone(),
             failure: failure.clone(),
+            finished: finished.clone(),
         };
         let mux = Mux {
             commands,
@@ -208,6 +212,7 @@ impl Mux {
             endpoint,
             close,
             failure,
+            finished,
         };
         (mux, session)
     }
@@ -218,8 +223,10 @@ impl Mux {
     }
 
     /// Why the session failed, if the peer broke it (not spoken yamux,
-    /// or ended it).
-    pub(crate) fn failure(&self) -> Option<io::Error> {
+    /// or ended it), waiting up to `settle` for a session that is ending
+    /// to say so: its streams may report the failure before it does.
+    pub(crate) async fn failure(&self, settle: std::time::Duration) -> Option<io::Error> {
+        let _ = tokio::time::timeout(settle, self.finished.cancelled()).await;
         let failure = self.failure.lock().expect("failure lock");
         failure
             .as_ref()
@@ -289,6 +296,7 @@ struct Session {
     routing: Arc<Mutex<Routing>>,
     close: tokio_util::sync::CancellationToken,
     failure: Arc<Mutex<Option<String>>>,
+    finished: tokio_util::sync::CancellationToken,
 }
 
 impl Session {
@@ -365,6 +373,7 @@ impl Session {
         if ended {
             let _ = std::future::poll_fn(|cx| session.poll_close(cx)).await;
         }
+        self.finished.cancel();
         tracing::debug!("multiplexed session ended");
     }
 }
