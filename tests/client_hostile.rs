@@ -37,16 +37,21 @@ async fn fails_fast(body: &str) -> ClientError {
         "took {:?} to say: {err}",
         started.elapsed()
     );
-    let pid: u32 = std::fs::read_to_string(&pidfile)
+    assert_gone(&pidfile, &err.to_string());
+    err
+}
+
+/// The fake plugin whose pid is in `pidfile` is gone within 1 s.
+fn assert_gone(pidfile: &Path, after: &str) {
+    let pid: u32 = std::fs::read_to_string(pidfile)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
     assert!(
         common::wait_gone(pid, Duration::from_secs(1)),
-        "plugin {pid} left behind after: {err}"
+        "plugin {pid} left behind after: {after}"
     );
-    err
 }
 
 #[tokio::test]
@@ -412,15 +417,7 @@ async fn a_multiplexing_plugin_that_speaks_garbage_fails_start() {
             matches!(err, ClientError::Multiplex { .. }) && text.contains("yamux"),
             "{what}: {text}"
         );
-        let pid: u32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert!(
-            common::wait_gone(pid, Duration::from_secs(1)),
-            "{what}: plugin {pid} left behind after: {text}"
-        );
+        assert_gone(&pidfile, &format!("{what}: {text}"));
         // The socket is the test's, not the plugin's: it stays.
         assert!(path.exists(), "{what}");
     }

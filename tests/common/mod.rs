@@ -373,6 +373,25 @@ impl Launched {
         channel_to(self.line.endpoint().clone()).await
     }
 
+    /// A health check (`"plugin"`) on a new connection, within `limit`;
+    /// `None` if it did not answer in time.
+    pub async fn health_on_a_new_connection(
+        &self,
+        limit: std::time::Duration,
+    ) -> Option<Result<(), tonic::Status>> {
+        tokio::time::timeout(limit, async {
+            let channel = self.channel().await;
+            tonic_health::pb::health_client::HealthClient::new(channel)
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: "plugin".into(),
+                })
+                .await
+                .map(|_| ())
+        })
+        .await
+        .ok()
+    }
+
     /// Waits up to `limit` for the process to exit by itself.
     pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
         let start = std::time::Instant::now();
