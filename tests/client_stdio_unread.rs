@@ -50,9 +50,16 @@ async fn a_host_whose_stdout_nobody_reads_goes_on() {
     let watchdog_saved = nix::unistd::dup(&saved).unwrap();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        if done_rx.recv_timeout(Duration::from_secs(120)).is_err() {
+        // Only a timeout is a wedge: a test that failed drops `done_tx`,
+        // and its own report must get out. Written to fd 2 itself: the
+        // test harness captures `eprintln!`, and `exit` would lose it.
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            done_rx.recv_timeout(Duration::from_secs(120))
+        {
+            use std::io::Write;
             let _ = nix::unistd::dup2_stdout(&watchdog_saved);
-            eprintln!("the host wedged: no progress within 120 s with its stdout unread");
+            let _ = std::io::stderr()
+                .write_all(b"the host wedged: no progress within 120 s with its stdout unread\n");
             std::process::exit(101);
         }
     });
@@ -60,31 +67,45 @@ async fn a_host_whose_stdout_nobody_reads_goes_on() {
     let client = ClientConfig::new(HandshakeConfig::basic_example())
         .start(std::process::Command::new(plugin))
         .await
-        .unwrap();
+        .unwrap_or_else(|err| panic!("start: {}", rpcplugin::log::Chain(&err)));
     // 2 MiB to the plugin's stdout; the call may never finish (the host's
-    // stdout is full), so it is not awaited.
-    let mut kv = KvClient::new(client.channel());
-    let flood = tokio::spawn(async move {
-        kv.put(PutRequest {
-            key: "flood".into(),
-            value: (2usize << 20).to_string().into(),
+    // stdout is full), so it is not awaited. Output the plugin prints
+    // before the host's GRPCStdio stream is attached, or while it stalls,
+    // passes through to the plugin's real stdout (which the host only
+    // logs): flood again each second until the host's stdout is full.
+    let flood = |kv: KvClient<tonic::transport::Channel>| {
+        let mut kv = kv;
+        tokio::spawn(async move {
+            kv.put(PutRequest {
+                key: "flood".into(),
+                value: (2usize << 20).to_string().into(),
+            })
+            .await
         })
-        .await
-    });
+    };
+    let kv = KvClient::new(client.channel());
+    let mut floods = vec![flood(kv.clone())];
     // The host's stdout pipe fills up.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut next_flood = tokio::time::Instant::now() + Duration::from_secs(1);
     while queued(&unread) < capacity {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the host's stdout never filled: {} of {capacity} bytes",
             queued(&unread)
         );
+        if tokio::time::Instant::now() >= next_flood {
+            floods.push(flood(kv.clone()));
+            next_flood += Duration::from_secs(1);
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // With its stdout full, the host still answers, times and kills.
     let pinged = tokio::time::timeout(Duration::from_secs(20), client.ping()).await;
     let killed = tokio::time::timeout(Duration::from_secs(30), client.kill()).await;
-    flood.abort();
+    for flood in floods {
+        flood.abort();
+    }
 
     drop(restore);
     let _ = done_tx.send(());

@@ -223,24 +223,21 @@ pub(crate) async fn forward_stdio(plugin: String, channel: Channel, sink: StdioS
             return;
         }
     };
-    // The writer thread starts with the plugin's first output: most
-    // plugins print nothing, and a thread started at once would compete
-    // with the host's first call for the CPU.
-    let mut writer = None;
+    let writer = match sink {
+        StdioSink::Inherit => match inherit_writer() {
+            Some(writer) => Some(writer),
+            None => return,
+        },
+        _ => None,
+    };
     while let Ok(Some(data)) = stream.message().await {
         let channel = StdioChannel::try_from(data.channel).unwrap_or(StdioChannel::Invalid);
-        match &sink {
-            StdioSink::Inherit => {
-                if writer.is_none() {
-                    writer = inherit_writer();
-                }
-                let Some(writer) = &writer else { return };
-                if writer.send((channel, data.data)).await.is_err() {
-                    return;
-                }
+        if let Some(writer) = &writer {
+            if writer.send((channel, data.data)).await.is_err() {
+                return;
             }
-            StdioSink::Handler(handler) => handler(channel, &data.data),
-            StdioSink::Discard => {}
+        } else if let StdioSink::Handler(handler) = &sink {
+            handler(channel, &data.data);
         }
     }
 }
