@@ -15,7 +15,10 @@
 //! - key `print-bytes`: the value is a number N of bytes to write with one
 //!   `println!`, from the async handler itself;
 //! - key `panic-abort`: panics with the value as its message, then aborts
-//!   while unwinding (what a plugin built with `panic = "abort"` does).
+//!   while unwinding (what a plugin built with `panic = "abort"` does);
+//! - key `print-then-exit`: the value is a number N of lines to write with
+//!   `println!` and N with `eprintln!`, then the process exits at once with
+//!   status 3, output still in flight.
 //!
 //! `stdio_plugin --current-thread` serves on a `current_thread` runtime.
 
@@ -68,6 +71,16 @@ impl Kv for Printer {
                 .map_err(|e| Status::internal(e.to_string()))?;
             }
             "exit" => std::process::exit(text.parse().unwrap_or(1)),
+            "print-then-exit" => {
+                let lines: usize = text
+                    .parse()
+                    .map_err(|_| Status::invalid_argument("print-then-exit takes a count"))?;
+                for i in 0..lines {
+                    println!("last words {i} on stdout");
+                    eprintln!("last words {i} on stderr");
+                }
+                std::process::exit(3);
+            }
             "panic-abort" => {
                 struct AbortOnUnwind;
                 impl Drop for AbortOnUnwind {

@@ -270,7 +270,10 @@
     doc = "[echo-mod]: https://docs.rs/rpcplugin/latest/rpcplugin/echo/index.html"
 )]
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+// One `unsafe` call in the whole crate, allowed where it is: registering
+// the exit hook that flushes captured output with the C library's `atexit`
+// (`server/at_exit.rs`), for which the standard library has no safe API.
+#![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Layers, lowest first; each uses only layers before it: chain, env, transport,

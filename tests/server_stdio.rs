@@ -183,3 +183,43 @@ async fn panic_text_reaches_the_real_stderr_even_when_the_plugin_aborts() {
         "{stderr:?}"
     );
 }
+
+/// Output printed just before the plugin calls `std::process::exit` while
+/// serving (held for a host that may still open GRPCStdio, or still in the
+/// pipes) reaches the plugin's real stdout and stderr before it ends, as a
+/// Go plugin's does.
+#[tokio::test]
+async fn output_printed_just_before_exit_reaches_the_real_descriptors() {
+    let mut plugin = common::launch(&stdio_plugin(), &[], &[]);
+    let channel = plugin.channel().await;
+    let lines = 500;
+    let call = KvClient::new(channel)
+        .put(PutRequest {
+            key: "print-then-exit".into(),
+            value: lines.to_string().into(),
+        })
+        .await;
+    assert!(call.is_err(), "the call of a plugin that exits");
+    let status = plugin
+        .wait_exit(Duration::from_secs(5))
+        .expect("the plugin exited");
+    assert_eq!(status.code(), Some(3), "{status}");
+    // The launcher's readers catch up with the closed pipes.
+    std::thread::sleep(Duration::from_millis(200));
+    let stdout = String::from_utf8_lossy(&plugin.stdout_rest.lock().unwrap()).into_owned();
+    let stderr = plugin.stderr();
+    for i in [0, lines / 2, lines - 1] {
+        assert!(
+            stdout.contains(&format!("last words {i} on stdout\n")),
+            "stdout line {i} lost; stdout has {} bytes",
+            stdout.len()
+        );
+        assert!(
+            stderr.contains(&format!("last words {i} on stderr\n")),
+            "stderr line {i} lost; stderr has {} bytes",
+            stderr.len()
+        );
+    }
+    assert_eq!(stdout.matches(" on stdout\n").count(), lines, "every stdout line, once");
+    assert_eq!(stderr.matches(" on stderr\n").count(), lines, "every stderr line, once");
+}

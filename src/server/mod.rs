@@ -1,6 +1,7 @@
 //! The plugin side: [`ServeConfig::serve`] a set of tonic services the way a
 //! go-plugin plugin does, so that any go-plugin host can launch the binary.
 
+mod at_exit;
 mod controller;
 mod error;
 mod panic;

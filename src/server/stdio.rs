@@ -25,6 +25,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::at_exit;
 use crate::proto::plugin::StdioData;
 use crate::proto::plugin::grpc_stdio_server::{GrpcStdio, GrpcStdioServer};
 use crate::proto::plugin::stdio_data::Channel;
@@ -72,6 +74,9 @@ type StreamTx = mpsc::Sender<Result<StdioData, Status>>;
 struct Shared {
     attached: Mutex<Option<StreamTx>>,
     shutdown: CancellationToken,
+    /// Set by the exit hook: the process is ending, pass everything
+    /// through to the original descriptors.
+    exiting: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -80,7 +85,7 @@ impl Shared {
     }
 
     fn shutdown_started(&self) -> bool {
-        self.shutdown.is_cancelled()
+        self.shutdown.is_cancelled() || self.exiting.load(Ordering::SeqCst)
     }
 }
 
@@ -109,6 +114,7 @@ impl Stdio {
             shared: Arc::new(Shared {
                 attached: Mutex::new(None),
                 shutdown,
+                exiting: Arc::new(AtomicBool::new(false)),
             }),
         }
     }
@@ -128,6 +134,7 @@ impl Stdio {
         let saved_stdout = nix::unistd::dup(std::io::stdout())?;
         let saved_stderr = nix::unistd::dup(std::io::stderr())?;
         let mut pumps = Vec::new();
+        let mut exit_waits = Vec::new();
         for (channel, saved) in [
             (Channel::Stdout, &saved_stdout),
             (Channel::Stderr, &saved_stderr),
@@ -135,7 +142,9 @@ impl Stdio {
             let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
             let original = File::from(saved.try_clone()?);
             let (done, ended) = oneshot::channel();
+            let exit_wait = Arc::new(at_exit::Ended::default());
             let pump_shared = shared.clone();
+            let pump_ended = exit_wait.clone();
             std::thread::Builder::new()
                 .name(format!(
                     "rpcplugin-{}",
@@ -143,8 +152,10 @@ impl Stdio {
                 ))
                 .spawn(move || {
                     pump(&pump_shared, channel, File::from(read), original);
+                    pump_ended.set();
                     let _ = done.send(());
                 })?;
+            exit_waits.push(exit_wait);
             match channel {
                 Channel::Stdout => nix::unistd::dup2_stdout(&write)?,
                 _ => nix::unistd::dup2_stderr(&write)?,
@@ -153,6 +164,12 @@ impl Stdio {
             pumps.push(ended);
         }
         let panic_hook = super::panic::PanicToStderr::install(&saved_stderr).ok();
+        at_exit::register(at_exit::ExitFlush {
+            exiting: shared.exiting.clone(),
+            saved_stdout: saved_stdout.try_clone()?,
+            saved_stderr: saved_stderr.try_clone()?,
+            pumps: exit_waits,
+        });
         Ok(Capture {
             shared,
             saved_stdout,
@@ -173,6 +190,7 @@ impl Capture {
     /// Puts the original descriptors back and lets the pumps pass what is
     /// left in the pipes through to them.
     pub(crate) async fn restore(self) {
+        at_exit::unregister();
         self.shared.attached.lock().expect("stdio lock").take();
         let _ = std::io::stdout().flush();
         let _ = nix::unistd::dup2_stdout(&self.saved_stdout);

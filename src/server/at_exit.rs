@@ -1,0 +1,113 @@
+//! Output still in the capture when user code calls `std::process::exit`
+//! while serving (or returns from `main` without letting `serve` end)
+//! reaches the original stdout and stderr before the process ends.
+//!
+//! The pumps of [`stdio`](super::stdio) run on threads of their own, and
+//! hold output for a host that may still open `GRPCStdio`: without this
+//! hook, `exit` ends the process with that output (and whatever was still
+//! in the pipes) unwritten. A Go plugin writes to its real descriptors, so
+//! nothing it printed before `os.Exit` is lost; neither is ours.
+//!
+//! The hook runs from the C library's `exit`, after Rust has flushed its
+//! own `stdout` buffer. It never blocks the exit for long: it gives the
+//! pumps [`EXIT_FLUSH`] to pass what is left through, and does nothing if
+//! another thread is registering or restoring a capture at that moment.
+
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Condvar, Mutex, Once};
+use std::time::{Duration, Instant};
+
+/// How long the exit waits, in all, for the pumps to pass through what is
+/// pending: a pump writes to a descriptor the host drains, so this is
+/// ample, and a host that stopped draining cannot hold the exit longer.
+const EXIT_FLUSH: Duration = Duration::from_millis(200);
+
+/// A pump thread's end, which the exit hook can wait for without a runtime
+/// (it may run on a runtime worker, where blocking on a task is refused).
+#[derive(Debug, Default)]
+pub(super) struct Ended {
+    done: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Ended {
+    /// The pump has written all it had and returned.
+    pub(super) fn set(&self) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cond.notify_all();
+    }
+
+    /// Whether the pump ended before `deadline`.
+    fn wait_until(&self, deadline: Instant) -> bool {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            done = match self.cond.wait_timeout(done, left) {
+                Ok((done, _)) => done,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        true
+    }
+}
+
+/// What the hook needs of a running capture.
+#[derive(Debug)]
+pub(super) struct ExitFlush {
+    /// Tells the pumps to pass everything through from now on.
+    pub(super) exiting: Arc<std::sync::atomic::AtomicBool>,
+    pub(super) saved_stdout: OwnedFd,
+    pub(super) saved_stderr: OwnedFd,
+    pub(super) pumps: Vec<Arc<Ended>>,
+}
+
+/// The capture the hook flushes, if one is running.
+static RUNNING: Mutex<Option<ExitFlush>> = Mutex::new(None);
+
+/// Registers the running capture (and, the first time, the hook).
+pub(super) fn register(flush: ExitFlush) {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        // SAFETY: `atexit` takes any `extern "C" fn()`; this one does not
+        // unwind (nothing in it panics: its locks are taken with
+        // `try_lock` or tolerate poisoning) and touches only statics and
+        // the descriptors it owns.
+        #[allow(unsafe_code)]
+        let registered = unsafe { nix::libc::atexit(flush_at_exit) };
+        if registered != 0 {
+            tracing::debug!("could not register the exit hook that flushes captured output");
+        }
+    });
+    *RUNNING.lock().unwrap_or_else(|e| e.into_inner()) = Some(flush);
+}
+
+/// The capture ended normally (serving is over): nothing for the hook.
+pub(super) fn unregister() {
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner()).take();
+}
+
+extern "C" fn flush_at_exit() {
+    let flush = match RUNNING.try_lock() {
+        Ok(mut running) => running.take(),
+        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner().take(),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    };
+    let Some(flush) = flush else {
+        return;
+    };
+    flush
+        .exiting
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // The original descriptors back on 1 and 2: the pipes' write ends
+    // close (unless a child process holds them), the pumps read to the end
+    // and write what they hold through.
+    let _ = nix::unistd::dup2_stdout(&flush.saved_stdout);
+    let _ = nix::unistd::dup2_stderr(&flush.saved_stderr);
+    let deadline = Instant::now() + EXIT_FLUSH;
+    for pump in &flush.pumps {
+        pump.wait_until(deadline);
+    }
+}
