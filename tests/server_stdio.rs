@@ -220,6 +220,14 @@ async fn output_printed_just_before_exit_reaches_the_real_descriptors() {
             stderr.len()
         );
     }
-    assert_eq!(stdout.matches(" on stdout\n").count(), lines, "every stdout line, once");
-    assert_eq!(stderr.matches(" on stderr\n").count(), lines, "every stderr line, once");
+    assert_eq!(
+        stdout.matches(" on stdout\n").count(),
+        lines,
+        "every stdout line, once"
+    );
+    assert_eq!(
+        stderr.matches(" on stderr\n").count(),
+        lines,
+        "every stderr line, once"
+    );
 }

@@ -208,8 +208,11 @@ impl ClientConfig {
     /// Dropped before it returns (a `timeout` or Ctrl-C around it), the
     /// plugin's process group is killed at once, and tokio reaps the process
     /// in the background (best effort); no [`Client`] exists, so nothing
-    /// else is left to stop. A unix socket the plugin had already made is not removed then
-    /// (only a failed start proves it the plugin's and removes it).
+    /// else is left to stop. Once the plugin has announced a unix socket,
+    /// the kernel is asked (without waiting) who listens there before the
+    /// kill; a socket the plugin's group listened on is removed from a
+    /// thread of its own as soon as it stops listening, within 2 s; any
+    /// other is left alone.
     pub async fn start(&self, command: std::process::Command) -> Result<Client, ClientError> {
         let deadline = Instant::now() + self.start_timeout;
         if let Some(expected) = &self.checksum {
@@ -247,7 +250,7 @@ impl ClientConfig {
             source,
         })?;
         let pid = child.id().expect("a running child has a pid");
-        let guard = process::GroupGuard::new(pid);
+        let mut guard = process::GroupGuard::new(pid);
         let liveness = connect::Liveness::new(Some(pid));
         let tail = Tail::default();
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -282,6 +285,10 @@ impl ClientConfig {
                 return Err(handshake_err(err));
             }
         };
+        // From here a dropped start removes the socket too, once proven.
+        if let Some(path) = line.endpoint().unix_path() {
+            guard.socket(path);
+        }
         let checked = line
             .check(&self.versions, &self.protocols)
             .and_then(|()| self.multiplex.decide(line.multiplex()));

@@ -43,6 +43,45 @@ impl PluginSocket {
         (proof.dev == before.dev() && proof.ino == before.ino()).then_some(proof)
     }
 
+    /// [`probe`](Self::probe) without a runtime and without waiting, for
+    /// a `Drop`: a non-blocking connect (a full backlog answers at once,
+    /// and proves nothing), then the kernel's word on who listens.
+    pub(crate) fn probe_now(path: &Path, owner: Owner) -> Option<Self> {
+        use nix::sys::socket::{
+            AddressFamily, SockFlag, SockType, UnixAddr, connect, getsockopt, socket, sockopt,
+        };
+        use std::os::fd::AsRawFd;
+        let before = std::fs::symlink_metadata(path).ok()?;
+        let addr = UnixAddr::new(path).ok()?;
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .ok()?;
+        connect(fd.as_raw_fd(), &addr).ok()?;
+        let listener = getsockopt(&fd, sockopt::PeerCredentials).ok()?.pid();
+        let proof = Self::prove(path, Some(listener), owner)?;
+        (proof.dev == before.dev() && proof.ino == before.ino()).then_some(proof)
+    }
+
+    /// Removes the socket, off the runtime, as soon as nobody listens on
+    /// it any more (its plugin was just killed), giving up after `limit`.
+    pub(crate) fn remove_when_closed(self, limit: Duration) {
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + limit;
+            loop {
+                let gone = std::os::unix::net::UnixStream::connect(&self.path).is_err();
+                if gone || std::time::Instant::now() >= deadline {
+                    self.remove();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+    }
+
     /// Removes the socket once its plugin is gone: only if the path still
     /// holds this very socket and nobody listens on it.
     pub(crate) fn remove(&self) {

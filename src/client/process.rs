@@ -15,6 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
 
 use super::ClientError;
+use super::owner::PluginSocket;
 use super::pipe::{Line, LineReader, MAX_HANDSHAKE_LINE, printable};
 use super::stderr::Tail;
 use crate::env;
@@ -307,32 +308,63 @@ pub(crate) async fn kill_and_reap(child: &mut Child, pgid: u32) -> Option<ExitSt
 
 /// Kills a plugin's process group when dropped, until disarmed: whatever
 /// ends a start or a probe early (an error, a panic, its future dropped on
-/// Ctrl-C) leaves no plugin behind.
+/// Ctrl-C) leaves no plugin behind, and no socket the plugin was proven to
+/// have made.
 #[derive(Debug)]
-pub(crate) struct GroupGuard(Option<u32>);
+pub(crate) struct GroupGuard {
+    pid: Option<u32>,
+    /// The unix socket the plugin announced.
+    socket: Option<PathBuf>,
+}
 
 impl GroupGuard {
     /// Guards the group of the child `pid`, not yet reaped.
     pub(crate) fn new(pid: u32) -> Self {
-        GroupGuard(Some(pid))
+        GroupGuard {
+            pid: Some(pid),
+            socket: None,
+        }
+    }
+
+    /// The plugin announced this unix socket: if the guard fires, it is
+    /// removed once the plugin is killed, if the kernel says the plugin's
+    /// group listens there.
+    pub(crate) fn socket(&mut self, path: &Path) {
+        self.socket = Some(path.to_owned());
     }
 
     /// Kills the group, reaps the plugin, and disarms the guard.
     pub(crate) async fn kill_and_reap(mut self, child: &mut Child) -> Option<ExitStatus> {
-        let pid = self.0.take()?;
+        let pid = self.pid.take()?;
         kill_and_reap(child, pid).await
     }
 
     /// Hands the group on to whoever holds the child now.
     pub(crate) fn disarm(mut self) {
-        self.0 = None;
+        self.pid = None;
     }
 }
 
+/// How long a fired guard waits for a killed plugin's socket to stop
+/// listening before it gives up removing it: a SIGKILLed process closes
+/// its descriptors within milliseconds.
+const SOCKET_GONE_WAIT: Duration = Duration::from_secs(2);
+
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            let _ = kill_group(pid);
+        let Some(pid) = self.pid else {
+            return;
+        };
+        // The proof first: once the plugin is dead nobody listens, and the
+        // kernel can no longer say whose the socket was.
+        let owner = super::owner::Owner::Group(pid);
+        let proof = self
+            .socket
+            .take()
+            .and_then(|path| PluginSocket::probe_now(&path, owner));
+        let _ = kill_group(pid);
+        if let Some(proof) = proof {
+            proof.remove_when_closed(SOCKET_GONE_WAIT);
         }
     }
 }
