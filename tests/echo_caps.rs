@@ -268,3 +268,69 @@ async fn grpc_server_caps_connections() {
     drop((second, fourth));
     server.shutdown().await;
 }
+
+/// One half-open `Push` stream on `h2`: its headers and three bytes of a
+/// message prefix, never the rest. Returns what keeps it open.
+async fn half_open_push(
+    h2: h2::client::SendRequest<Bytes>,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    h2::client::ResponseFuture,
+    h2::SendStream<Bytes>,
+) {
+    let mut h2 = h2.ready().await.unwrap();
+    let request = http::Request::post("/echo.v1.SampleStream/Push")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut body) = h2.send_request(request, false).unwrap();
+    body.send_data(Bytes::from_static(&[0, 0, 0]), false)
+        .unwrap();
+    (h2, response, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_server_caps_push_streams_across_connections() {
+    use rpcplugin::echo::GrpcClient;
+    let spec: echo::Spec = "uint8[8]".parse().unwrap();
+    let (sink, _samples) = echo::channel(spec.clone(), 64);
+    let server =
+        echo::GrpcServer::new(spec.clone(), sink, TcpTransport::localhost()).max_streams(2);
+    let endpoint = server.start().await.unwrap();
+    // Two streams held half-open, from a raw HTTP/2 client.
+    let tcp = tokio::net::TcpStream::connect(endpoint.address())
+        .await
+        .unwrap();
+    let (h2, conn) = h2::client::handshake(tcp).await.unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let (h2, first_response, first_body) = half_open_push(h2).await;
+    let (_h2, second_response, second_body) = half_open_push(h2).await;
+    // A real client on a connection of its own: refused at once.
+    let refused = within(
+        "a refusal",
+        GrpcClient::connect_endpoint(&endpoint, &spec, 4),
+    )
+    .await;
+    let err = refused.expect_err("a third stream is over the limit");
+    let text = rpcplugin::log::Chain(&err).to_string();
+    assert!(text.contains("too many sample streams"), "{text}");
+    // One half-open stream goes away: its place is given back.
+    drop((first_response, first_body));
+    let client = within("a stream after one ended", async {
+        loop {
+            match GrpcClient::connect_endpoint(&endpoint, &spec, 4).await {
+                Ok(client) => return client,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+    .await;
+    client.send(Bytes::from_static(&[9; 8])).await.unwrap();
+    within("acks", client.wait()).await.unwrap();
+    drop((second_response, second_body, client));
+    driver.abort();
+    server.shutdown().await;
+}

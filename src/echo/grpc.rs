@@ -1,9 +1,10 @@
 //! echo sample streams over gRPC, server side: `echo.v1.SampleStream`.
 
 use std::convert::Infallible;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tonic::codegen::BoxFuture;
 use tonic::server::NamedService;
@@ -114,12 +115,36 @@ pub struct GrpcServer<T, S> {
     max_connections: usize,
 }
 
+/// `Push` streams a [`GrpcService`] serves at once unless told otherwise
+/// ([`GrpcService::max_streams`], [`GrpcServer::max_streams`]): twice the
+/// connections a server takes ([`DEFAULT_MAX_CONNECTIONS`](super::DEFAULT_MAX_CONNECTIONS)),
+/// each client streaming on one. One more is refused at once with
+/// `RESOURCE_EXHAUSTED`. A stream held open costs the server about 3.7 KiB
+/// before its first message (`cargo bench --features echo --bench
+/// echo_half_open`): 50 000 half-open streams on 50 connections took an
+/// uncapped server to 179 MiB.
+pub const DEFAULT_MAX_STREAMS: usize = 2048;
+
+/// HTTP/2 streams open at once on one connection to a [`GrpcServer`]: a
+/// sample client needs two at most (`GetSpec`, then its `Push`; a client
+/// that wants more waits for a free one, as HTTP/2 clients do). h2 keeps
+/// about 1.4 KiB for every stream a connection ever had open at once, for
+/// the connection's life, so this and the connection cap bound what
+/// half-open streams can hold: with 1024 (the limit of our other servers),
+/// 30 000 half-open streams on 30 connections still held 66 MiB, refused
+/// as they were beyond [`DEFAULT_MAX_STREAMS`]; with 64, 50 000 on 782
+/// connections 80 MiB (`cargo bench --features echo --bench
+/// echo_half_open`).
+const MAX_STREAMS_PER_CONNECTION: u32 = 16;
+
 /// The `SampleStream` service.
 #[derive(Debug, Clone)]
 pub struct GrpcService<S> {
     pub(super) spec: Spec,
     pub(super) sink: S,
     pub(super) stop: CancellationToken,
+    /// One permit per `Push` stream open.
+    pub(super) streams: Arc<Semaphore>,
 }
 
 /// The `SampleStream` service as a tower service, to serve in a tonic
@@ -139,11 +164,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> GrpcServer<T, S>
     /// Serves `spec` on `listener`, delivering into `sink`.
     pub fn new(spec: Spec, sink: S, listener: T) -> Self {
         GrpcServer {
-            service: GrpcService {
-                spec,
-                sink,
-                stop: CancellationToken::new(),
-            },
+            service: GrpcService::new(spec, sink),
             listener,
             server: Mutex::new(None),
             max_connections: super::DEFAULT_MAX_CONNECTIONS,
@@ -159,6 +180,15 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> GrpcServer<T, S>
         self.max_connections = n;
         self
     }
+
+    /// Serves at most `n` `Push` streams at once, over all connections
+    /// (default [`DEFAULT_MAX_STREAMS`]); one more is refused with
+    /// `RESOURCE_EXHAUSTED` as it arrives.
+    #[must_use]
+    pub fn max_streams(mut self, n: usize) -> Self {
+        self.service = self.service.max_streams(n);
+        self
+    }
 }
 
 impl<S: Sink + Clone> GrpcService<S> {
@@ -168,7 +198,18 @@ impl<S: Sink + Clone> GrpcService<S> {
             spec,
             sink,
             stop: CancellationToken::new(),
+            streams: Arc::new(Semaphore::new(DEFAULT_MAX_STREAMS)),
         }
+    }
+
+    /// Serves at most `n` `Push` streams at once, over all connections
+    /// (default [`DEFAULT_MAX_STREAMS`]); one more is refused with
+    /// `RESOURCE_EXHAUSTED` as it arrives. Set it before serving: clones
+    /// made earlier keep the limit they had.
+    #[must_use]
+    pub fn max_streams(mut self, n: usize) -> Self {
+        self.streams = Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS)));
+        self
     }
 
     /// The service to add to a tonic router. It reads messages up to what
@@ -210,7 +251,7 @@ impl<T: crate::transport::Transport + 'static, S: Sink + Clone> SampleServer for
             .initial_stream_window_size(sizes.stream_window)
             .initial_connection_window_size(sizes.connection_window)
             .max_frame_size(sizes.max_frame)
-            .max_concurrent_streams(crate::grpc::MAX_CONCURRENT_STREAMS)
+            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
             .add_service(self.service());
         let stop = async move {
             stopped.cancelled().await;
@@ -249,7 +290,20 @@ impl<S: Sink + Clone> tower::Service<http::Request<tonic::body::Body>> for Sampl
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         if request.uri().path() == PUSH_PATH {
             let service = self.service.clone();
-            Box::pin(async move { Ok(super::grpc_push::push(service, request).await) })
+            match service.streams.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    Box::pin(
+                        async move { Ok(super::grpc_push::push(service, request, permit).await) },
+                    )
+                }
+                // Refused before anything is kept for the stream.
+                Err(_) => {
+                    let status = Status::resource_exhausted(
+                        "too many sample streams are open on this server at once",
+                    );
+                    Box::pin(std::future::ready(Ok(status.into_http())))
+                }
+            }
         } else {
             self.tonic.call(request)
         }

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::Frame;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
@@ -31,8 +31,9 @@ const ACK_QUEUE: usize = 4;
 pub(super) async fn push<S: Sink + Clone>(
     service: GrpcService<S>,
     request: http::Request<tonic::body::Body>,
+    permit: OwnedSemaphorePermit,
 ) -> http::Response<tonic::body::Body> {
-    match start(service, request).await {
+    match start(service, request, permit).await {
         Ok(acks) => {
             let mut response = http::Response::new(tonic::body::Body::new(AckBody {
                 acks,
@@ -54,6 +55,7 @@ pub(super) async fn push<S: Sink + Clone>(
 async fn start<S: Sink + Clone>(
     service: GrpcService<S>,
     request: http::Request<tonic::body::Body>,
+    permit: OwnedSemaphorePermit,
 ) -> Result<mpsc::Receiver<Result<Ack, Status>>, Status> {
     if service.stop.is_cancelled() {
         return Err(shutting_down());
@@ -86,7 +88,11 @@ async fn start<S: Sink + Clone>(
         .map_err(|err| Status::failed_precondition(err.to_string()))?;
 
     let (tx, rx) = mpsc::channel(ACK_QUEUE);
-    tokio::spawn(stream(service, requests, first, tx));
+    tokio::spawn(async move {
+        // The stream counts against the server's limit until it ends.
+        let _permit = permit;
+        stream(service, requests, first, tx).await;
+    });
     Ok(rx)
 }
 

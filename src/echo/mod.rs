@@ -29,7 +29,7 @@ mod tcp_guard;
 mod tcp_header;
 
 pub use client::SampleClient;
-pub use grpc::{GrpcServer, GrpcService, SampleStreamServer};
+pub use grpc::{DEFAULT_MAX_STREAMS, GrpcServer, GrpcService, SampleStreamServer};
 pub use grpc_client::{
     CloseReason, DEFAULT_MAX_INFLIGHT, DEFAULT_PROGRESS_TIMEOUT, DEFAULT_WINDOW_BYTES,
     EchoClientError, GrpcClient, MAX_DEFAULT_WINDOW, default_window,
