@@ -14,7 +14,6 @@
 //! announcements cost a plugin 6 s of CPU.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::time::Duration;

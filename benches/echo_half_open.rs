@@ -17,7 +17,6 @@
 //! refused. The bench counts the connections the server took.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::io::{BufRead, BufReader};
