@@ -1,4 +1,5 @@
-//! Generated gRPC code for go-plugin's wire protocol and echo's sample streams.
+//! Generated gRPC code for go-plugin's wire protocol, echo's sample streams
+//! and Terraform's provider protocols.
 //!
 //! Generated at build time from `proto/` with protox (no system `protoc`).
 
@@ -16,4 +17,17 @@ pub mod plugin {
 pub mod echo {
     #![allow(missing_docs)]
     tonic::include_proto!("echo.v1");
+}
+
+/// Terraform's provider protocol 5 (proto package `tfplugin5`, minor
+/// version 5.7): the `Provider` and `Provisioner` services and their
+/// messages. Every RPC of the generated server traits answers
+/// `UNIMPLEMENTED` unless the provider implements it. Serve a provider with
+/// [`ServeConfig::terraform_v5`](crate::server::ServeConfig::terraform_v5),
+/// which offers it as protocol version 5 only.
+#[cfg(feature = "terraform")]
+#[cfg_attr(docsrs, doc(cfg(feature = "terraform")))]
+pub mod tfplugin5 {
+    #![allow(missing_docs)]
+    tonic::include_proto!("tfplugin5");
 }

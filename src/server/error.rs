@@ -36,6 +36,23 @@ pub enum ServeError {
     /// No services were configured.
     #[error("no services to serve: add at least one with ServeConfig::service or ::version")]
     NoServices,
+    /// A Terraform provider service was added under another protocol
+    /// version than its own (`tfplugin5.Provider` under 6, or
+    /// `tfplugin6.Provider` under 5): Terraform would call the methods of
+    /// the version it negotiated, and get "Unsupported plugin method".
+    #[error(
+        "{service} is Terraform protocol {expected}, but ServeConfig::service added it to the \
+         handshake's protocol version {version}: Terraform would call tfplugin{version} methods \
+         on it; serve it with ServeConfig::terraform_v{expected}, or a handshake for version {expected}"
+    )]
+    ProviderVersion {
+        /// The service's gRPC name.
+        service: &'static str,
+        /// The version it was added under.
+        version: u32,
+        /// Its own protocol version.
+        expected: u32,
+    },
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers")]
     Signals {

@@ -93,6 +93,18 @@ pub struct ServeConfig {
     debug: Option<String>,
     broker: Broker,
     exit_with_host: bool,
+    /// A Terraform provider service added under another version than its
+    /// own, reported by `serve`.
+    mispaired: Option<ServeError>,
+}
+
+/// The protocol version a Terraform service belongs to, by gRPC name.
+fn terraform_version_of(service: &str) -> Option<u32> {
+    match service.split_once('.')?.0 {
+        "tfplugin5" => Some(5),
+        "tfplugin6" => Some(6),
+        _ => None,
+    }
 }
 
 impl ServeConfig {
@@ -107,6 +119,7 @@ impl ServeConfig {
             debug: None,
             broker: Broker::new(),
             exit_with_host: true,
+            mispaired: None,
         }
     }
 
@@ -132,6 +145,12 @@ impl ServeConfig {
     }
 
     /// Adds a service to the handshake's own protocol version.
+    ///
+    /// A Terraform provider service (`tfplugin5.Provider`,
+    /// `tfplugin6.Provider`) must be added under its own protocol version:
+    /// otherwise [`serve`](Self::serve) fails with
+    /// [`ServeError::ProviderVersion`]. With the `terraform` feature,
+    /// `terraform_v5` adds one where it belongs.
     pub fn service<S>(mut self, service: S) -> Self
     where
         S: tower::Service<
@@ -146,8 +165,50 @@ impl ServeConfig {
         S::Future: Send + 'static,
     {
         let version = self.handshake.protocol_version;
+        if let Some(expected) = terraform_version_of(S::NAME)
+            && expected != version
+        {
+            self.mispaired.get_or_insert(ServeError::ProviderVersion {
+                service: S::NAME,
+                version,
+                expected,
+            });
+        }
         let routes = self.versions.remove(&version).unwrap_or_default();
         self.versions.insert(version, routes.add_service(service));
+        self
+    }
+
+    /// Serves a Terraform provider speaking protocol 5 (`tfplugin5`) as app
+    /// protocol version 5, and only as 5, whatever the handshake's own
+    /// version: a host that negotiates 6 is not offered it. A provider
+    /// that also speaks another version adds that version's services with
+    /// [`version`](Self::version).
+    ///
+    /// ```
+    /// use rpcplugin::proto::tfplugin5::provider_server::{Provider, ProviderServer};
+    /// use rpcplugin::{HandshakeConfig, ServeConfig};
+    ///
+    /// struct Empty;
+    /// // Every RPC answers UNIMPLEMENTED until implemented.
+    /// impl Provider for Empty {}
+    ///
+    /// let config = ServeConfig::new(HandshakeConfig::terraform(5))
+    ///     .terraform_v5(ProviderServer::new(Empty));
+    /// # drop(config);
+    /// ```
+    #[cfg(feature = "terraform")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "terraform")))]
+    #[must_use]
+    pub fn terraform_v5<T>(
+        mut self,
+        provider: crate::proto::tfplugin5::provider_server::ProviderServer<T>,
+    ) -> Self
+    where
+        T: crate::proto::tfplugin5::provider_server::Provider,
+    {
+        let routes = self.versions.remove(&5).unwrap_or_default();
+        self.versions.insert(5, routes.add_service(provider));
         self
     }
 
@@ -223,6 +284,9 @@ impl ServeConfig {
     /// passed on to the original descriptors by tasks that end with the
     /// runtime. The signal handlers stay installed until the runtime ends.
     pub async fn serve(mut self) -> Result<(), ServeError> {
+        if let Some(mispaired) = self.mispaired.take() {
+            return Err(mispaired);
+        }
         if self.debug.is_none() {
             self.debug = std::env::var(env::RPCPLUGIN_DEBUG)
                 .ok()

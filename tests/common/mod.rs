@@ -39,6 +39,7 @@ pub fn example(name: &str) -> PathBuf {
             ("echo", cfg!(feature = "echo")),
             ("probe", cfg!(feature = "probe")),
             ("cli", cfg!(feature = "cli")),
+            ("terraform", cfg!(feature = "terraform")),
         ]
         .into_iter()
         .filter_map(|(name, on)| on.then_some(name))
