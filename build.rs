@@ -15,7 +15,10 @@ const ECHO_PROTOS: &[&str] = &["proto/echo/v1/echo.proto"];
 /// Only with the `terraform` feature: Terraform's provider protocols, whose
 /// services get a default for every RPC (UNIMPLEMENTED), so that a
 /// provider implements only what it serves, as Terraform expects.
-const TERRAFORM_PROTOS: &[&str] = &["proto/terraform/tfplugin5.proto"];
+const TERRAFORM_PROTOS: &[&str] = &[
+    "proto/terraform/tfplugin5.proto",
+    "proto/terraform/tfplugin6.proto",
+];
 
 fn main() -> io::Result<()> {
     println!("cargo:rerun-if-changed=proto");

@@ -1,6 +1,7 @@
-//! A Terraform provider on rpcplugin, protocol 5: its schema so far (one
-//! managed resource and one data source, `example_file`); every other RPC
-//! answers UNIMPLEMENTED until implemented (issue 16 goes on with them).
+//! A Terraform provider on rpcplugin, speaking protocols 5 and 6 (the host
+//! negotiates one): its schema so far, one managed resource and one data
+//! source, `example_file`; every other RPC answers UNIMPLEMENTED until
+//! implemented (issue 16 goes on with them).
 //!
 //! ```text
 //! terraform_provider              # as Terraform launches it
@@ -8,67 +9,83 @@
 //!                                 # added under protocol 6 (serve refuses)
 //! ```
 
-use rpcplugin::proto::tfplugin5::provider_server::{Provider, ProviderServer};
-use rpcplugin::proto::tfplugin5::schema::{Attribute, Block};
-use rpcplugin::proto::tfplugin5::{Schema, get_provider_schema};
+use rpcplugin::proto::{tfplugin5, tfplugin6};
 use rpcplugin::{HandshakeConfig, ServeConfig};
 use tonic::{Request, Response, Status};
 
 struct ExampleProvider;
 
-/// An attribute of type `string` (Terraform's JSON type syntax).
-fn string(name: &str, required: bool, computed: bool) -> Attribute {
-    Attribute {
-        name: name.into(),
-        r#type: br#""string""#.to_vec(),
-        required,
-        optional: !required && !computed,
-        computed,
-        ..Attribute::default()
-    }
+/// The schemas, written once for both protocols: their schema messages
+/// differ only in protocol 6's nested attributes.
+macro_rules! schemas {
+    ($proto:ident) => {{
+        use $proto::schema::{Attribute, Block};
+        let string = |name: &str, required: bool, computed: bool| Attribute {
+            name: name.into(),
+            r#type: br#""string""#.to_vec(),
+            required,
+            optional: !required && !computed,
+            computed,
+            ..Attribute::default()
+        };
+        let file = $proto::Schema {
+            version: 0,
+            block: Some(Block {
+                attributes: vec![
+                    string("id", false, true),
+                    string("path", true, false),
+                    string("content", true, false),
+                ],
+                ..Block::default()
+            }),
+        };
+        let provider = $proto::Schema {
+            version: 0,
+            block: Some(Block::default()),
+        };
+        $proto::get_provider_schema::Response {
+            provider: Some(provider),
+            resource_schemas: [("example_file".to_owned(), file.clone())].into(),
+            data_source_schemas: [("example_file".to_owned(), file)].into(),
+            ..Default::default()
+        }
+    }};
 }
 
-fn file_schema() -> Schema {
-    Schema {
-        version: 0,
-        block: Some(Block {
-            attributes: vec![
-                string("id", false, true),
-                string("path", true, false),
-                string("content", true, false),
-            ],
-            ..Block::default()
-        }),
+#[tonic::async_trait]
+impl tfplugin5::provider_server::Provider for ExampleProvider {
+    async fn get_schema(
+        &self,
+        _: Request<tfplugin5::get_provider_schema::Request>,
+    ) -> Result<Response<tfplugin5::get_provider_schema::Response>, Status> {
+        Ok(Response::new(schemas!(tfplugin5)))
     }
 }
 
 #[tonic::async_trait]
-impl Provider for ExampleProvider {
-    async fn get_schema(
+impl tfplugin6::provider_server::Provider for ExampleProvider {
+    async fn get_provider_schema(
         &self,
-        _: Request<get_provider_schema::Request>,
-    ) -> Result<Response<get_provider_schema::Response>, Status> {
-        let provider = Schema {
-            version: 0,
-            block: Some(Block::default()),
-        };
-        Ok(Response::new(get_provider_schema::Response {
-            provider: Some(provider),
-            resource_schemas: [("example_file".to_owned(), file_schema())].into(),
-            data_source_schemas: [("example_file".to_owned(), file_schema())].into(),
-            ..Default::default()
-        }))
+        _: Request<tfplugin6::get_provider_schema::Request>,
+    ) -> Result<Response<tfplugin6::get_provider_schema::Response>, Status> {
+        Ok(Response::new(schemas!(tfplugin6)))
     }
 }
 
 #[tokio::main]
 async fn main() {
     let config = if std::env::args().any(|a| a == "--mispaired") {
-        ServeConfig::new(HandshakeConfig::terraform(6))
-            .service(ProviderServer::new(ExampleProvider))
+        ServeConfig::new(HandshakeConfig::terraform(6)).service(
+            tfplugin5::provider_server::ProviderServer::new(ExampleProvider),
+        )
     } else {
-        ServeConfig::new(HandshakeConfig::terraform(5))
-            .terraform_v5(ProviderServer::new(ExampleProvider))
+        ServeConfig::new(HandshakeConfig::terraform(6))
+            .terraform_v5(tfplugin5::provider_server::ProviderServer::new(
+                ExampleProvider,
+            ))
+            .terraform_v6(tfplugin6::provider_server::ProviderServer::new(
+                ExampleProvider,
+            ))
     };
     if let Err(err) = config.serve().await {
         eprintln!("terraform_provider: {}", rpcplugin::log::Chain(&err));

@@ -24,10 +24,26 @@ pub mod echo {
 /// messages. Every RPC of the generated server traits answers
 /// `UNIMPLEMENTED` unless the provider implements it. Serve a provider with
 /// [`ServeConfig::terraform_v5`](crate::server::ServeConfig::terraform_v5),
-/// which offers it as protocol version 5 only.
+/// which offers it as protocol version 5 only. Terraform 0.12 and later
+/// speak it.
 #[cfg(feature = "terraform")]
 #[cfg_attr(docsrs, doc(cfg(feature = "terraform")))]
 pub mod tfplugin5 {
     #![allow(missing_docs)]
     tonic::include_proto!("tfplugin5");
+}
+
+/// Terraform's provider protocol 6 (proto package `tfplugin6`, minor
+/// version 6.7): protocol 5 with nested attributes (`Schema.Object`) and
+/// renamed RPCs (`GetProviderSchema`, `ConfigureProvider`,
+/// `StopProvider`, …). Every RPC of the generated server trait answers
+/// `UNIMPLEMENTED` unless the provider implements it. Serve a provider with
+/// [`ServeConfig::terraform_v6`](crate::server::ServeConfig::terraform_v6),
+/// which offers it as protocol version 6 only. Terraform 1.0 and later
+/// speak it.
+#[cfg(feature = "terraform")]
+#[cfg_attr(docsrs, doc(cfg(feature = "terraform")))]
+pub mod tfplugin6 {
+    #![allow(missing_docs)]
+    tonic::include_proto!("tfplugin6");
 }

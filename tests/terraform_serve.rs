@@ -1,14 +1,14 @@
 //! A Terraform provider served with the `terraform` feature, driven by our
-//! host as Terraform drives it: the handshake negotiates protocol 5, the
-//! provider's schema comes back, an RPC it does not implement answers
-//! UNIMPLEMENTED, and a provider added under the wrong protocol version is
-//! refused by `serve` with an error that names the service and the fix.
+//! host as Terraform drives it: the handshake negotiates protocol 5 or 6,
+//! the provider's schema comes back in that protocol, an RPC it does not
+//! implement answers UNIMPLEMENTED, and a provider added under the wrong
+//! protocol version is refused by `serve` with an error that names the
+//! service and the fix.
 
 mod common;
 
-use rpcplugin::proto::tfplugin5::provider_client::ProviderClient;
-use rpcplugin::proto::tfplugin5::{configure, get_provider_schema};
-use rpcplugin::{ClientConfig, ClientError, HandshakeConfig};
+use rpcplugin::proto::{tfplugin5, tfplugin6};
+use rpcplugin::{Client, ClientConfig, ClientError, HandshakeConfig};
 
 fn provider(args: &[&str]) -> std::process::Command {
     let mut command = std::process::Command::new(common::example("terraform_provider"));
@@ -16,45 +16,84 @@ fn provider(args: &[&str]) -> std::process::Command {
     command
 }
 
+async fn start(versions: &[u32], mtls: bool) -> Client {
+    let mut config = ClientConfig::new(HandshakeConfig::terraform(6)).versions(versions.to_vec());
+    if !mtls {
+        config = config.danger_disable_auto_mtls();
+    }
+    config
+        .start(provider(&[]))
+        .await
+        .unwrap_or_else(|err| panic!("start: {}", rpcplugin::log::Chain(&err)))
+}
+
+fn names<'a>(attributes: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    attributes.collect()
+}
+
 #[tokio::test]
-async fn a_v5_provider_is_negotiated_as_5_and_serves_its_schema() {
+async fn a_host_for_5_gets_protocol_5() {
     for mtls in [true, false] {
-        let mut config = ClientConfig::new(HandshakeConfig::terraform(6)).versions([5, 6]);
-        if !mtls {
-            config = config.danger_disable_auto_mtls();
-        }
-        let client = config
-            .start(provider(&[]))
-            .await
-            .unwrap_or_else(|err| panic!("start: {}", rpcplugin::log::Chain(&err)));
+        let client = start(&[5], mtls).await;
         assert_eq!(client.handshake().app_version(), 5, "negotiated version");
-        let mut tf = ProviderClient::new(client.channel());
+        let mut tf = tfplugin5::provider_client::ProviderClient::new(client.channel());
         let schema = tf
-            .get_schema(get_provider_schema::Request {})
+            .get_schema(tfplugin5::get_provider_schema::Request {})
             .await
             .unwrap()
             .into_inner();
         assert!(
-            schema.resource_schemas.contains_key("example_file"),
-            "{schema:?}"
-        );
-        assert!(
             schema.data_source_schemas.contains_key("example_file"),
             "{schema:?}"
         );
-        let attributes = &schema.resource_schemas["example_file"]
+        let block = schema.resource_schemas["example_file"]
             .block
             .as_ref()
-            .unwrap()
-            .attributes;
-        let names: Vec<&str> = attributes.iter().map(|a| a.name.as_str()).collect();
-        assert_eq!(names, ["id", "path", "content"]);
+            .unwrap();
+        assert_eq!(
+            names(block.attributes.iter().map(|a| a.name.as_str())),
+            ["id", "path", "content"]
+        );
         // Not implemented by the provider: the generated default answers.
         let status = tf
-            .configure(configure::Request::default())
+            .configure(tfplugin5::configure::Request::default())
             .await
             .unwrap_err();
         assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+        client.kill().await;
+    }
+}
+
+#[tokio::test]
+async fn a_host_for_5_and_6_gets_protocol_6() {
+    for mtls in [true, false] {
+        let client = start(&[5, 6], mtls).await;
+        assert_eq!(client.handshake().app_version(), 6, "negotiated version");
+        let mut tf = tfplugin6::provider_client::ProviderClient::new(client.channel());
+        let schema = tf
+            .get_provider_schema(tfplugin6::get_provider_schema::Request {})
+            .await
+            .unwrap()
+            .into_inner();
+        let block = schema.resource_schemas["example_file"]
+            .block
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            names(block.attributes.iter().map(|a| a.name.as_str())),
+            ["id", "path", "content"]
+        );
+        let status = tf
+            .configure_provider(tfplugin6::configure_provider::Request::default())
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+        // Protocol 5's service is not offered beside it.
+        let v5 = tfplugin5::provider_client::ProviderClient::new(client.channel())
+            .get_schema(tfplugin5::get_provider_schema::Request {})
+            .await
+            .unwrap_err();
+        assert_eq!(v5.code(), tonic::Code::Unimplemented, "{v5:?}");
         client.kill().await;
     }
 }

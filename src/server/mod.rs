@@ -150,7 +150,7 @@ impl ServeConfig {
     /// `tfplugin6.Provider`) must be added under its own protocol version:
     /// otherwise [`serve`](Self::serve) fails with
     /// [`ServeError::ProviderVersion`]. With the `terraform` feature,
-    /// `terraform_v5` adds one where it belongs.
+    /// `terraform_v5` and `terraform_v6` add one where it belongs.
     pub fn service<S>(mut self, service: S) -> Self
     where
         S: tower::Service<
@@ -209,6 +209,39 @@ impl ServeConfig {
     {
         let routes = self.versions.remove(&5).unwrap_or_default();
         self.versions.insert(5, routes.add_service(provider));
+        self
+    }
+
+    /// Serves a Terraform provider speaking protocol 6 (`tfplugin6`) as app
+    /// protocol version 6, and only as 6, whatever the handshake's own
+    /// version: a host that negotiates 5 is not offered it. A provider
+    /// that also speaks another version adds that version's services with
+    /// [`version`](Self::version).
+    ///
+    /// ```
+    /// use rpcplugin::proto::tfplugin6::provider_server::{Provider, ProviderServer};
+    /// use rpcplugin::{HandshakeConfig, ServeConfig};
+    ///
+    /// struct Empty;
+    /// // Every RPC answers UNIMPLEMENTED until implemented.
+    /// impl Provider for Empty {}
+    ///
+    /// let config = ServeConfig::new(HandshakeConfig::terraform(6))
+    ///     .terraform_v6(ProviderServer::new(Empty));
+    /// # drop(config);
+    /// ```
+    #[cfg(feature = "terraform")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "terraform")))]
+    #[must_use]
+    pub fn terraform_v6<T>(
+        mut self,
+        provider: crate::proto::tfplugin6::provider_server::ProviderServer<T>,
+    ) -> Self
+    where
+        T: crate::proto::tfplugin6::provider_server::Provider,
+    {
+        let routes = self.versions.remove(&6).unwrap_or_default();
+        self.versions.insert(6, routes.add_service(provider));
         self
     }
 
