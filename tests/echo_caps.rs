@@ -254,19 +254,29 @@ async fn grpc_server_caps_connections() {
     }
     drop(first);
     // Its place is given back once the server sees it closed.
-    let fourth = within("a connection after one ended", async {
+    let fourth = grpc_client_once_free(&endpoint, &spec, "a connection after one ended").await;
+    fourth.send(Bytes::from_static(&[8; 8])).await.unwrap();
+    within("acks", fourth.wait()).await.unwrap();
+    drop((second, fourth));
+    server.shutdown().await;
+}
+
+/// A gRPC sample client, retried until the server has a place for it
+/// again (it sees the one given up closed a moment later).
+async fn grpc_client_once_free(
+    endpoint: &Endpoint,
+    spec: &echo::Spec,
+    what: &str,
+) -> echo::GrpcClient {
+    within(what, async {
         loop {
-            match GrpcClient::connect_endpoint(&endpoint, &spec, 4).await {
+            match echo::GrpcClient::connect_endpoint(endpoint, spec, 4).await {
                 Ok(client) => return client,
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
     })
-    .await;
-    fourth.send(Bytes::from_static(&[8; 8])).await.unwrap();
-    within("acks", fourth.wait()).await.unwrap();
-    drop((second, fourth));
-    server.shutdown().await;
+    .await
 }
 
 /// One half-open `Push` stream on `h2`: its headers and three bytes of a
@@ -319,15 +329,7 @@ async fn grpc_server_caps_push_streams_across_connections() {
     assert!(text.contains("too many sample streams"), "{text}");
     // One half-open stream goes away: its place is given back.
     drop((first_response, first_body));
-    let client = within("a stream after one ended", async {
-        loop {
-            match GrpcClient::connect_endpoint(&endpoint, &spec, 4).await {
-                Ok(client) => return client,
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
-    })
-    .await;
+    let client = grpc_client_once_free(&endpoint, &spec, "a stream after one ended").await;
     client.send(Bytes::from_static(&[9; 8])).await.unwrap();
     within("acks", client.wait()).await.unwrap();
     drop((second_response, second_body, client));
