@@ -13,7 +13,10 @@
 //! ```
 //!
 //! Terraform passes no arguments: `EXAMPLE_PROVIDER=v5` (only protocol 5)
-//! or `EXAMPLE_PROVIDER=mispaired` in Terraform's environment do the same.
+//! or `EXAMPLE_PROVIDER=mispaired` in Terraform's environment do the same;
+//! `EXAMPLE_PROVIDER=v5-routes-as-6` offers the v5 service as protocol 6
+//! through `ServeConfig::version`, which cannot look inside its routes
+//! (`rpcplugin probe --terraform` catches it).
 
 use rpcplugin::proto::{tfplugin5, tfplugin6};
 use rpcplugin::{HandshakeConfig, ServeConfig};
@@ -131,6 +134,11 @@ async fn main() {
     let v5 = || tfplugin5::provider_server::ProviderServer::new(ExampleProvider);
     let config = if mode == "mispaired" || std::env::args().any(|a| a == "--mispaired") {
         ServeConfig::new(HandshakeConfig::terraform(6)).service(v5())
+    } else if mode == "v5-routes-as-6" {
+        // What `version` cannot check (Routes hide their services): a v5
+        // provider offered as 6. `rpcplugin probe --terraform` fails it.
+        ServeConfig::new(HandshakeConfig::terraform(6))
+            .version(6, tonic::service::Routes::new(v5()))
     } else if mode == "v5" {
         ServeConfig::new(HandshakeConfig::terraform(5)).terraform_v5(v5())
     } else {

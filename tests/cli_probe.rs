@@ -207,3 +207,50 @@ fn a_bad_cookie_argument_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("\"NOEQUALS\" is not KEY=VALUE"), "{stderr}");
 }
+
+/// With `--terraform`, the probe calls the negotiated protocol's schema
+/// RPC: our example provider passes on 6 and on 5; a v5 provider offered
+/// as protocol 6 (through `ServeConfig::version`, which cannot look inside
+/// its routes) fails, as it would under Terraform.
+#[test]
+fn terraform_providers_are_checked_on_the_negotiated_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = example("terraform_provider");
+    let probed = probe(&["--terraform"], &[&provider]);
+    assert!(probed.passed, "{}", probed.stdout);
+    assert_line(
+        &probed,
+        "ok    Terraform provider schema: tfplugin6 GetProviderSchema: 1 resources, 1 data sources",
+    );
+
+    let v5 = script(
+        dir.path(),
+        "v5",
+        &format!("EXAMPLE_PROVIDER=v5 exec {provider}"),
+    );
+    let probed = probe(&["--terraform"], &[&v5]);
+    assert!(probed.passed, "{}", probed.stdout);
+    assert_line(
+        &probed,
+        "ok    Terraform provider schema: tfplugin5 GetSchema: 1 resources, 1 data sources",
+    );
+
+    let wrong = script(
+        dir.path(),
+        "wrong",
+        &format!("EXAMPLE_PROVIDER=v5-routes-as-6 exec {provider}"),
+    );
+    let probed = probe(&["--terraform"], &[&wrong]);
+    assert!(!probed.passed, "{}", probed.stdout);
+    let failed = probed
+        .stdout
+        .lines()
+        .find(|l| l.contains("Terraform provider schema:"))
+        .unwrap_or_else(|| panic!("no schema check:\n{}", probed.stdout));
+    assert!(
+        failed.trim_start().starts_with("FAIL")
+            && failed.contains("tfplugin6 GetProviderSchema")
+            && failed.contains("not served"),
+        "{failed}"
+    );
+}

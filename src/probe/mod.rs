@@ -3,6 +3,8 @@
 
 mod cert;
 mod report;
+#[cfg(feature = "terraform")]
+mod terraform;
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -26,6 +28,11 @@ use crate::tls::{self, Identity};
 /// How long a plugin may take to print its handshake line. go-plugin
 /// allows a minute; a probe is run by a person waiting for it.
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Terraform's cookie key: with it (and the `terraform` feature), the probe
+/// also calls the negotiated protocol's provider schema RPC.
+#[cfg(feature = "terraform")]
+const TERRAFORM_COOKIE: &str = "TF_PLUGIN_MAGIC_COOKIE";
 
 /// go-plugin hosts SIGKILL a plugin this long after `Shutdown`.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -103,7 +110,9 @@ impl Probe {
 
     /// Launches the plugin as a go-plugin host does, checks the handshake
     /// line field by field, connects, calls health, `GRPCStdio`,
-    /// `GRPCBroker` and `GRPCController.Shutdown`, watches it exit and
+    /// `GRPCBroker` (with Terraform's cookie and the `terraform` feature,
+    /// the negotiated protocol's provider schema RPC too) and
+    /// `GRPCController.Shutdown`, watches it exit and
     /// remove its socket, classifies its stderr, and launches it once more
     /// without the cookie. The plugin's process group is killed at the end,
     /// whatever happened, and when the returned future is dropped (a probe
@@ -450,6 +459,10 @@ impl Probe {
                 Err(status) => format!("{status} (only plugins that pass services need it)"),
             },
         );
+        #[cfg(feature = "terraform")]
+        if self.handshake.magic_cookie_key == TERRAFORM_COOKIE {
+            terraform::check(line.app_version(), channel.clone(), report).await;
+        }
         self.shutdown(line, channel, child, report).await;
         socket
     }
