@@ -168,3 +168,24 @@ async fn our_host_gets_the_null_providers_schema_and_leaves_nothing() {
     );
     assert!(gone(&socket), "its socket {} is left", socket.display());
 }
+
+/// `examples/terraform_schema` summarises the real null provider (it
+/// negotiates protocol 5, the only one go-plugin 1.x's provider offers).
+#[test]
+#[ignore = "needs Terraform 1.0.3 and terraform-provider-null 2.1.2: run .ci/install-peers, then cargo test --all-features -- --ignored"]
+fn the_schema_host_example_summarises_the_null_provider() {
+    let out = Command::new(common::example("terraform_schema"))
+        .arg(common::terraform_peer("terraform-provider-null_v2.1.2_x4"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout,
+        "protocol 5\nresources: null_resource\ndata sources: null_data_source\n"
+    );
+}
