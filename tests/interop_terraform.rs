@@ -189,3 +189,46 @@ fn the_schema_host_example_summarises_the_null_provider() {
         "protocol 5\nresources: null_resource\ndata sources: null_data_source\n"
     );
 }
+
+/// Debug mode: our provider started by a person (`RPCPLUGIN_DEBUG` names
+/// it by the configuration's source address) prints the reattach
+/// configuration; Terraform, given it in `TF_REATTACH_PROVIDERS`, attaches
+/// to the running provider instead of launching one, and leaves it
+/// running when it is done.
+#[test]
+#[ignore = "needs Terraform 1.0.3 and terraform-provider-null 2.1.2: run .ci/install-peers, then cargo test --all-features -- --ignored"]
+fn terraform_attaches_to_our_provider_in_debug_mode() {
+    use std::io::BufRead;
+    let workspace = Workspace::new();
+    let mut provider = Command::new(common::example("terraform_provider"))
+        .env("RPCPLUGIN_DEBUG", "example.com/rpcplugin/example")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(provider.stdout.take().unwrap()).lines();
+    let reattach = loop {
+        let line = lines
+            .next()
+            .expect("the provider prints its reattach configuration")
+            .unwrap();
+        if let Some(rest) = line.trim().strip_prefix("TF_REATTACH_PROVIDERS='") {
+            break rest.trim_end_matches('\'').to_owned();
+        }
+    };
+    let (ok, out) = workspace.terraform(
+        &["validate"],
+        &[("TF_REATTACH_PROVIDERS", &reattach), ("TF_LOG", "debug")],
+    );
+    let still_running = provider.try_wait().unwrap().is_none();
+    let _ = provider.kill();
+    let _ = provider.wait();
+    assert!(ok, "{out}");
+    assert!(out.contains("Success! The configuration is valid"), "{out}");
+    // Terraform logs an attached provider as "unmanaged".
+    assert!(
+        out.contains("unmanaged.provider"),
+        "attached, not launched: {out}"
+    );
+    assert!(still_running, "Terraform stopped a provider in debug mode");
+}
