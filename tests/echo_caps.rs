@@ -317,7 +317,21 @@ async fn grpc_server_caps_push_streams_across_connections() {
         let _ = conn.await;
     });
     let (h2, first_response, first_body) = half_open_push(h2).await;
-    let (_h2, second_response, second_body) = half_open_push(h2).await;
+    let (h2, second_response, second_body) = half_open_push(h2).await;
+    // The server takes a stream's place as it accepts the stream, in the
+    // order of the connection: once a GetSpec sent after the two is
+    // answered, both hold their places.
+    let mut h2 = h2.ready().await.unwrap();
+    let request = http::Request::post("/echo.v1.SampleStream/GetSpec")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (spec_response, mut spec_body) = h2.send_request(request, false).unwrap();
+    spec_body
+        .send_data(Bytes::from_static(&[0; 5]), true)
+        .unwrap();
+    within("GetSpec", spec_response).await.unwrap();
     // A real client on a connection of its own: refused at once.
     let refused = within(
         "a refusal",
