@@ -43,14 +43,27 @@ fn pid_in(pidfile: &Path) -> u32 {
         .unwrap()
 }
 
-/// Starts `command` with a 20 s start timeout and drops the start after
-/// `after`, before it can finish.
-async fn start_then_drop(command: std::process::Command, after: Duration) {
+/// Starts `command` with a 20 s start timeout and drops the start once
+/// `ready` holds (the plugin has printed its line) and 300 ms more have
+/// passed for the host to read it, before the start can finish.
+async fn start_then_drop(command: std::process::Command, ready: impl Fn() -> bool) {
     let config = ClientConfig::new(HandshakeConfig::basic_example())
         .danger_disable_auto_mtls()
         .start_timeout(Duration::from_secs(20));
-    let started = tokio::time::timeout(after, config.start(command)).await;
-    assert!(started.is_err(), "the start finished: {started:?}");
+    let start = config.start(command);
+    tokio::pin!(start);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready() {
+        assert!(Instant::now() < deadline, "the plugin never got ready");
+        tokio::select! {
+            started = &mut start => panic!("the start finished: {started:?}"),
+            () = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+    }
+    tokio::select! {
+        started = &mut start => panic!("the start finished: {started:?}"),
+        () = tokio::time::sleep(Duration::from_millis(300)) => {}
+    }
 }
 
 fn wait_removed(path: &Path, limit: Duration) -> bool {
@@ -68,11 +81,7 @@ fn wait_removed(path: &Path, limit: Duration) -> bool {
 async fn a_dropped_start_kills_the_plugin_and_removes_its_socket() {
     let dir = tempfile::tempdir().unwrap();
     let (pidfile, socket): (PathBuf, PathBuf) = (dir.path().join("pid"), dir.path().join("p.sock"));
-    start_then_drop(
-        silent_plugin(&pidfile, &socket),
-        Duration::from_millis(1500),
-    )
-    .await;
+    start_then_drop(silent_plugin(&pidfile, &socket), || socket.exists()).await;
     let pid = pid_in(&pidfile);
     assert!(
         common::wait_gone(pid, Duration::from_secs(2)),
@@ -93,11 +102,7 @@ async fn a_dropped_start_leaves_a_socket_the_plugin_did_not_make() {
     // as its own.
     let bystander = dir.path().join("bystander.sock");
     let _listener = std::os::unix::net::UnixListener::bind(&bystander).unwrap();
-    start_then_drop(
-        lying_plugin(&pidfile, &bystander),
-        Duration::from_millis(1500),
-    )
-    .await;
+    start_then_drop(lying_plugin(&pidfile, &bystander), || pidfile.exists()).await;
     let pid = pid_in(&pidfile);
     assert!(
         common::wait_gone(pid, Duration::from_secs(2)),

@@ -204,10 +204,22 @@ async fn output_printed_just_before_exit_reaches_the_real_descriptors() {
         .wait_exit(Duration::from_secs(5))
         .expect("the plugin exited");
     assert_eq!(status.code(), Some(3), "{status}");
-    // The launcher's readers catch up with the closed pipes.
-    std::thread::sleep(Duration::from_millis(200));
-    let stdout = String::from_utf8_lossy(&plugin.stdout_rest.lock().unwrap()).into_owned();
-    let stderr = plugin.stderr();
+    // The launcher's readers catch up with the closed pipes (up to 5 s on
+    // a busy machine; at once on a quiet one).
+    let complete = |text: &str, stream: &str| {
+        text.contains(&format!("last words {} on {stream}\n", lines - 1))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (stdout, stderr) = loop {
+        let stdout = String::from_utf8_lossy(&plugin.stdout_rest.lock().unwrap()).into_owned();
+        let stderr = plugin.stderr();
+        if (complete(&stdout, "stdout") && complete(&stderr, "stderr"))
+            || std::time::Instant::now() >= deadline
+        {
+            break (stdout, stderr);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     for i in [0, lines / 2, lines - 1] {
         assert!(
             stdout.contains(&format!("last words {i} on stdout\n")),
