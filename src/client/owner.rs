@@ -38,31 +38,29 @@ impl PluginSocket {
             .await
             .ok()?
             .ok()?;
-        let listener = conn.peer_cred().ok()?.pid();
-        let proof = Self::prove(path, listener, owner)?;
-        (proof.dev == before.dev() && proof.ino == before.ino()).then_some(proof)
+        Self::prove_unchanged(path, &before, conn.peer_cred().ok()?.pid(), owner)
     }
 
     /// [`probe`](Self::probe) without a runtime and without waiting, for
     /// a `Drop`: a non-blocking connect (a full backlog answers at once,
     /// and proves nothing), then the kernel's word on who listens.
     pub(crate) fn probe_now(path: &Path, owner: Owner) -> Option<Self> {
-        use nix::sys::socket::{
-            AddressFamily, SockFlag, SockType, UnixAddr, connect, getsockopt, socket, sockopt,
-        };
-        use std::os::fd::AsRawFd;
+        use nix::sys::socket::{getsockopt, sockopt};
         let before = std::fs::symlink_metadata(path).ok()?;
-        let addr = UnixAddr::new(path).ok()?;
-        let fd = socket(
-            AddressFamily::Unix,
-            SockType::Stream,
-            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .ok()?;
-        connect(fd.as_raw_fd(), &addr).ok()?;
+        let fd = crate::transport::connect_now(path).ok()?;
         let listener = getsockopt(&fd, sockopt::PeerCredentials).ok()?.pid();
-        let proof = Self::prove(path, Some(listener), owner)?;
+        Self::prove_unchanged(path, &before, Some(listener), owner)
+    }
+
+    /// The proof, if `listener` is `owner`'s and the path still holds the
+    /// socket it held `before` the connection that named the listener.
+    fn prove_unchanged(
+        path: &Path,
+        before: &std::fs::Metadata,
+        listener: Option<i32>,
+        owner: Owner,
+    ) -> Option<Self> {
+        let proof = Self::prove(path, listener, owner)?;
         (proof.dev == before.dev() && proof.ino == before.ino()).then_some(proof)
     }
 
@@ -72,7 +70,8 @@ impl PluginSocket {
         std::thread::spawn(move || {
             let deadline = std::time::Instant::now() + limit;
             loop {
-                let gone = std::os::unix::net::UnixStream::connect(&self.path).is_err();
+                // Never a blocking connect: a full backlog would hold it.
+                let gone = !crate::transport::is_listening(&self.path);
                 if gone || std::time::Instant::now() >= deadline {
                     self.remove();
                     return;

@@ -27,7 +27,7 @@ pub use error::{CloseError, ConnectError, EnvError, ListenError};
 pub use listen::{AnyTransport, Listen};
 pub use tcp::TcpTransport;
 pub use unix::{SUN_PATH_MAX, UnixTransport};
-pub(crate) use unix::{remove_stale_socket, socket_dir_from_env};
+pub(crate) use unix::{connect_now, is_listening, remove_stale_socket, socket_dir_from_env};
 
 /// How long [`Transport::connect`] waits by default: long enough for a
 /// loaded 2-core machine to accept on loopback, short enough that a dead

@@ -662,20 +662,34 @@ enum Probe {
 /// full backlog would wait for room).
 fn probe(path: &Path) -> io::Result<Probe> {
     use nix::errno::Errno;
+    match connect_now(path) {
+        Ok(_) | Err(Errno::EAGAIN) | Err(Errno::EINPROGRESS) => Ok(Probe::Listening),
+        Err(Errno::ECONNREFUSED) => Ok(Probe::Refused),
+        Err(Errno::ENOENT) => Ok(Probe::Gone),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+/// A non-blocking connect to the unix socket at `path`, for checks that
+/// must not wait (a full backlog answers `EAGAIN` at once): the connected
+/// socket, whose peer credentials name the listener.
+pub(crate) fn connect_now(path: &Path) -> nix::Result<std::os::fd::OwnedFd> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
-    let addr = UnixAddr::new(path).map_err(io::Error::from)?;
+    let addr = UnixAddr::new(path)?;
     let fd = socket(
         AddressFamily::Unix,
         SockType::Stream,
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
     )?;
-    match connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr) {
-        Ok(()) | Err(Errno::EAGAIN) | Err(Errno::EINPROGRESS) => Ok(Probe::Listening),
-        Err(Errno::ECONNREFUSED) => Ok(Probe::Refused),
-        Err(Errno::ENOENT) => Ok(Probe::Gone),
-        Err(errno) => Err(errno.into()),
-    }
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr)?;
+    Ok(fd)
+}
+
+/// Whether somebody listens on the unix socket at `path` (or queues
+/// connections to it), asked without waiting.
+pub(crate) fn is_listening(path: &Path) -> bool {
+    matches!(probe(path), Ok(Probe::Listening))
 }
 
 /// Removes the socket at `path` if nobody listens on it: what a host does
