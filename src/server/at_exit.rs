@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 /// ample, and a host that stopped draining cannot hold the exit longer.
 const EXIT_FLUSH: Duration = Duration::from_millis(200);
 
-/// A pump thread's end, which the exit hook can wait for without a runtime
-/// (it may run on a runtime worker, where blocking on a task is refused).
+/// A pump thread's end, which the exit hook waits for without a runtime (it
+/// may run on a runtime worker, where blocking on a task is refused), and
+/// `Capture::restore` from the runtime's blocking pool.
 #[derive(Debug, Default)]
 pub(super) struct Ended {
     done: Mutex<bool>,
@@ -38,7 +39,7 @@ impl Ended {
     }
 
     /// Whether the pump ended before `deadline`.
-    fn wait_until(&self, deadline: Instant) -> bool {
+    pub(super) fn wait_until(&self, deadline: Instant) -> bool {
         let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
         while !*done {
             let left = deadline.saturating_duration_since(Instant::now());

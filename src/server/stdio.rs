@@ -32,7 +32,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -104,8 +104,8 @@ pub(crate) struct Capture {
     saved_stderr: OwnedFd,
     /// Panic text to the real stderr while fd 2 is captured.
     panic_hook: Option<super::panic::PanicToStderr>,
-    /// Each pump thread's end.
-    pumps: Vec<oneshot::Receiver<()>>,
+    /// Each pump thread's end (the exit hook waits on the same).
+    pumps: Vec<Arc<at_exit::Ended>>,
 }
 
 impl Stdio {
@@ -134,17 +134,15 @@ impl Stdio {
         let saved_stdout = nix::unistd::dup(std::io::stdout())?;
         let saved_stderr = nix::unistd::dup(std::io::stderr())?;
         let mut pumps = Vec::new();
-        let mut exit_waits = Vec::new();
         for (channel, saved) in [
             (Channel::Stdout, &saved_stdout),
             (Channel::Stderr, &saved_stderr),
         ] {
             let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
             let original = File::from(saved.try_clone()?);
-            let (done, ended) = oneshot::channel();
-            let exit_wait = Arc::new(at_exit::Ended::default());
+            let ended = Arc::new(at_exit::Ended::default());
             let pump_shared = shared.clone();
-            let pump_ended = exit_wait.clone();
+            let pump_ended = ended.clone();
             std::thread::Builder::new()
                 .name(format!(
                     "rpcplugin-{}",
@@ -153,9 +151,7 @@ impl Stdio {
                 .spawn(move || {
                     pump(&pump_shared, channel, File::from(read), original);
                     pump_ended.set();
-                    let _ = done.send(());
                 })?;
-            exit_waits.push(exit_wait);
             match channel {
                 Channel::Stdout => nix::unistd::dup2_stdout(&write)?,
                 _ => nix::unistd::dup2_stderr(&write)?,
@@ -168,7 +164,7 @@ impl Stdio {
             exiting: shared.exiting.clone(),
             saved_stdout: saved_stdout.try_clone()?,
             saved_stderr: saved_stderr.try_clone()?,
-            pumps: exit_waits,
+            pumps: pumps.clone(),
         });
         Ok(Capture {
             shared,
@@ -199,10 +195,17 @@ impl Capture {
             hook.uninstall();
         }
         // The pipes reach EOF unless a child process still holds them.
-        for pump in self.pumps {
-            if tokio::time::timeout(FINAL_FLUSH, pump).await.is_err() {
-                tracing::debug!("a child process still holds the plugin's stdout or stderr");
-            }
+        // Each pump gets its own FINAL_FLUSH, waited for off the runtime.
+        let pumps = self.pumps;
+        let waited = tokio::task::spawn_blocking(move || {
+            pumps
+                .iter()
+                .filter(|pump| !pump.wait_until(std::time::Instant::now() + FINAL_FLUSH))
+                .count()
+        })
+        .await;
+        if !matches!(waited, Ok(0)) {
+            tracing::debug!("a child process still holds the plugin's stdout or stderr");
         }
     }
 }
