@@ -22,35 +22,44 @@ struct Offered {
     errors: usize,
 }
 
+/// What `reply` (a `GetProviderSchema.Response` of either protocol)
+/// offers; an error diagnostic is one of severity `ERROR`.
+macro_rules! offered {
+    ($proto:ident, $reply:expr) => {{
+        let reply = $reply.into_inner();
+        let error = $proto::diagnostic::Severity::Error as i32;
+        Offered {
+            resources: reply.resource_schemas.len(),
+            data_sources: reply.data_source_schemas.len(),
+            bytes: reply.encoded_len(),
+            errors: reply
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == error)
+                .count(),
+        }
+    }};
+}
+
 /// Calls the schema RPC of protocol `version` and reports it.
 pub(super) async fn check(version: u32, channel: Channel, report: &mut ProbeReport) {
-    let answer = match version {
-        5 => tfplugin5::provider_client::ProviderClient::new(channel)
-            .max_decoding_message_size(usize::MAX)
-            .get_schema(tfplugin5::get_provider_schema::Request {})
-            .await
-            .map(|reply| {
-                let reply = reply.into_inner();
-                Offered {
-                    resources: reply.resource_schemas.len(),
-                    data_sources: reply.data_source_schemas.len(),
-                    bytes: reply.encoded_len(),
-                    errors: reply.diagnostics.iter().filter(|d| d.severity == 1).count(),
-                }
-            }),
-        6 => tfplugin6::provider_client::ProviderClient::new(channel)
-            .max_decoding_message_size(usize::MAX)
-            .get_provider_schema(tfplugin6::get_provider_schema::Request {})
-            .await
-            .map(|reply| {
-                let reply = reply.into_inner();
-                Offered {
-                    resources: reply.resource_schemas.len(),
-                    data_sources: reply.data_source_schemas.len(),
-                    bytes: reply.encoded_len(),
-                    errors: reply.diagnostics.iter().filter(|d| d.severity == 1).count(),
-                }
-            }),
+    let (rpc, answer) = match version {
+        5 => (
+            "GetSchema",
+            tfplugin5::provider_client::ProviderClient::new(channel)
+                .max_decoding_message_size(usize::MAX)
+                .get_schema(tfplugin5::get_provider_schema::Request {})
+                .await
+                .map(|reply| offered!(tfplugin5, reply)),
+        ),
+        6 => (
+            "GetProviderSchema",
+            tfplugin6::provider_client::ProviderClient::new(channel)
+                .max_decoding_message_size(usize::MAX)
+                .get_provider_schema(tfplugin6::get_provider_schema::Request {})
+                .await
+                .map(|reply| offered!(tfplugin6, reply)),
+        ),
         other => {
             report.require(
                 NAME,
@@ -59,11 +68,6 @@ pub(super) async fn check(version: u32, channel: Channel, report: &mut ProbeRepo
             );
             return;
         }
-    };
-    let rpc = if version == 5 {
-        "GetSchema"
-    } else {
-        "GetProviderSchema"
     };
     match answer {
         Ok(offered) => report.require(

@@ -174,9 +174,26 @@ impl ServeConfig {
                 expected,
             });
         }
+        self.add_to(version, service);
+        self
+    }
+
+    /// Adds `service` to the routes of app protocol `version`.
+    fn add_to<S>(&mut self, version: u32, service: S)
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
         let routes = self.versions.remove(&version).unwrap_or_default();
         self.versions.insert(version, routes.add_service(service));
-        self
     }
 
     /// Serves a Terraform provider speaking protocol 5 (`tfplugin5`) as app
@@ -207,8 +224,7 @@ impl ServeConfig {
     where
         T: crate::proto::tfplugin5::provider_server::Provider,
     {
-        let routes = self.versions.remove(&5).unwrap_or_default();
-        self.versions.insert(5, routes.add_service(provider));
+        self.add_to(5, provider);
         self
     }
 
@@ -240,8 +256,7 @@ impl ServeConfig {
     where
         T: crate::proto::tfplugin6::provider_server::Provider,
     {
-        let routes = self.versions.remove(&6).unwrap_or_default();
-        self.versions.insert(6, routes.add_service(provider));
+        self.add_to(6, provider);
         self
     }
 
