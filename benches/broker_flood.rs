@@ -28,27 +28,10 @@ const RUNS: usize = 3;
 
 /// CPU seconds the process `pid` has used, and its resident KiB.
 fn cpu_and_rss(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    ((ticks(11) + ticks(12)) / 100.0, rss)
+    (
+        common::cpu_seconds(pid).unwrap_or(0.0),
+        common::status_kib(pid, "VmRSS:").unwrap_or(0),
+    )
 }
 
 async fn run() -> (f64, u64, u64) {

@@ -27,13 +27,7 @@ use std::time::Duration;
 const PER_CONNECTION: usize = 16;
 
 fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    common::status_kib(pid, field).unwrap_or(0)
 }
 
 /// One connection holding `streams` half-open `Push` streams; returns the

@@ -85,22 +85,10 @@ async fn put(plugin: &common::Launched, id: u32) -> Result<(), Status> {
 
 /// Kilobytes of the process's resident set and its CPU seconds so far.
 fn rss_kib_and_cpu(pid: u32) -> (u64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // /proc counts in USER_HZ, which is 100 on Linux whatever the kernel's HZ.
-    (rss, ticks as f64 / 100.0)
+    (
+        common::status_kib(pid, "VmRSS:").expect("the plugin's VmRSS"),
+        common::cpu_seconds(pid).expect("the plugin's CPU time"),
+    )
 }
 
 #[tokio::test]

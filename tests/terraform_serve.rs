@@ -119,18 +119,8 @@ async fn a_v5_provider_added_under_protocol_6_is_refused_by_serve() {
 /// `examples/terraform_schema`, a host for any provider, summarises ours.
 #[test]
 fn the_schema_host_example_summarises_our_provider() {
-    let out = std::process::Command::new(common::example("terraform_schema"))
-        .arg(common::example("terraform_provider"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        stdout,
+        common::terraform_schema_summary(&common::example("terraform_provider")),
         "protocol 6\nresources: example_file\ndata sources: example_file\n"
     );
 }

@@ -459,6 +459,22 @@ pub fn terraform_peer(name: &str) -> PathBuf {
     path
 }
 
+/// What `examples/terraform_schema` prints for the provider at `provider`;
+/// the run must succeed.
+pub fn terraform_schema_summary(provider: &Path) -> String {
+    let out = Command::new(example("terraform_schema"))
+        .arg(provider)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A plaintext tonic channel whose connections come from our transport
 /// layer (`rpcplugin::connect`), for any endpoint.
 pub async fn channel_to(endpoint: rpcplugin::Endpoint) -> tonic::transport::Channel {
@@ -498,6 +514,27 @@ pub fn launch_debug() -> (std::process::Child, rpcplugin::ReattachConfig) {
         child,
         providers.0.remove("kv").expect("a provider named kv"),
     )
+}
+
+/// A field of `/proc/PID/status` given in kB (`"VmRSS:"`, `"VmHWM:"`);
+/// `None` when the process or the field is not there.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// CPU seconds (user and system) the process has used so far, from
+/// `/proc/PID/stat`; `None` when there is no such process.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // /proc counts in USER_HZ, which is 100 on Linux whatever the kernel's HZ.
+    Some(ticks as f64 / 100.0)
 }
 
 /// Whether a process still exists (a zombie counts as gone).
