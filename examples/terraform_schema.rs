@@ -26,7 +26,7 @@ async fn summary(client: &rpcplugin::Client) -> Result<String, tonic::Status> {
     let (resources, data_sources) = match version {
         5 => {
             let schema = tfplugin5::provider_client::ProviderClient::new(channel)
-                .max_decoding_message_size(usize::MAX)
+                .max_decoding_message_size(rpcplugin::MAX_MESSAGE_SIZE)
                 .get_schema(tfplugin5::get_provider_schema::Request {})
                 .await?
                 .into_inner();
@@ -37,7 +37,7 @@ async fn summary(client: &rpcplugin::Client) -> Result<String, tonic::Status> {
         }
         _ => {
             let schema = tfplugin6::provider_client::ProviderClient::new(channel)
-                .max_decoding_message_size(usize::MAX)
+                .max_decoding_message_size(rpcplugin::MAX_MESSAGE_SIZE)
                 .get_provider_schema(tfplugin6::get_provider_schema::Request {})
                 .await?
                 .into_inner();

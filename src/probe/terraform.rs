@@ -47,7 +47,7 @@ pub(super) async fn check(version: u32, channel: Channel, report: &mut ProbeRepo
         5 => (
             "GetSchema",
             tfplugin5::provider_client::ProviderClient::new(channel)
-                .max_decoding_message_size(usize::MAX)
+                .max_decoding_message_size(crate::MAX_MESSAGE_SIZE)
                 .get_schema(tfplugin5::get_provider_schema::Request {})
                 .await
                 .map(|reply| offered!(tfplugin5, reply)),
@@ -55,7 +55,7 @@ pub(super) async fn check(version: u32, channel: Channel, report: &mut ProbeRepo
         6 => (
             "GetProviderSchema",
             tfplugin6::provider_client::ProviderClient::new(channel)
-                .max_decoding_message_size(usize::MAX)
+                .max_decoding_message_size(crate::MAX_MESSAGE_SIZE)
                 .get_provider_schema(tfplugin6::get_provider_schema::Request {})
                 .await
                 .map(|reply| offered!(tfplugin6, reply)),
