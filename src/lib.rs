@@ -295,6 +295,9 @@ pub mod probe;
 pub mod proto;
 pub mod reattach;
 pub mod server;
+#[cfg(feature = "terraform")]
+#[cfg_attr(docsrs, doc(cfg(feature = "terraform")))]
+pub mod terraform;
 pub mod tls;
 pub mod transport;
 

@@ -39,26 +39,69 @@ impl Workspace {
         )
         .unwrap();
         let config = dir.path().join("config");
-        std::fs::create_dir(&config).unwrap();
+        std::fs::create_dir_all(config.join("files")).unwrap();
+        std::fs::write(config.join("files/in.txt"), "input").unwrap();
+        let workspace = Workspace { dir };
+        workspace.configure("out.txt", "hello");
+        workspace
+    }
+
+    /// The configuration: the provider writing under `config/files` (an
+    /// absolute path, so that a provider started elsewhere in debug mode
+    /// writes there too), one `example_file` resource at `path` holding
+    /// `content`, and the data source reading `in.txt`.
+    fn configure(&self, path: &str, content: &str) {
+        let config = self.dir.path().join("config");
         std::fs::write(
             config.join("main.tf"),
-            r#"terraform {
-  required_providers {
-    example = { source = "example.com/rpcplugin/example" }
-  }
-}
-resource "example_file" "f" {
-  path    = "out.txt"
-  content = "hello"
-}
-data "example_file" "d" {
-  path    = "in.txt"
-  content = "x"
-}
+            format!(
+                r#"terraform {{
+  required_providers {{
+    example = {{ source = "example.com/rpcplugin/example" }}
+  }}
+}}
+provider "example" {{
+  directory = "{}"
+}}
+resource "example_file" "f" {{
+  path    = "{path}"
+  content = "{content}"
+}}
+data "example_file" "d" {{
+  path = "in.txt"
+}}
+output "input" {{
+  value = data.example_file.d.content
+}}
 "#,
+                config.join("files").display()
+            ),
         )
         .unwrap();
-        Workspace { dir }
+    }
+
+    /// A file under the provider's directory, if it exists.
+    fn file(&self, path: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir.path().join("config/files").join(path)).ok()
+    }
+
+    fn set_file(&self, path: &str, content: Option<&str>) {
+        let full = self.dir.path().join("config/files").join(path);
+        match content {
+            Some(text) => std::fs::write(full, text).unwrap(),
+            None => std::fs::remove_file(full).unwrap(),
+        }
+    }
+
+    /// `terraform ARGS` must succeed, saying `says`; its output.
+    fn expect(&self, args: &[&str], env: &[(&str, &str)], says: &str) -> String {
+        let (ok, out) = self.terraform(args, env);
+        assert!(ok, "terraform {args:?} failed: {out}");
+        assert!(
+            out.contains(says),
+            "terraform {args:?} did not say {says:?}: {out}"
+        );
+        out
     }
 
     /// Runs `terraform ARGS` with `env`; its exit status and output (both
@@ -105,6 +148,106 @@ fn terraform_validates_with_our_provider_on_protocols_6_and_5_with_and_without_t
                 "negotiated protocol {protocol}: {out}"
             );
         }
+    }
+}
+
+/// A resource's whole life under real Terraform, on each protocol with
+/// and without TLS: plan, apply (the data source read too), a plan with no
+/// changes, an update in place, drift (changed, then deleted outside
+/// Terraform), a replacement when the path changes, import, an error
+/// diagnostic pointing at the attribute, destroy.
+#[test]
+#[ignore = "needs Terraform 1.0.3 and terraform-provider-null 2.1.2: run .ci/install-peers, then cargo test --all-features -- --ignored"]
+fn a_resource_lives_and_dies_under_terraform_on_protocols_6_and_5_with_and_without_tls() {
+    for (mode, tls_off) in [("", ""), ("", "1"), ("v5", ""), ("v5", "1")] {
+        let ws = Workspace::new();
+        let env = [
+            ("EXAMPLE_PROVIDER", mode),
+            ("TF_DISABLE_PLUGIN_TLS", tls_off),
+        ];
+        let env = &env[..];
+        ws.expect(&["plan"], env, "Plan: 1 to add, 0 to change, 0 to destroy.");
+        let out = ws.expect(&["apply", "-auto-approve"], env, "Resources: 1 added");
+        assert!(
+            out.contains(r#"input = "input""#),
+            "the data source read in.txt: {out}"
+        );
+        assert_eq!(ws.file("out.txt").as_deref(), Some("hello"));
+        ws.expect(&["plan"], env, "No changes.");
+
+        ws.configure("out.txt", "hello, again");
+        ws.expect(
+            &["apply", "-auto-approve"],
+            env,
+            "Resources: 0 added, 1 changed, 0 destroyed.",
+        );
+        assert_eq!(ws.file("out.txt").as_deref(), Some("hello, again"));
+
+        // Drift: changed outside Terraform, then gone.
+        ws.set_file("out.txt", Some("edited by hand"));
+        let out = ws.expect(&["plan"], env, "Plan: 0 to add, 1 to change, 0 to destroy.");
+        assert!(out.contains("has been changed"), "drift reported: {out}");
+        ws.set_file("out.txt", None);
+        ws.expect(&["plan"], env, "Plan: 1 to add, 0 to change, 0 to destroy.");
+        ws.expect(
+            &["apply", "-auto-approve"],
+            env,
+            "Resources: 1 added, 0 changed, 0 destroyed.",
+        );
+        assert_eq!(ws.file("out.txt").as_deref(), Some("hello, again"));
+
+        // A new path replaces the file.
+        ws.configure("moved.txt", "hello, again");
+        let out = ws.expect(
+            &["apply", "-auto-approve"],
+            env,
+            "Resources: 1 added, 0 changed, 1 destroyed.",
+        );
+        assert!(out.contains("forces replacement"), "{out}");
+        assert_eq!(ws.file("moved.txt").as_deref(), Some("hello, again"));
+
+        // Import into an empty state.
+        std::fs::remove_file(ws.dir.path().join("config/terraform.tfstate")).unwrap();
+        let (ok, out) = ws.terraform(&["import", "example_file.f", "nowhere.txt"], env);
+        assert!(
+            !ok && out.contains("Cannot import a file that does not exist"),
+            "{out}"
+        );
+        ws.expect(
+            &["import", "example_file.f", "moved.txt"],
+            env,
+            "Import successful!",
+        );
+        // The imported state matches the configuration: nothing to do (the
+        // output, not in an imported state, is saved).
+        ws.expect(
+            &["apply", "-auto-approve"],
+            env,
+            "Resources: 0 added, 0 changed, 0 destroyed.",
+        );
+
+        // An error diagnostic, pointing at the attribute.
+        ws.configure("../escape.txt", "x");
+        let (ok, out) = ws.terraform(&["validate"], env);
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("Error: Invalid file path")
+                && out.contains(r#"path    = "../escape.txt""#),
+            "{out}"
+        );
+
+        ws.configure("moved.txt", "hello, again");
+        ws.expect(
+            &["destroy", "-auto-approve"],
+            env,
+            "Resources: 1 destroyed.",
+        );
+        assert_eq!(ws.file("moved.txt"), None, "destroy deletes the file");
+        assert_eq!(
+            ws.file("in.txt").as_deref(),
+            Some("input"),
+            "the data source's file stays"
+        );
     }
 }
 
@@ -185,8 +328,8 @@ fn the_schema_host_example_summarises_the_null_provider() {
 /// Debug mode: our provider started by a person (`RPCPLUGIN_DEBUG` names
 /// it by the configuration's source address) prints the reattach
 /// configuration; Terraform, given it in `TF_REATTACH_PROVIDERS`, attaches
-/// to the running provider instead of launching one, and leaves it
-/// running when it is done.
+/// to the running provider instead of launching one (apply, then destroy,
+/// both through it), and leaves it running when it is done.
 #[test]
 #[ignore = "needs Terraform 1.0.3 and terraform-provider-null 2.1.2: run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn terraform_attaches_to_our_provider_in_debug_mode() {
@@ -209,14 +352,29 @@ fn terraform_attaches_to_our_provider_in_debug_mode() {
         }
     };
     let (ok, out) = workspace.terraform(
-        &["validate"],
+        &["apply", "-auto-approve"],
         &[("TF_REATTACH_PROVIDERS", &reattach), ("TF_LOG", "debug")],
+    );
+    let written = workspace.file("out.txt");
+    let (destroyed, destroy_out) = workspace.terraform(
+        &["destroy", "-auto-approve"],
+        &[("TF_REATTACH_PROVIDERS", &reattach)],
     );
     let still_running = provider.try_wait().unwrap().is_none();
     let _ = provider.kill();
     let _ = provider.wait();
     assert!(ok, "{out}");
-    assert!(out.contains("Success! The configuration is valid"), "{out}");
+    assert!(out.contains("Resources: 1 added"), "{out}");
+    assert_eq!(
+        written.as_deref(),
+        Some("hello"),
+        "the attached provider wrote the file"
+    );
+    assert!(
+        destroyed && destroy_out.contains("Resources: 1 destroyed"),
+        "{destroy_out}"
+    );
+    assert_eq!(workspace.file("out.txt"), None);
     // Terraform logs an attached provider as "unmanaged".
     assert!(
         out.contains("unmanaged.provider"),
