@@ -54,9 +54,9 @@ async fn a_host_for_5_gets_protocol_5() {
             names(block.attributes.iter().map(|a| a.name.as_str())),
             ["id", "path", "content"]
         );
-        // Not implemented by the provider: the generated default answers.
+        // Not implemented by the provider (GetMetadata): the generated default answers.
         let status = tf
-            .configure(tfplugin5::configure::Request::default())
+            .get_metadata(tfplugin5::get_metadata::Request::default())
             .await
             .unwrap_err();
         assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
@@ -84,7 +84,7 @@ async fn a_host_for_5_and_6_gets_protocol_6() {
             ["id", "path", "content"]
         );
         let status = tf
-            .configure_provider(tfplugin6::configure_provider::Request::default())
+            .get_metadata(tfplugin6::get_metadata::Request::default())
             .await
             .unwrap_err();
         assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
