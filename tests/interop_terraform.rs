@@ -166,7 +166,19 @@ fn a_resource_lives_and_dies_under_terraform_on_protocols_6_and_5_with_and_witho
             ("TF_DISABLE_PLUGIN_TLS", tls_off),
         ];
         let env = &env[..];
-        ws.expect(&["plan"], env, "Plan: 1 to add, 0 to change, 0 to destroy.");
+        let mut logged = env.to_vec();
+        logged.push(("TF_LOG", "debug"));
+        let out = ws.expect(
+            &["plan"],
+            &logged,
+            "Plan: 1 to add, 0 to change, 0 to destroy.",
+        );
+        // The provider's tracing event, as Terraform logs it (hclog JSON
+        // read off its stderr, at its level, with its fields).
+        assert!(
+            out.contains("[INFO]  provider.terraform-provider-example: files go under the configured directory:"),
+            "{out}"
+        );
         let out = ws.expect(&["apply", "-auto-approve"], env, "Resources: 1 added");
         assert!(
             out.contains(r#"input = "input""#),

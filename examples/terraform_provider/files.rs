@@ -101,6 +101,7 @@ impl Files {
 
     pub fn configure(&self, config: &Value) -> Vec<Problem> {
         let directory = text(config, "directory").unwrap_or_else(|| ".".into());
+        tracing::info!(directory = %directory, "files go under the configured directory");
         *self.directory.lock().unwrap() = Some(PathBuf::from(directory));
         Vec::new()
     }

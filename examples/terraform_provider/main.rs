@@ -464,6 +464,9 @@ provider! {
 
 #[tokio::main]
 async fn main() {
+    // hclog JSON on stderr: Terraform logs each event at its level
+    // (`TF_LOG=debug`).
+    rpcplugin::init_logging("terraform-provider-example").ok();
     let mode = std::env::var("EXAMPLE_PROVIDER").unwrap_or_default();
     let v5 = || tfplugin5::provider_server::ProviderServer::new(ExampleProvider::default());
     let config = if mode == "mispaired" || std::env::args().any(|a| a == "--mispaired") {

@@ -1,0 +1,162 @@
+//! Benchmark: Terraform 1.0.3's `plan`, `apply` and `destroy` of a
+//! one-resource configuration with our example provider
+//! (`examples/terraform_provider`, release) beside the same with the real
+//! Go terraform-provider-null 2.1.2, AutoMTLS on and off, and Terraform's
+//! own time with no provider at all. A provider's share is a command's
+//! median minus Terraform's own; the last column is ours over null's.
+//!
+//! ```text
+//! cargo bench --features terraform --bench terraform_lifecycle   # needs .ci/install-peers
+//! ```
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+/// Rounds, interleaved so that noise falls on every row alike; medians of
+/// these.
+const ROUNDS: usize = 5;
+
+const COMMANDS: [&[&str]; 3] = [
+    &["plan"],
+    &["apply", "-auto-approve"],
+    &["destroy", "-auto-approve"],
+];
+
+/// A working directory for one provider: its configuration and a CLI
+/// configuration whose `dev_overrides` points at the provider binary.
+struct Workspace {
+    name: &'static str,
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    /// `source` and `binary` name the provider (none for Terraform alone);
+    /// `body` is the configuration after `terraform {}`.
+    fn new(name: &'static str, provider: Option<(&str, &str, &Path)>, body: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut required = String::new();
+        let mut overrides = String::new();
+        if let Some((local, source, binary)) = provider {
+            let bin = dir.path().join("bin");
+            std::fs::create_dir(&bin).unwrap();
+            std::os::unix::fs::symlink(binary, bin.join(format!("terraform-provider-{local}")))
+                .unwrap();
+            required =
+                format!("required_providers {{\n {local} = {{ source = \"{source}\" }}\n }}");
+            overrides = format!("\"{source}\" = \"{}\"", bin.display());
+        }
+        std::fs::write(
+            dir.path().join("cli.tfrc"),
+            format!(
+                "provider_installation {{\n dev_overrides {{\n {overrides}\n }}\n direct {{}}\n}}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("main.tf"),
+            format!("terraform {{\n {required}\n}}\n{body}"),
+        )
+        .unwrap();
+        Workspace { name, dir }
+    }
+
+    /// Runs `terraform ARGS` (which must succeed); its wall time in ms.
+    fn time(&self, args: &[&str], tls: bool) -> f64 {
+        let mut command = Command::new(common::terraform_peer("terraform"));
+        command
+            .args(args)
+            .arg("-no-color")
+            .current_dir(self.dir.path())
+            .env("TF_CLI_CONFIG_FILE", self.dir.path().join("cli.tfrc"))
+            .env("TF_IN_AUTOMATION", "1")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env_remove("TF_LOG");
+        if !tls {
+            command.env("TF_DISABLE_PLUGIN_TLS", "1");
+        }
+        let start = Instant::now();
+        let output = command.output().unwrap();
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        assert!(
+            output.status.success(),
+            "{} terraform {args:?}: {}{}",
+            self.name,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        ms
+    }
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut s = xs.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[s.len() / 2]
+}
+
+fn main() {
+    let ours = common::example("terraform_provider");
+    let null = common::terraform_peer("terraform-provider-null_v2.1.2_x4");
+    let workspaces = [
+        Workspace::new(
+            "terraform alone",
+            None,
+            "output \"x\" {\n value = \"y\"\n}\n",
+        ),
+        Workspace::new(
+            "our provider",
+            Some(("example", "example.com/rpcplugin/example", &ours)),
+            "resource \"example_file\" \"f\" {\n path = \"out.txt\"\n content = \"hello\"\n}\n",
+        ),
+        Workspace::new(
+            "null provider",
+            Some(("null", "hashicorp/null", &null)),
+            "resource \"null_resource\" \"n\" {}\n",
+        ),
+    ];
+    // times[workspace][tls][command]
+    let mut times = vec![vec![vec![Vec::new(); COMMANDS.len()]; 2]; workspaces.len()];
+    // One untimed pass: the binaries into the page cache.
+    for ws in &workspaces {
+        for args in COMMANDS {
+            ws.time(args, true);
+        }
+    }
+    for _ in 0..ROUNDS {
+        for (w, ws) in workspaces.iter().enumerate() {
+            for (t, tls) in [true, false].into_iter().enumerate() {
+                for (c, args) in COMMANDS.iter().enumerate() {
+                    times[w][t][c].push(ws.time(args, tls));
+                }
+            }
+        }
+    }
+    println!(
+        "Terraform 1.0.3, one resource, medians of {ROUNDS} (ms); share = minus Terraform alone"
+    );
+    println!(
+        "{:<8} {:<6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}",
+        "command", "TLS", "alone", "ours", "null", "our share", "null share", "ours / null"
+    );
+    for (c, args) in COMMANDS.iter().enumerate() {
+        for (t, tls) in ["on", "off"].into_iter().enumerate() {
+            let [alone, ours, null] = [0, 1, 2].map(|w| median(&times[w][t][c]));
+            let (our_share, null_share) = (ours - alone, null - alone);
+            println!(
+                "{:<8} {:<6} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>11.2}x",
+                args[0],
+                tls,
+                alone,
+                ours,
+                null,
+                our_share,
+                null_share,
+                our_share / null_share
+            );
+        }
+    }
+}
