@@ -16,10 +16,17 @@ use rpcplugin::{ClientConfig, HandshakeConfig};
 /// configuration that points Terraform at our example binary.
 struct Workspace {
     dir: tempfile::TempDir,
+    /// The host binary in `.venv-peers/terraform`: `terraform` (1.0.3) or
+    /// `tofu` (OpenTofu 1.10.6).
+    host: &'static str,
 }
 
 impl Workspace {
     fn new() -> Self {
+        Workspace::with_host("terraform")
+    }
+
+    fn with_host(host: &'static str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
@@ -41,7 +48,7 @@ impl Workspace {
         let config = dir.path().join("config");
         std::fs::create_dir_all(config.join("files")).unwrap();
         std::fs::write(config.join("files/in.txt"), "input").unwrap();
-        let workspace = Workspace { dir };
+        let workspace = Workspace { dir, host };
         workspace.configure("out.txt", "hello");
         workspace
     }
@@ -107,7 +114,7 @@ output "input" {{
     /// Runs `terraform ARGS` with `env`; its exit status and output (both
     /// streams).
     fn terraform(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-        let mut command = Command::new(common::terraform_peer("terraform"));
+        let mut command = Command::new(common::terraform_peer(self.host));
         command
             .args(args)
             .arg("-no-color")
@@ -151,16 +158,31 @@ fn terraform_validates_with_our_provider_on_protocols_6_and_5_with_and_without_t
     }
 }
 
-/// A resource's whole life under real Terraform, on each protocol with
-/// and without TLS: plan, apply (the data source read too), a plan with no
-/// changes, an update in place, drift (changed, then deleted outside
-/// Terraform), a replacement when the path changes, import, an error
-/// diagnostic pointing at the attribute, destroy.
+/// A resource's whole life under real Terraform 1.0.3, on each protocol
+/// with and without TLS.
 #[test]
 #[ignore = "needs Terraform 1.0.3 and terraform-provider-null 2.1.2: run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn a_resource_lives_and_dies_under_terraform_on_protocols_6_and_5_with_and_without_tls() {
-    for (mode, tls_off) in [("", ""), ("", "1"), ("v5", ""), ("v5", "1")] {
-        let ws = Workspace::new();
+    lifecycle("terraform", &[("", ""), ("", "1"), ("v5", ""), ("v5", "1")]);
+}
+
+/// The same under a current Terraform-family host, OpenTofu 1.10.6
+/// (go-plugin 1.4.3, today's tfplugin5 and tfplugin6): protocol 6 with
+/// TLS, protocol 5 without.
+#[test]
+#[ignore = "needs OpenTofu 1.10.6 built from the Go module proxy: run .ci/install-peers, then cargo test --all-features -- --ignored"]
+fn a_resource_lives_and_dies_under_opentofu() {
+    lifecycle("tofu", &[("", ""), ("v5", "1")]);
+}
+
+/// Plan, apply (the data source read too), a plan with no changes, an
+/// update in place, drift (changed, then deleted outside Terraform), a
+/// replacement when the path changes, import, an error diagnostic pointing
+/// at the attribute, destroy: under `host`, for each `(EXAMPLE_PROVIDER,
+/// TF_DISABLE_PLUGIN_TLS)`.
+fn lifecycle(host: &'static str, modes: &[(&str, &str)]) {
+    for &(mode, tls_off) in modes {
+        let ws = Workspace::with_host(host);
         let env = [
             ("EXAMPLE_PROVIDER", mode),
             ("TF_DISABLE_PLUGIN_TLS", tls_off),
@@ -198,7 +220,11 @@ fn a_resource_lives_and_dies_under_terraform_on_protocols_6_and_5_with_and_witho
         // Drift: changed outside Terraform, then gone.
         ws.set_file("out.txt", Some("edited by hand"));
         let out = ws.expect(&["plan"], env, "Plan: 0 to add, 1 to change, 0 to destroy.");
-        assert!(out.contains("has been changed"), "drift reported: {out}");
+        // The refreshed content is what the plan changes from.
+        assert!(
+            out.contains(r#"content = "edited by hand" -> "hello, again""#),
+            "drift found by ReadResource: {out}"
+        );
         ws.set_file("out.txt", None);
         ws.expect(&["plan"], env, "Plan: 1 to add, 0 to change, 0 to destroy.");
         ws.expect(
@@ -345,8 +371,19 @@ fn the_schema_host_example_summarises_the_null_provider() {
 #[test]
 #[ignore = "needs Terraform 1.0.3 and terraform-provider-null 2.1.2: run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn terraform_attaches_to_our_provider_in_debug_mode() {
+    debug_mode("terraform");
+}
+
+/// The same with OpenTofu 1.10.6.
+#[test]
+#[ignore = "needs OpenTofu 1.10.6 built from the Go module proxy: run .ci/install-peers, then cargo test --all-features -- --ignored"]
+fn opentofu_attaches_to_our_provider_in_debug_mode() {
+    debug_mode("tofu");
+}
+
+fn debug_mode(host: &'static str) {
     use std::io::BufRead;
-    let workspace = Workspace::new();
+    let workspace = Workspace::with_host(host);
     let mut provider = Command::new(common::example("terraform_provider"))
         .env("RPCPLUGIN_DEBUG", "example.com/rpcplugin/example")
         .stdout(std::process::Stdio::piped())
