@@ -295,6 +295,7 @@ pub mod probe;
 pub mod proto;
 pub mod reattach;
 pub mod server;
+mod sys;
 #[cfg(feature = "terraform")]
 #[cfg_attr(docsrs, doc(cfg(feature = "terraform")))]
 pub mod terraform;

@@ -6,7 +6,9 @@
 //!
 //! This binary holds one test, because it points its own fd 1 at a pipe.
 //! A watchdog thread ends the process if the runtime wedges, so the test
-//! fails instead of hanging.
+//! fails instead of hanging. Linux only: it shrinks the pipe with
+//! `F_SETPIPE_SZ` and reads the writer's wait channel from `/proc`.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -45,10 +45,9 @@ impl PluginSocket {
     /// a `Drop`: a non-blocking connect (a full backlog answers at once,
     /// and proves nothing), then the kernel's word on who listens.
     pub(crate) fn probe_now(path: &Path, owner: Owner) -> Option<Self> {
-        use nix::sys::socket::{getsockopt, sockopt};
         let before = std::fs::symlink_metadata(path).ok()?;
         let fd = crate::transport::connect_now(path).ok()?;
-        let listener = getsockopt(&fd, sockopt::PeerCredentials).ok()?.pid();
+        let listener = crate::sys::peer_pid(&fd)?;
         Self::prove_unchanged(path, &before, Some(listener), owner)
     }
 
@@ -129,7 +128,7 @@ impl ProvenProcess {
     pub(crate) fn now(pid: i32) -> Option<Self> {
         Some(ProvenProcess {
             pid,
-            started: start_time(pid)?,
+            started: crate::sys::start_time(pid)?,
         })
     }
 
@@ -142,16 +141,6 @@ impl ProvenProcess {
     pub(crate) fn pid(&self) -> i32 {
         self.pid
     }
-}
-
-/// When a process started, in clock ticks since boot (field 22 of
-/// `/proc/PID/stat`); `None` when there is no such process.
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: count
-    // from the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 #[cfg(test)]

@@ -246,15 +246,7 @@ pub(crate) async fn wait_exit(pid: u32) {
 /// unreaped its pid, and so its process group id, cannot be reused, and
 /// signalling the group reaches only what it left behind.
 pub(crate) fn exit_status_unreaped(pid: u32) -> Option<ExitStatus> {
-    use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-    match waitid(Id::Pid(Pid::from_raw(i32::try_from(pid).ok()?)), flags) {
-        Ok(WaitStatus::Exited(_, code)) => Some(ExitStatus::from_raw((code & 0xff) << 8)),
-        Ok(WaitStatus::Signaled(_, signal, core)) => Some(ExitStatus::from_raw(
-            signal as i32 | if core { 0x80 } else { 0 },
-        )),
-        _ => None,
-    }
+    crate::sys::exit_status_unreaped(pid)
 }
 
 /// Drains the plugin's stdout after the handshake line, whatever it holds,
@@ -290,13 +282,7 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
         return false;
     };
     let exists = nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok();
-    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    });
+    let zombie = crate::sys::is_zombie(pid);
     exists && !zombie
 }
 

@@ -30,7 +30,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -138,7 +137,7 @@ impl Stdio {
             (Channel::Stdout, &saved_stdout),
             (Channel::Stderr, &saved_stderr),
         ] {
-            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+            let (read, write) = crate::sys::pipe_cloexec()?;
             let original = File::from(saved.try_clone()?);
             let ended = Arc::new(at_exit::Ended::default());
             let pump_shared = shared.clone();

@@ -1,8 +1,8 @@
 //! Unix-socket listener and dialler, with safe stale-socket cleanup.
 
-use std::fs::{self, Permissions};
+use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -497,8 +497,9 @@ fn set_group_and_mode(fd: &std::os::fd::OwnedFd, gid: Option<u32>, mode: u32) ->
     }
     // fchmod refuses an O_PATH descriptor; its /proc link leads to the
     // opened inode itself, not through the path.
+    use std::os::unix::fs::PermissionsExt;
     let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd));
-    fs::set_permissions(&proc_path, Permissions::from_mode(mode))
+    fs::set_permissions(&proc_path, fs::Permissions::from_mode(mode))
 }
 
 /// Gives a directory we just created its group and mode, on the
@@ -674,14 +675,9 @@ fn probe(path: &Path) -> io::Result<Probe> {
 /// must not wait (a full backlog answers `EAGAIN` at once): the connected
 /// socket, whose peer credentials name the listener.
 pub(crate) fn connect_now(path: &Path) -> nix::Result<std::os::fd::OwnedFd> {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+    use nix::sys::socket::{UnixAddr, connect};
     let addr = UnixAddr::new(path)?;
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
+    let fd = crate::sys::unix_socket_nonblocking()?;
     connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr)?;
     Ok(fd)
 }
