@@ -270,15 +270,16 @@
     doc = "[echo-mod]: https://docs.rs/rpcplugin/latest/rpcplugin/echo/index.html"
 )]
 #![warn(missing_docs)]
-// One `unsafe` call in the whole crate, allowed where it is: registering
-// the exit hook that flushes captured output with the C library's `atexit`
-// (`server/at_exit.rs`), for which the standard library has no safe API.
+// `unsafe` is allowed only where it is, for C library calls that neither
+// the standard library nor nix offers safely: `atexit` for the exit hook
+// that flushes captured output (`server/at_exit.rs`), and on macOS only,
+// `waitid` and `proc_pidinfo` (`sys.rs`).
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-// Layers, lowest first; each uses only layers before it: chain, env, transport,
-// tls, grpc, handshake, reattach, log, proto, broker, server, client, probe,
-// echo (checked by tests/layers.rs).
+// Layers, lowest first; each uses only layers before it: sys, chain, env,
+// transport, tls, grpc, handshake, reattach, log, proto, terraform, broker,
+// server, client, probe, echo (checked by tests/layers.rs).
 pub mod broker;
 mod chain;
 pub mod client;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first, as in `src/lib.rs`.
 const LAYERS: &[&str] = &[
+    "sys",
     "chain",
     "env",
     "transport",
@@ -15,6 +16,7 @@ const LAYERS: &[&str] = &[
     "reattach",
     "log",
     "proto",
+    "terraform",
     "broker",
     "server",
     "client",
