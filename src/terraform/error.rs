@@ -1,5 +1,7 @@
 //! What can go wrong between bytes and values.
 
+use super::types::MAX_DEPTH;
+
 /// A value or type that could not be decoded or encoded.
 ///
 /// `at` names where, in Terraform's path syntax from the value's root:
@@ -110,8 +112,16 @@ pub(crate) enum Step {
 }
 
 impl Path {
-    pub(crate) fn depth(&self) -> usize {
-        self.0.len()
+    /// [`ValueError::TooDeep`] once the path is deeper than a value may
+    /// nest.
+    pub(crate) fn check_depth(&self) -> Result<(), ValueError> {
+        if self.0.len() > MAX_DEPTH {
+            return Err(ValueError::TooDeep {
+                at: self.render(),
+                limit: MAX_DEPTH,
+            });
+        }
+        Ok(())
     }
 
     pub(crate) fn push(&mut self, step: Step) {

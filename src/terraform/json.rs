@@ -11,7 +11,6 @@ use serde_json::Value as Json;
 
 use super::error::{Path, Step};
 use super::msgpack::value_kind;
-use super::types::MAX_DEPTH;
 use super::value::NumberParts;
 use super::{Number, Type, Value, ValueError};
 
@@ -78,12 +77,7 @@ impl Decoder {
     }
 
     fn value(&mut self, json: &Json, ty: &Type) -> Result<Value, ValueError> {
-        if self.path.depth() > MAX_DEPTH {
-            return Err(ValueError::TooDeep {
-                at: self.path.render(),
-                limit: MAX_DEPTH,
-            });
-        }
+        self.path.check_depth()?;
         Ok(match (json, ty) {
             (Json::Null, _) => Value::Null,
             (Json::Object(pair), Type::Dynamic) => {
@@ -192,12 +186,7 @@ impl Encoder {
     }
 
     fn value(&mut self, value: &Value, ty: &Type) -> Result<(), ValueError> {
-        if self.path.depth() > MAX_DEPTH {
-            return Err(ValueError::TooDeep {
-                at: self.path.render(),
-                limit: MAX_DEPTH,
-            });
-        }
+        self.path.check_depth()?;
         match (value, ty) {
             (Value::Unknown, _) => {
                 return Err(ValueError::UnknownInJson {

@@ -10,7 +10,6 @@ use rmp::Marker;
 use rmp::decode::RmpRead;
 
 use super::error::{Path, Step};
-use super::types::MAX_DEPTH;
 use super::value::NumberParts;
 use super::{Number, Type, Value, ValueError};
 
@@ -120,12 +119,7 @@ impl<'a> Decoder<'a> {
     }
 
     fn value(&mut self, ty: &Type) -> Result<Value, ValueError> {
-        if self.path.depth() > MAX_DEPTH {
-            return Err(ValueError::TooDeep {
-                at: self.path.render(),
-                limit: MAX_DEPTH,
-            });
-        }
+        self.path.check_depth()?;
         let marker = rmp::decode::read_marker(&mut self.rd).map_err(|_| self.truncated())?;
         match marker {
             Marker::Null => return Ok(Value::Null),
@@ -403,12 +397,7 @@ impl Encoder {
     }
 
     fn value(&mut self, value: &Value, ty: &Type) -> Result<(), ValueError> {
-        if self.path.depth() > MAX_DEPTH {
-            return Err(ValueError::TooDeep {
-                at: self.path.render(),
-                limit: MAX_DEPTH,
-            });
-        }
+        self.path.check_depth()?;
         match (value, ty) {
             (Value::Null, _) => rmp::encode::write_nil(&mut self.out).expect(INFALLIBLE),
             (Value::Unknown, _) => {

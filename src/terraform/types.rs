@@ -8,8 +8,10 @@ use serde_json::Value as Json;
 
 use super::ValueError;
 
-/// How deep a type may nest. Terraform's deepest real schemas nest blocks a
-/// dozen levels; the bound keeps a hostile type from exhausting the stack.
+/// How deep a type or value may nest: a bound, not a tuned figure. A
+/// value nests as deep as its schema's blocks, a few levels in providers
+/// (one in the null provider and in ours); the decoders recurse once per
+/// level, so the bound keeps hostile bytes from exhausting the stack.
 pub(crate) const MAX_DEPTH: usize = 64;
 
 /// A Terraform type: what a schema attribute declares, and what a
