@@ -175,6 +175,52 @@ fn a_resource_lives_and_dies_under_opentofu() {
     lifecycle("tofu", &[("", ""), ("v5", "1")]);
 }
 
+/// OpenTofu (as Terraform since 1.6) refines unknown values: a string
+/// template over an unknown id is an unknown with a known prefix, sent as
+/// msgpack extension 12. Our provider validates and plans with it (read as
+/// unknown, which its trace event shows was the refined kind), and apply
+/// fills it in.
+#[test]
+#[ignore = "needs OpenTofu 1.10.6 built from the Go module proxy: run .ci/install-peers, then cargo test --all-features -- --ignored"]
+fn opentofu_sends_refined_unknowns_that_we_read_as_unknown() {
+    let ws = Workspace::with_host("tofu");
+    let config = ws.dir.path().join("config");
+    std::fs::write(
+        config.join("main.tf"),
+        format!(
+            r#"terraform {{
+  required_providers {{
+    example = {{ source = "example.com/rpcplugin/example" }}
+  }}
+}}
+provider "example" {{
+  directory = "{}"
+}}
+resource "example_file" "f" {{
+  path    = "out.txt"
+  content = "hello"
+}}
+resource "example_file" "g" {{
+  path    = "copy-${{example_file.f.id}}"
+  content = example_file.f.content
+}}
+"#,
+            config.join("files").display()
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("TF_LOG", "trace"),
+        ("RPCPLUGIN_LOG", "info,rpcplugin::terraform=trace"),
+    ];
+    let out = ws.expect(&["apply", "-auto-approve"], &env, "Resources: 2 added");
+    assert!(
+        out.contains("an unknown value with refinements, read as unknown"),
+        "OpenTofu sent no refined unknown: {out}"
+    );
+    assert_eq!(ws.file("copy-out.txt").as_deref(), Some("hello"));
+}
+
 /// Plan, apply (the data source read too), a plan with no changes, an
 /// update in place, drift (changed, then deleted outside Terraform), a
 /// replacement when the path changes, import, an error diagnostic pointing

@@ -309,7 +309,14 @@ impl<'a> Decoder<'a> {
         let kind = self.rd.read_data_i8().map_err(|_| self.truncated())?;
         self.take(len)?;
         match kind {
-            UNKNOWN | UNKNOWN_REFINED => Ok(Value::Unknown),
+            UNKNOWN => Ok(Value::Unknown),
+            UNKNOWN_REFINED => {
+                tracing::trace!(
+                    at = %self.path.render(),
+                    "an unknown value with refinements, read as unknown (refinements dropped)"
+                );
+                Ok(Value::Unknown)
+            }
             other => Err(self.malformed(format!(
                 "extension type {other} (only 0 and 12, unknown values, are Terraform's)"
             ))),
