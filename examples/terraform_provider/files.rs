@@ -62,16 +62,19 @@ fn text(value: &Value, name: &str) -> Option<String> {
     value.get(name).and_then(Value::as_str).map(str::to_owned)
 }
 
-/// A path that stays inside the directory: relative, no `..`.
+/// A path that names a file inside the directory: relative, no `..`,
+/// not empty or `.`.
 fn check_path(value: &Value) -> Vec<Problem> {
     let Some(path) = text(value, "path") else {
         // Null or unknown until apply: nothing to check yet.
         return Vec::new();
     };
-    let escapes = Path::new(&path)
-        .components()
+    let components: Vec<_> = Path::new(&path).components().collect();
+    let escapes = components
+        .iter()
         .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
-    if path.is_empty() || escapes {
+    let names_a_file = matches!(components.last(), Some(Component::Normal(_)));
+    if escapes || !names_a_file {
         return vec![Problem::new(
             "Invalid file path",
             format!(
