@@ -44,43 +44,67 @@
 //! }
 //! ```
 //!
-//! ## A Terraform-style plugin
+//! ## A Terraform provider
 //!
-//! Terraform speaks app protocol versions 5 and 6 with its own cookie, and
-//! starts providers under a debugger through `TF_REATTACH_PROVIDERS`. Serve
-//! one set of services per version; the one the host negotiates is served.
-//! With `--debug`, the plugin skips the cookie and prints the reattach
-//! configuration instead of the handshake line.
+//! With the `terraform` feature, `proto::tfplugin5` and `proto::tfplugin6`
+//! are Terraform's provider protocols (every RPC answers UNIMPLEMENTED
+//! until implemented), `ServeConfig::terraform_v6` and `terraform_v5`
+//! serve a provider under its own protocol version only, and
+//! [`terraform`][terraform-mod] is
+//! Terraform's value model: the schema's type, `DynamicValue` to and from
+//! values with unknowns and nulls, diagnostics. Terraform starts providers
+//! under a debugger through `TF_REATTACH_PROVIDERS`: with `--debug` here,
+//! the provider skips the cookie and prints the reattach configuration,
+//! under the name of its source address.
 //!
 //! ```no_run
-//! # use demo_proto::kv::kv_server::{Kv, KvServer};
-//! # use demo_proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
-//! # use tonic::{Request, Response, Status};
-//! # #[derive(Default)] struct V5; #[derive(Default)] struct V6;
-//! # #[tonic::async_trait] impl Kv for V5 {
-//! #   async fn get(&self, _: Request<GetRequest>) -> Result<Response<GetResponse>, Status> { todo!() }
-//! #   async fn put(&self, _: Request<PutRequest>) -> Result<Response<Empty>, Status> { todo!() } }
-//! # #[tonic::async_trait] impl Kv for V6 {
-//! #   async fn get(&self, _: Request<GetRequest>) -> Result<Response<GetResponse>, Status> { todo!() }
-//! #   async fn put(&self, _: Request<PutRequest>) -> Result<Response<Empty>, Status> { todo!() } }
-//! use rpcplugin::{HandshakeConfig, MAX_MESSAGE_SIZE, ServeConfig};
-//! use tonic::service::Routes;
+//! # #[cfg(feature = "terraform")]
+//! # mod provider {
+//! use rpcplugin::proto::tfplugin6::provider_server::{Provider, ProviderServer};
+//! use rpcplugin::proto::tfplugin6::{Schema, get_provider_schema, schema};
+//! use rpcplugin::terraform::Type;
+//! use rpcplugin::{HandshakeConfig, ServeConfig};
+//! use tonic::{Request, Response, Status};
 //!
-//! #[tokio::main]
-//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! struct Example;
+//!
+//! #[tonic::async_trait]
+//! impl Provider for Example {
+//!     async fn get_provider_schema(
+//!         &self,
+//!         _: Request<get_provider_schema::Request>,
+//!     ) -> Result<Response<get_provider_schema::Response>, Status> {
+//!         let path = schema::Attribute {
+//!             name: "path".into(),
+//!             r#type: Type::String.to_json(),
+//!             required: true,
+//!             ..Default::default()
+//!         };
+//!         let file = Schema {
+//!             version: 0,
+//!             block: Some(schema::Block { attributes: vec![path], ..Default::default() }),
+//!         };
+//!         Ok(Response::new(get_provider_schema::Response {
+//!             provider: Some(Schema::default()),
+//!             resource_schemas: [("example_file".to_owned(), file)].into(),
+//!             ..Default::default()
+//!         }))
+//!     }
+//!     // …and the lifecycle RPCs: examples/terraform_provider/.
+//! }
+//!
+//! pub async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     rpcplugin::init_logging("terraform-provider-example")?;
-//!     // Your generated tfplugin5 and tfplugin6 servers go here.
-//!     let v5 = KvServer::new(V5::default()).max_decoding_message_size(MAX_MESSAGE_SIZE);
-//!     let v6 = KvServer::new(V6::default()).max_decoding_message_size(MAX_MESSAGE_SIZE);
 //!     let mut config = ServeConfig::new(HandshakeConfig::terraform(6))
-//!         .version(5, Routes::new(v5))
-//!         .version(6, Routes::new(v6));
+//!         .terraform_v6(ProviderServer::new(Example));
 //!     if std::env::args().any(|a| a == "--debug") {
 //!         config = config.debug("registry.terraform.io/example/example");
 //!     }
 //!     config.serve().await?;
 //!     Ok(())
 //! }
+//! # }
+//! # fn main() {}
 //! ```
 //!
 //! `rpcplugin probe --terraform -- ./terraform-provider-example` then says
@@ -130,7 +154,8 @@
 //! | (always) | [`ServeConfig::serve`], [`ClientConfig`] and [`Client`], [`Broker`], transports, AutoMTLS, handshake, reattach, hclog logs, go-plugin's own services | — |
 //! | `echo` | [`echo`][echo-mod]: echo sample streams (TCP v1 and gRPC), and `proto::echo` | `http-body` |
 //! | `probe` | [`probe`][probe-mod]: the conformance report as a library | — |
-//! | `cli` | the `rpcplugin` command line; turns on `echo` and `probe` | `clap` |
+//! | `terraform` | `proto::tfplugin5` and `proto::tfplugin6` (Terraform's provider protocols), `ServeConfig::terraform_v5` and `terraform_v6`, and [`terraform`][terraform-mod]: Terraform's value model | `prost-types`, `rmp` |
+//! | `cli` | the `rpcplugin` command line; turns on `echo`, `probe` and `terraform` | `clap` |
 //!
 //! The command line: `cargo install rpcplugin --features cli`.
 //!
@@ -224,6 +249,8 @@
 //! - [`probe`][probe-mod] (feature `probe`): the conformance report.
 //! - [`echo`][echo-mod] (feature `echo`): echo sample streams, echo's TCP
 //!   protocol v1 and a gRPC transport, with servers, sinks and clients.
+//! - [`terraform`][terraform-mod] (feature `terraform`): Terraform's types
+//!   and values, `DynamicValue` and `RawState` encodings, diagnostics.
 //!
 //! The examples' KV and counter services come from the `demo-proto` crate
 //! beside this one: a plugin author generates their own protocol's code the
@@ -257,6 +284,11 @@
 #![cfg_attr(feature = "probe", doc = "[probe-mod]: probe")]
 #![cfg_attr(feature = "probe", doc = "[probe-probe]: probe::Probe")]
 #![cfg_attr(feature = "echo", doc = "[echo-mod]: echo")]
+#![cfg_attr(feature = "terraform", doc = "[terraform-mod]: terraform")]
+#![cfg_attr(
+    not(feature = "terraform"),
+    doc = "[terraform-mod]: https://docs.rs/rpcplugin/latest/rpcplugin/terraform/index.html"
+)]
 #![cfg_attr(
     not(feature = "probe"),
     doc = "[probe-mod]: https://docs.rs/rpcplugin/latest/rpcplugin/probe/index.html"
