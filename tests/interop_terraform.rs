@@ -53,24 +53,11 @@ impl Workspace {
         workspace
     }
 
-    /// The configuration: the provider writing under `config/files` (an
-    /// absolute path, so that a provider started elsewhere in debug mode
-    /// writes there too), one `example_file` resource at `path` holding
+    /// The configuration: one `example_file` resource at `path` holding
     /// `content`, and the data source reading `in.txt`.
     fn configure(&self, path: &str, content: &str) {
-        let config = self.dir.path().join("config");
-        std::fs::write(
-            config.join("main.tf"),
-            format!(
-                r#"terraform {{
-  required_providers {{
-    example = {{ source = "example.com/rpcplugin/example" }}
-  }}
-}}
-provider "example" {{
-  directory = "{}"
-}}
-resource "example_file" "f" {{
+        self.write_config(&format!(
+            r#"resource "example_file" "f" {{
   path    = "{path}"
   content = "{content}"
 }}
@@ -80,11 +67,28 @@ data "example_file" "d" {{
 output "input" {{
   value = data.example_file.d.content
 }}
+"#
+        ));
+    }
+
+    /// `main.tf`: the provider, writing under `config/files` (an absolute
+    /// path, so that a provider started elsewhere in debug mode writes
+    /// there too), then `body`.
+    fn write_config(&self, body: &str) {
+        let config = self.dir.path().join("config");
+        let header = format!(
+            r#"terraform {{
+  required_providers {{
+    example = {{ source = "example.com/rpcplugin/example" }}
+  }}
+}}
+provider "example" {{
+  directory = "{}"
+}}
 "#,
-                config.join("files").display()
-            ),
-        )
-        .unwrap();
+            config.join("files").display()
+        );
+        std::fs::write(config.join("main.tf"), header + body).unwrap();
     }
 
     /// A file under the provider's directory, if it exists.
@@ -184,31 +188,17 @@ fn a_resource_lives_and_dies_under_opentofu() {
 #[ignore = "needs OpenTofu 1.10.6 built from the Go module proxy: run .ci/install-peers, then cargo test --all-features -- --ignored"]
 fn opentofu_sends_refined_unknowns_that_we_read_as_unknown() {
     let ws = Workspace::with_host("tofu");
-    let config = ws.dir.path().join("config");
-    std::fs::write(
-        config.join("main.tf"),
-        format!(
-            r#"terraform {{
-  required_providers {{
-    example = {{ source = "example.com/rpcplugin/example" }}
-  }}
-}}
-provider "example" {{
-  directory = "{}"
-}}
-resource "example_file" "f" {{
+    ws.write_config(
+        r#"resource "example_file" "f" {
   path    = "out.txt"
   content = "hello"
-}}
-resource "example_file" "g" {{
-  path    = "copy-${{example_file.f.id}}"
+}
+resource "example_file" "g" {
+  path    = "copy-${example_file.f.id}"
   content = example_file.f.content
-}}
+}
 "#,
-            config.join("files").display()
-        ),
-    )
-    .unwrap();
+    );
     let env = [
         ("TF_LOG", "trace"),
         ("RPCPLUGIN_LOG", "info,rpcplugin::terraform=trace"),
