@@ -13,7 +13,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 /// Rounds, interleaved so that noise falls on every row alike; medians of
@@ -34,28 +33,17 @@ struct Workspace {
 }
 
 impl Workspace {
-    /// `source` and `binary` name the provider (none for Terraform alone);
-    /// `body` is the configuration after `terraform {}`.
+    /// `provider` is `(local name, source address, binary)`, none for
+    /// Terraform alone; `body` is the configuration after `terraform {}`.
     fn new(name: &'static str, provider: Option<(&str, &str, &Path)>, body: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut required = String::new();
-        let mut overrides = String::new();
-        if let Some((local, source, binary)) = provider {
-            let bin = dir.path().join("bin");
-            std::fs::create_dir(&bin).unwrap();
-            std::os::unix::fs::symlink(binary, bin.join(format!("terraform-provider-{local}")))
-                .unwrap();
-            required =
-                format!("required_providers {{\n {local} = {{ source = \"{source}\" }}\n }}");
-            overrides = format!("\"{source}\" = \"{}\"", bin.display());
-        }
-        std::fs::write(
-            dir.path().join("cli.tfrc"),
-            format!(
-                "provider_installation {{\n dev_overrides {{\n {overrides}\n }}\n direct {{}}\n}}\n"
-            ),
-        )
-        .unwrap();
+        common::terraform_cli_config(dir.path(), provider);
+        let required = match provider {
+            Some((local, source, _)) => {
+                format!("required_providers {{\n {local} = {{ source = \"{source}\" }}\n }}")
+            }
+            None => String::new(),
+        };
         std::fs::write(
             dir.path().join("main.tf"),
             format!("terraform {{\n {required}\n}}\n{body}"),
@@ -66,15 +54,12 @@ impl Workspace {
 
     /// Runs `terraform ARGS` (which must succeed); its wall time in ms.
     fn time(&self, args: &[&str], tls: bool) -> f64 {
-        let mut command = Command::new(common::terraform_peer("terraform"));
-        command
-            .args(args)
-            .arg("-no-color")
-            .current_dir(self.dir.path())
-            .env("TF_CLI_CONFIG_FILE", self.dir.path().join("cli.tfrc"))
-            .env("TF_IN_AUTOMATION", "1")
-            .env("CHECKPOINT_DISABLE", "1")
-            .env_remove("TF_LOG");
+        let mut command = common::terraform_command(
+            "terraform",
+            args,
+            self.dir.path(),
+            &self.dir.path().join("cli.tfrc"),
+        );
         if !tls {
             command.env("TF_DISABLE_PLUGIN_TLS", "1");
         }

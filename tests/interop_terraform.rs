@@ -28,23 +28,14 @@ impl Workspace {
 
     fn with_host(host: &'static str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        // Terraform looks for terraform-provider-<type> in the override dir.
-        std::os::unix::fs::symlink(
-            common::example("terraform_provider"),
-            bin.join("terraform-provider-example"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("cli.tfrc"),
-            format!(
-                "provider_installation {{\n  dev_overrides {{\n    \
-                 \"example.com/rpcplugin/example\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
-                bin.display()
-            ),
-        )
-        .unwrap();
+        common::terraform_cli_config(
+            dir.path(),
+            Some((
+                "example",
+                "example.com/rpcplugin/example",
+                &common::example("terraform_provider"),
+            )),
+        );
         let config = dir.path().join("config");
         std::fs::create_dir_all(config.join("files")).unwrap();
         std::fs::write(config.join("files/in.txt"), "input").unwrap();
@@ -118,15 +109,12 @@ provider "example" {{
     /// Runs `terraform ARGS` with `env`; its exit status and output (both
     /// streams).
     fn terraform(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-        let mut command = Command::new(common::terraform_peer(self.host));
-        command
-            .args(args)
-            .arg("-no-color")
-            .current_dir(self.dir.path().join("config"))
-            .env("TF_CLI_CONFIG_FILE", self.dir.path().join("cli.tfrc"))
-            .env("TF_IN_AUTOMATION", "1")
-            .env("CHECKPOINT_DISABLE", "1")
-            .env_remove("TF_LOG");
+        let mut command = common::terraform_command(
+            self.host,
+            args,
+            &self.dir.path().join("config"),
+            &self.dir.path().join("cli.tfrc"),
+        );
         for (key, value) in env {
             command.env(key, value);
         }

@@ -452,11 +452,53 @@ pub fn peers_python() -> PathBuf {
 }
 
 /// A program of `.venv-peers/terraform` (made by `.ci/install-peers`):
-/// `terraform` (v1.0.3) or `terraform-provider-null_v2.1.2_x4`.
+/// `terraform` (v1.0.3), `tofu` (OpenTofu 1.10.6) or
+/// `terraform-provider-null_v2.1.2_x4`.
 pub fn terraform_peer(name: &str) -> PathBuf {
     let path = crate_dir().join(".venv-peers/terraform").join(name);
     assert!(path.exists(), "no {}; {INSTALL_HINT}", path.display());
     path
+}
+
+/// Writes `dir/cli.tfrc`, a Terraform CLI configuration whose
+/// `dev_overrides` takes the provider at source address `source` from
+/// `binary`, linked into `dir/bin` as `terraform-provider-<local>` (the
+/// name Terraform looks for); with no provider, overrides nothing. Its
+/// path.
+pub fn terraform_cli_config(dir: &Path, provider: Option<(&str, &str, &Path)>) -> PathBuf {
+    let mut overrides = String::new();
+    if let Some((local, source, binary)) = provider {
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(binary, bin.join(format!("terraform-provider-{local}")))
+            .unwrap();
+        overrides = format!("    \"{source}\" = \"{}\"\n", bin.display());
+    }
+    let path = dir.join("cli.tfrc");
+    std::fs::write(
+        &path,
+        format!(
+            "provider_installation {{\n  dev_overrides {{\n{overrides}  }}\n  direct {{}}\n}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `host` of `.venv-peers/terraform` (`terraform` or `tofu`) running
+/// `args` in `dir` under the CLI configuration `cli_config`, as in
+/// automation: no colour, no update check, `TF_LOG` unset.
+pub fn terraform_command(host: &str, args: &[&str], dir: &Path, cli_config: &Path) -> Command {
+    let mut command = Command::new(terraform_peer(host));
+    command
+        .args(args)
+        .arg("-no-color")
+        .current_dir(dir)
+        .env("TF_CLI_CONFIG_FILE", cli_config)
+        .env("TF_IN_AUTOMATION", "1")
+        .env("CHECKPOINT_DISABLE", "1")
+        .env_remove("TF_LOG");
+    command
 }
 
 /// What `examples/terraform_schema` prints for the provider at `provider`;
