@@ -82,7 +82,8 @@ pub(crate) fn peer_pid(fd: &OwnedFd) -> Option<i32> {
 }
 
 /// How our child `pid` exited, if it has, without reaping it: while it is
-/// unreaped its pid, and so its process group id, cannot be reused.
+/// unreaped its pid, and so its process group id, cannot be reused, and
+/// signalling the group reaches only what it left behind.
 #[cfg(not(target_vendor = "apple"))]
 pub(crate) fn exit_status_unreaped(pid: u32) -> Option<ExitStatus> {
     use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};

@@ -116,7 +116,7 @@ impl Liveness {
             return gone("the plugin was killed".into());
         }
         if let Some(pid) = self.child
-            && let Some(status) = super::process::exit_status_unreaped(pid)
+            && let Some(status) = crate::sys::exit_status_unreaped(pid)
         {
             return gone(format!("the plugin (pid {pid}) exited ({status})"));
         }

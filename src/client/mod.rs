@@ -669,7 +669,7 @@ impl Client {
         let known = *self.inner.status.lock().expect("status lock");
         // Not reaped until killed, so that its pid stays its own.
         known.or_else(|| match self.inner.child.try_lock() {
-            Ok(child) if child.is_some() => process::exit_status_unreaped(self.inner.pid),
+            Ok(child) if child.is_some() => crate::sys::exit_status_unreaped(self.inner.pid),
             _ => None,
         })
     }
@@ -707,7 +707,7 @@ impl Inner {
         let Some(child) = guard.as_mut() else {
             return *self.status.lock().expect("status lock");
         };
-        if process::exit_status_unreaped(self.pid).is_none() {
+        if crate::sys::exit_status_unreaped(self.pid).is_none() {
             self.ask_shutdown().await;
             let exit = tokio::time::timeout(self.grace, process::wait_exit(self.pid));
             if exit.await.is_err() {

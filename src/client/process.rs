@@ -216,7 +216,7 @@ async fn stdout_closed(pid: u32, deadline: Instant, tail: &Tail) -> ClientError 
 async fn exited(pid: u32, tail: &Tail) -> ClientError {
     tokio::time::sleep(STDERR_SETTLE).await;
     ClientError::ExitedBeforeHandshake {
-        status: exit_status_unreaped(pid).unwrap_or_else(|| ExitStatus::from_raw(0)),
+        status: crate::sys::exit_status_unreaped(pid).unwrap_or_else(|| ExitStatus::from_raw(0)),
         stderr: tail.lines(),
     }
 }
@@ -232,7 +232,7 @@ const EXIT_POLL: Duration = Duration::from_millis(100);
 pub(crate) async fn wait_exit(pid: u32) {
     // Registered before the first look, so an exit after it is signalled.
     let mut sigchld = signal(SignalKind::child()).ok();
-    while exit_status_unreaped(pid).is_none() {
+    while crate::sys::exit_status_unreaped(pid).is_none() {
         match &mut sigchld {
             Some(sigchld) => {
                 let _ = tokio::time::timeout(EXIT_POLL, sigchld.recv()).await;
@@ -240,13 +240,6 @@ pub(crate) async fn wait_exit(pid: u32) {
             None => tokio::time::sleep(EXIT_POLL / 10).await,
         }
     }
-}
-
-/// How our child `pid` exited, if it has, without reaping it: while it is
-/// unreaped its pid, and so its process group id, cannot be reused, and
-/// signalling the group reaches only what it left behind.
-pub(crate) fn exit_status_unreaped(pid: u32) -> Option<ExitStatus> {
-    crate::sys::exit_status_unreaped(pid)
 }
 
 /// Drains the plugin's stdout after the handshake line, whatever it holds,

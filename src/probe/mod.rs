@@ -216,7 +216,7 @@ impl Probe {
                 let pid = child.id().unwrap_or(0);
                 let status =
                     match tokio::time::timeout(Duration::from_secs(2), wait_exit(pid)).await {
-                        Ok(()) => crate::client::process::exit_status_unreaped(pid)
+                        Ok(()) => crate::sys::exit_status_unreaped(pid)
                             .map_or_else(|| "exited".to_owned(), |s| s.to_string()),
                         Err(_) => "still running".to_owned(),
                     };
@@ -485,7 +485,7 @@ impl Probe {
         let exited = tokio::time::timeout(left, wait_exit(pid))
             .await
             .ok()
-            .and_then(|()| crate::client::process::exit_status_unreaped(pid));
+            .and_then(|()| crate::sys::exit_status_unreaped(pid));
         let exited_ok = exited.is_some();
         let (ok, detail) = match answer {
             Ok(Ok(_)) => (true, "answered".to_owned()),
@@ -557,7 +557,7 @@ impl Probe {
             first
         });
         let _ = tokio::time::timeout(NO_COOKIE_LIMIT, wait_exit(pid)).await;
-        let status = crate::client::process::exit_status_unreaped(pid);
+        let status = crate::sys::exit_status_unreaped(pid);
         guard.kill_and_reap(&mut child).await;
         // Its pipes closed as its group died, unless it handed them to a
         // process outside the group: bounded either way.
