@@ -16,6 +16,12 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A value Terraform sent that could not be read, about no attribute
+    /// in particular.
+    pub fn unreadable(summary: &str, err: &rpcplugin::terraform::ValueError) -> Self {
+        Problem::new(summary, err.to_string(), None)
+    }
+
     fn new(summary: &str, detail: impl Into<String>, attribute: Option<&'static str>) -> Self {
         Problem {
             summary: summary.into(),

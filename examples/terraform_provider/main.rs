@@ -106,15 +106,13 @@ macro_rules! diagnostics {
 /// A request's value, or the diagnostics answer for one Terraform sent
 /// that does not fit the schema.
 macro_rules! decode {
-    ($proto:ident, $value:expr, $ty:expr, $response:ty) => {
+    ($value:expr, $ty:expr, $response:ty) => {
         match $value.unwrap_or_default().to_value(&$ty) {
             Ok(value) => value,
             Err(err) => {
-                return Ok(Response::new(<$response>::from_problems(vec![Problem {
-                    summary: "Invalid value from Terraform".into(),
-                    detail: err.to_string(),
-                    attribute: None,
-                }])));
+                return Ok(Response::new(<$response>::from_problems(vec![
+                    Problem::unreadable("Invalid value from Terraform", &err),
+                ])));
             }
         }
     };
@@ -167,11 +165,9 @@ macro_rules! provider {
                         upgraded_state: Some(encode!($proto, state, ty)),
                         diagnostics: Vec::new(),
                     })),
-                    Err(err) => Ok(Response::new(FromProblems::from_problems(vec![Problem {
-                        summary: "Unreadable stored state".into(),
-                        detail: err.to_string(),
-                        attribute: None,
-                    }]))),
+                    Err(err) => Ok(Response::new(FromProblems::from_problems(vec![
+                        Problem::unreadable("Unreadable stored state", &err),
+                    ]))),
                 }
             }
 
@@ -182,7 +178,7 @@ macro_rules! provider {
                 type Reply = $proto::read_resource::Response;
                 let request = request.into_inner();
                 let ty = files::file_type();
-                let state = decode!($proto, request.current_state, ty, Reply);
+                let state = decode!(request.current_state, ty, Reply);
                 Ok(Response::new(match self.files.read(state).await {
                     Ok(state) => Reply {
                         new_state: Some(encode!($proto, state, ty)),
@@ -200,8 +196,8 @@ macro_rules! provider {
                 type Reply = $proto::plan_resource_change::Response;
                 let request = request.into_inner();
                 let ty = files::file_type();
-                let prior = decode!($proto, request.prior_state, ty, Reply);
-                let proposed = decode!($proto, request.proposed_new_state, ty, Reply);
+                let prior = decode!(request.prior_state, ty, Reply);
+                let proposed = decode!(request.proposed_new_state, ty, Reply);
                 let plan = Files::plan(&prior, proposed);
                 Ok(Response::new(Reply {
                     planned_state: Some(encode!($proto, plan.planned, ty)),
@@ -222,8 +218,8 @@ macro_rules! provider {
                 type Reply = $proto::apply_resource_change::Response;
                 let request = request.into_inner();
                 let ty = files::file_type();
-                let prior = decode!($proto, request.prior_state, ty, Reply);
-                let planned = decode!($proto, request.planned_state, ty, Reply);
+                let prior = decode!(request.prior_state, ty, Reply);
+                let planned = decode!(request.planned_state, ty, Reply);
                 Ok(Response::new(match self.files.apply(&prior, planned).await {
                     Ok(state) => Reply {
                         new_state: Some(encode!($proto, state, ty)),
@@ -259,7 +255,7 @@ macro_rules! provider {
             ) -> Result<Response<$proto::read_data_source::Response>, Status> {
                 type Reply = $proto::read_data_source::Response;
                 let ty = files::data_type();
-                let config = decode!($proto, request.into_inner().config, ty, Reply);
+                let config = decode!(request.into_inner().config, ty, Reply);
                 Ok(Response::new(match self.files.read_data(&config).await {
                     Ok(state) => Reply {
                         state: Some(encode!($proto, state, ty)),
@@ -277,18 +273,23 @@ macro_rules! provider {
 macro_rules! validate {
     ($self:ident, $proto:ident, $message:ident, $request:ident, $ty:expr, $check:expr) => {{
         let config = $request.into_inner().config.unwrap_or_default();
-        let problems = match config.to_value(&$ty) {
-            Ok(config) => $check($self, &config),
-            Err(err) => vec![Problem {
-                summary: "Invalid configuration".into(),
-                detail: err.to_string(),
-                attribute: None,
-            }],
-        };
+        let problems = checked(config.to_value(&$ty), |config| $check($self, config));
         Ok(Response::new($proto::$message::Response {
             diagnostics: diagnostics!($proto, problems),
         }))
     }};
+}
+
+/// The problems of a configuration Terraform sent: `check`'s, or the one
+/// saying it could not be read as its type.
+fn checked(
+    config: Result<Value, rpcplugin::terraform::ValueError>,
+    check: impl FnOnce(&Value) -> Vec<Problem>,
+) -> Vec<Problem> {
+    match config {
+        Ok(config) => check(&config),
+        Err(err) => vec![Problem::unreadable("Invalid configuration", &err)],
+    }
 }
 
 fn check_provider(_: &ExampleProvider, config: &Value) -> Vec<Problem> {
@@ -322,14 +323,10 @@ provider! {
     ) -> Result<Response<tfplugin5::prepare_provider_config::Response>, Status> {
         // Protocol 5 hands the configuration back, possibly amended.
         let config = request.into_inner().config.unwrap_or_default();
-        let problems = match config.to_value(&files::provider_type()) {
-            Ok(value) => Files::validate_provider(&value),
-            Err(err) => vec![Problem {
-                summary: "Invalid configuration".into(),
-                detail: err.to_string(),
-                attribute: None,
-            }],
-        };
+        let problems = checked(
+            config.to_value(&files::provider_type()),
+            Files::validate_provider,
+        );
         Ok(Response::new(
             tfplugin5::prepare_provider_config::Response {
                 prepared_config: Some(config),

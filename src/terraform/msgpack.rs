@@ -230,7 +230,7 @@ impl<'a> Decoder<'a> {
 
     fn text(&mut self, n: usize) -> Result<String, ValueError> {
         let bytes = self.take(n)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| {
+        std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| {
             self.malformed(format!("text not UTF-8: {}", super::error::excerpt(bytes)))
         })
     }
