@@ -124,3 +124,67 @@ fn the_schema_host_example_summarises_our_provider() {
         "protocol 6\nresources: example_file\ndata sources: example_file\n"
     );
 }
+
+/// A hostile host: values that are not the schema's (a 4-billion-entry
+/// map announced in 5 bytes, an array for an object, text that is not UTF-8, a number where a
+/// string goes, trailing bytes) each come back as an error diagnostic
+/// naming what is wrong, not a crash or an allocation; the provider goes
+/// on answering.
+#[tokio::test]
+async fn malformed_values_from_the_host_are_diagnosed_and_the_provider_goes_on() {
+    use tfplugin6::{DynamicValue, plan_resource_change};
+    let client = start(&[6], true).await;
+    let mut tf = tfplugin6::provider_client::ProviderClient::new(client.channel());
+    let dv = |bytes: &[u8]| {
+        Some(DynamicValue {
+            msgpack: bytes.to_vec(),
+            json: Vec::new(),
+        })
+    };
+    for (bytes, says) in [
+        (&b"\xdf\xff\xff\xff\xff"[..], "4294967295 items announced"),
+        (b"\xdd\xff\xff\xff\xff", "expected object"),
+        (
+            b"\x81\xa4path\xa2\xff\xfe",
+            ".path: malformed msgpack: text not UTF-8",
+        ),
+        (
+            b"\x81\xa4path\x05",
+            ".path: expected string, found a number",
+        ),
+        (b"\xc0\xc0", "1 bytes after the end of the value"),
+    ] {
+        let reply = tf
+            .plan_resource_change(plan_resource_change::Request {
+                type_name: "example_file".into(),
+                prior_state: dv(b"\xc0"),
+                proposed_new_state: dv(bytes),
+                config: dv(bytes),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let [diagnostic] = &reply.diagnostics[..] else {
+            panic!("one diagnostic for {bytes:x?}: {reply:?}");
+        };
+        assert_eq!(
+            diagnostic.severity,
+            tfplugin6::diagnostic::Severity::Error as i32
+        );
+        assert_eq!(diagnostic.summary, "Invalid value from Terraform");
+        assert!(
+            diagnostic.detail.contains(says),
+            "{bytes:x?}: {diagnostic:?}"
+        );
+        assert!(reply.planned_state.is_none(), "no plan from a bad value");
+    }
+    // Still serving.
+    let schema = tf
+        .get_provider_schema(tfplugin6::get_provider_schema::Request {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(schema.resource_schemas.contains_key("example_file"));
+    client.kill().await;
+}
