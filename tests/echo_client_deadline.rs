@@ -44,6 +44,66 @@ async fn silent_v1() -> Endpoint {
     Endpoint::tcp(addr)
 }
 
+/// A v1 server that sends a valid spec header and then `acks` ack bytes at
+/// once, whatever it receives: more acks than samples sent.
+async fn overacking_v1(acks: usize) -> Endpoint {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                conn.write_all(&spec().to_wire()).await.unwrap();
+                let mut first = [0u8; 16];
+                conn.read_exact(&mut first).await.unwrap();
+                conn.write_all(&vec![0x01; acks]).await.unwrap();
+                let mut sink = vec![0u8; 4096];
+                while let Ok(1..) = conn.read(&mut sink).await {}
+            });
+        }
+    });
+    Endpoint::tcp(addr)
+}
+
+/// A v1 server that acknowledges more samples than were sent ends the
+/// stream with `TooManyAcks`, at once: before, the surplus became credits
+/// (more than the window in flight), and `wait` reported as delivered
+/// samples the server had not acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_client_refuses_acks_beyond_what_was_sent() {
+    let endpoint = overacking_v1(1000).await;
+    let client = echo::TcpClient::connect(&endpoint, &spec(), 4)
+        .await
+        .unwrap()
+        .progress_timeout(PROGRESS);
+    client.send(sample()).await.unwrap();
+    // One sample sent, 1000 acks back: some of them may arrive after
+    // the first ones were counted (one read), never all.
+    let err = within("wait", client.wait()).await.unwrap_err();
+    let EchoClientError::ConnectionClosed {
+        reason: echo::CloseReason::TooManyAcks { acknowledged, sent },
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*sent, 1, "{err}");
+    assert!(*acknowledged > 1, "{err}");
+    assert_eq!(client.acknowledged(), 0, "no ack of that read is counted");
+    // Later sends fail the same way instead of queueing past the window.
+    let err = within("send after", client.send(sample()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EchoClientError::ConnectionClosed {
+                reason: echo::CloseReason::TooManyAcks { .. }
+            }
+        ),
+        "{err:?}"
+    );
+    client.close().await;
+}
+
 /// A gRPC sample server whose sink never takes a sample.
 #[derive(Debug, Clone)]
 struct Stuck;

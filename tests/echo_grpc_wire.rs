@@ -36,11 +36,23 @@ fn wire_spec(size: usize) -> proto::Spec {
     }
 }
 
+/// How [`Plain`] answers a push.
+#[derive(Clone, Copy, PartialEq)]
+enum Acking {
+    /// Acks what each message delivered.
+    Honest,
+    /// Refuses every push.
+    Refuse,
+    /// Acks `u64::MAX` samples once a message carries samples: a server
+    /// that is not acknowledging what it received.
+    Overack,
+}
+
 /// A `SampleStream` on tonic's codec alone: checks nothing but whether it
-/// refuses every push, acks each message, hands the samples on.
+/// refuses every push, acks each message ([`Acking`]), hands the samples on.
 struct Plain {
     spec: proto::Spec,
-    refuse: bool,
+    acking: Acking,
     samples: mpsc::UnboundedSender<Bytes>,
 }
 
@@ -58,10 +70,10 @@ impl SampleStream for Plain {
         &self,
         request: Request<Streaming<PushRequest>>,
     ) -> Result<Response<Acks>, Status> {
-        if self.refuse {
+        if self.acking == Acking::Refuse {
             return Err(Status::failed_precondition("leaf 0 differs (refused)"));
         }
-        let samples = self.samples.clone();
+        let (samples, acking) = (self.samples.clone(), self.acking);
         let mut delivered = 0u64;
         let acks = request.into_inner().map(move |message| {
             let message = message?;
@@ -69,20 +81,25 @@ impl SampleStream for Plain {
                 delivered += 1;
                 samples.send(data).unwrap();
             }
-            Ok(Ack { delivered })
+            match acking {
+                Acking::Overack if delivered > 0 => Ok(Ack {
+                    delivered: u64::MAX,
+                }),
+                _ => Ok(Ack { delivered }),
+            }
         });
         Ok(Response::new(Box::pin(acks)))
     }
 }
 
 /// Serves `Plain` on a local port; its address and what it receives.
-async fn plain_server(size: usize, refuse: bool) -> (String, mpsc::UnboundedReceiver<Bytes>) {
+async fn plain_server(size: usize, acking: Acking) -> (String, mpsc::UnboundedReceiver<Bytes>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
     let service = SampleStreamServer::new(Plain {
         spec: wire_spec(size),
-        refuse,
+        acking,
         samples: tx,
     })
     .max_decoding_message_size(MAX_MESSAGE_SIZE);
@@ -108,7 +125,7 @@ async fn our_client_streams_into_a_plain_tonic_server() {
     // Packed into one buffer; each its own chunk; larger than h2's frames.
     for (size, count) in [(100, 3000u32), (64 << 10, 300), (3 << 20, 12)] {
         let spec: echo::Spec = format!("uint8[{size}]").parse().unwrap();
-        let (uri, mut received) = plain_server(size, false).await;
+        let (uri, mut received) = plain_server(size, Acking::Honest).await;
         let client = GrpcClient::connect(channel(uri).await, &spec, 8)
             .await
             .unwrap();
@@ -128,7 +145,7 @@ async fn our_client_streams_into_a_plain_tonic_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_refused_from_the_start_closes_the_client_with_the_status() {
     let spec: echo::Spec = "uint8[8]".parse().unwrap();
-    let (uri, _received) = plain_server(8, true).await;
+    let (uri, _received) = plain_server(8, Acking::Refuse).await;
     let err = GrpcClient::connect(channel(uri).await, &spec, 8)
         .await
         .unwrap_err();
@@ -144,6 +161,39 @@ async fn a_push_refused_from_the_start_closes_the_client_with_the_status() {
         reason.contains("not in a state required") && reason.contains("leaf 0 differs (refused)"),
         "{reason}"
     );
+}
+
+/// A server whose cumulative ack claims more samples than were sent (here
+/// `u64::MAX`) ends the stream with `TooManyAcks`: before, the ack task
+/// panicked turning it into credits (tokio's semaphore limit), and `wait`
+/// hung until the progress timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_acking_more_than_was_sent_ends_the_stream() {
+    let spec: echo::Spec = "uint8[8]".parse().unwrap();
+    let (uri, _received) = plain_server(8, Acking::Overack).await;
+    let client = GrpcClient::connect(channel(uri).await, &spec, 8)
+        .await
+        .unwrap();
+    client.send(sample(8, 0)).await.unwrap();
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(10), client.wait()).await;
+    let err = waited.expect("wait ends at once").unwrap_err();
+    let EchoClientError::ConnectionClosed {
+        reason: echo::CloseReason::TooManyAcks { acknowledged, sent },
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!((*acknowledged, *sent), (u64::MAX, 1));
+    assert_eq!(client.acknowledged(), 0, "no ack of it is counted");
+    let text = rpcplugin::log::Chain(&err).to_string();
+    assert!(
+        text.contains(&format!(
+            "acknowledged {} samples, but only 1 were sent",
+            u64::MAX
+        )),
+        "{text}"
+    );
+    client.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

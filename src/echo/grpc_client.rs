@@ -185,6 +185,16 @@ pub enum CloseReason {
     /// The server closed the connection before its spec header (TCP).
     #[error("the server closed the connection before its spec")]
     ClosedBeforeSpec,
+    /// The server acknowledged more samples than were sent: it is not
+    /// acknowledging what it received, so no ack of it can be trusted.
+    /// The stream ends; `wait` does not report the samples as delivered.
+    #[error("the server acknowledged {acknowledged} samples, but only {sent} were sent")]
+    TooManyAcks {
+        /// Samples the server's acks add up to.
+        acknowledged: u64,
+        /// Samples sent on the stream.
+        sent: u64,
+    },
     /// The server closed the connection (TCP).
     #[error("the server closed the connection")]
     ServerClosed,
@@ -302,7 +312,11 @@ impl GrpcClient {
         let reader = tokio::spawn(async move {
             let reason = loop {
                 match acks.message().await {
-                    Ok(Some(ack)) => ack_side.total(ack.delivered),
+                    Ok(Some(ack)) => {
+                        if let Err(reason) = ack_side.total(ack.delivered) {
+                            break reason;
+                        }
+                    }
                     Ok(None) => break CloseReason::ServerEnded,
                     Err(source) => break CloseReason::Failed { source },
                 }

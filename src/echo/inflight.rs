@@ -18,7 +18,7 @@ use super::{CloseReason, EchoClientError};
 pub(crate) struct Inflight {
     payload: u64,
     credits: Arc<Semaphore>,
-    sent: AtomicU64,
+    sent: Arc<AtomicU64>,
     acked: watch::Receiver<u64>,
     failure: Arc<Mutex<Option<CloseReason>>>,
     /// The last ack, or when samples became outstanding after none were.
@@ -31,6 +31,8 @@ pub(crate) struct Inflight {
 #[derive(Debug)]
 pub(crate) struct Acks {
     credits: Arc<Semaphore>,
+    /// Samples counted as sent: no ack may go beyond it.
+    sent: Arc<AtomicU64>,
     acked: Arc<watch::Sender<u64>>,
     failure: Arc<Mutex<Option<CloseReason>>>,
     progress_at: Arc<Mutex<Instant>>,
@@ -43,8 +45,10 @@ impl Inflight {
         let (acked_tx, acked) = watch::channel(0u64);
         let failure = Arc::new(Mutex::new(None));
         let progress_at = Arc::new(Mutex::new(Instant::now()));
+        let sent = Arc::new(AtomicU64::new(0));
         let acks = Acks {
             credits: credits.clone(),
+            sent: sent.clone(),
             acked: Arc::new(acked_tx),
             failure: failure.clone(),
             progress_at: progress_at.clone(),
@@ -52,7 +56,7 @@ impl Inflight {
         let inflight = Inflight {
             payload,
             credits,
-            sent: AtomicU64::new(0),
+            sent,
             acked,
             failure,
             progress_at,
@@ -266,18 +270,40 @@ impl Acks {
     }
 
     /// `total` samples acknowledged in all (cumulative acks).
-    pub(crate) fn total(&self, total: u64) {
+    ///
+    /// # Errors
+    ///
+    /// As [`more`](Self::more).
+    pub(crate) fn total(&self, total: u64) -> Result<(), CloseReason> {
         let before = *self.acked.borrow();
-        self.more(total.saturating_sub(before));
+        self.more(total.saturating_sub(before))
     }
 
     /// `n` more samples acknowledged.
-    pub(crate) fn more(&self, n: u64) {
+    ///
+    /// # Errors
+    ///
+    /// [`CloseReason::TooManyAcks`] when the acks go beyond the samples
+    /// sent (a sample is counted as sent before it is written, so a
+    /// server that acknowledges what it received never gets there); the
+    /// caller ends the stream with it. Nothing is counted then: the
+    /// credits would grow the window past its limit, and `wait` would
+    /// report samples delivered that the server never acknowledged.
+    pub(crate) fn more(&self, n: u64) -> Result<(), CloseReason> {
+        let acknowledged = self.acked.borrow().saturating_add(n);
+        let sent = self.sent.load(Ordering::SeqCst);
+        if acknowledged > sent {
+            return Err(CloseReason::TooManyAcks { acknowledged, sent });
+        }
         if n > 0 {
             *self.progress_at.lock().expect("progress lock") = Instant::now();
         }
-        self.credits.add_permits(n as usize);
+        // At most the window: no more than `sent` minus the acked, each
+        // of which holds a credit.
+        self.credits
+            .add_permits(usize::try_from(n).expect("at most the window"));
         self.acked.send_modify(|count| *count += n);
+        Ok(())
     }
 
     /// The stream ended: waiting senders and waiters get the reason.

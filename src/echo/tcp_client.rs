@@ -280,7 +280,12 @@ async fn read_acks(mut reader: ReadHalf<Connection>, early: usize, acks: Acks) {
     let reason = loop {
         match reader.read(&mut buf).await {
             Ok(0) => break CloseReason::ServerClosed,
-            Ok(n) => acks.more(buf[..n].iter().filter(|b| **b == 0x01).count() as u64),
+            Ok(n) => {
+                let count = buf[..n].iter().filter(|b| **b == 0x01).count() as u64;
+                if let Err(reason) = acks.more(count) {
+                    break reason;
+                }
+            }
             Err(err) => {
                 break CloseReason::Read {
                     source: Arc::new(err),
