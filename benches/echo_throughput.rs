@@ -7,7 +7,12 @@
 //! cargo bench --features echo --bench echo_throughput
 //! ECHO_BENCH_SIZES=65536 ECHO_BENCH_CLIENTS=1 cargo bench --features echo --bench echo_throughput
 //! ECHO_BENCH_SIZES=16,64,1024 ECHO_BENCH_WINDOWS=32,4096 cargo bench --features echo --bench echo_throughput
+//! ECHO_BENCH_BATCH=1024 ECHO_BENCH_SIZES=64 ECHO_BENCH_WINDOWS=4096 cargo bench --features echo --bench echo_throughput
 //! ```
+//!
+//! `ECHO_BENCH_BATCH=k` has the clients send k samples a call
+//! (`send_batch`, at most the window) instead of one (`send`); the
+//! consumer still takes them one by one (`SampleReceiver::recv`).
 //!
 //! Each row also runs a bare socket loop: the same bytes written in
 //! 256 KiB batches on one connection and read back, no framing, the
@@ -94,6 +99,12 @@ async fn run(
     let dir = tempfile::tempdir().unwrap();
     let count = (BYTES_PER_RUN / sample_size).clamp(200, MAX_SAMPLES_PER_RUN) / clients;
     let sample = Bytes::from(vec![7u8; sample_size]);
+    // ECHO_BENCH_BATCH=k: send k samples a call (send_batch), at most the window.
+    let batch = std::env::var("ECHO_BENCH_BATCH")
+        .ok()
+        .map(|k| k.parse::<usize>().expect("a number").min(window))
+        .filter(|k| *k > 1)
+        .map(|k| Bytes::from(vec![7u8; k * sample_size]));
 
     macro_rules! stream {
         ($server:expr, $connect:expr) => {{
@@ -107,9 +118,26 @@ async fn run(
             let mut streams = tokio::task::JoinSet::new();
             for client in connected {
                 let sample = sample.clone();
+                let batch = batch.clone();
                 streams.spawn(async move {
-                    for _ in 0..count {
-                        client.send(sample.clone()).await.unwrap();
+                    match &batch {
+                        Some(batch) => {
+                            let per = batch.len() / sample.len();
+                            let mut left = count;
+                            while left > 0 {
+                                let n = left.min(per);
+                                client
+                                    .send_batch(batch.slice(..n * sample.len()))
+                                    .await
+                                    .unwrap();
+                                left -= n;
+                            }
+                        }
+                        None => {
+                            for _ in 0..count {
+                                client.send(sample.clone()).await.unwrap();
+                            }
+                        }
                     }
                     client.wait().await.unwrap();
                     client

@@ -79,6 +79,17 @@ impl<C: SampleClient> Client<C> {
         self.runtime.block_on(self.inner.send(sample))
     }
 
+    /// Sends several samples at once (whole samples back to back, at most
+    /// the in-flight limit of them), blocking until credits for all of
+    /// them are free.
+    ///
+    /// # Errors
+    ///
+    /// As [`SampleClient::send_batch`].
+    pub fn send_batch(&self, samples: Bytes) -> Result<(), EchoClientError> {
+        self.runtime.block_on(self.inner.send_batch(samples))
+    }
+
     /// Blocks until every sample sent is acknowledged.
     ///
     /// # Errors

@@ -70,6 +70,24 @@ pub trait SampleClient: Sized + Send + Sync {
     /// is never sent in part before another.
     fn send(&self, sample: Bytes) -> impl Future<Output = Result<(), EchoClientError>> + Send;
 
+    /// Sends several samples at once: `samples` holds whole samples back to
+    /// back, at most the in-flight limit of them. The fast way for many
+    /// small samples: the work is per batch, not per sample.
+    ///
+    /// # Errors
+    ///
+    /// [`EchoClientError::PartialBatch`], [`EchoClientError::BatchTooLarge`],
+    /// or as [`send`](Self::send).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped while it waits for credits, it sends nothing; once it has
+    /// them, the whole batch is queued.
+    fn send_batch(
+        &self,
+        samples: Bytes,
+    ) -> impl Future<Output = Result<(), EchoClientError>> + Send;
+
     /// Waits until every sample sent is acknowledged.
     ///
     /// # Errors
@@ -111,6 +129,10 @@ impl SampleClient for TcpClient {
         TcpClient::send(self, sample).await
     }
 
+    async fn send_batch(&self, samples: Bytes) -> Result<(), EchoClientError> {
+        TcpClient::send_batch(self, samples).await
+    }
+
     async fn wait(&self) -> Result<(), EchoClientError> {
         TcpClient::wait(self).await
     }
@@ -139,6 +161,10 @@ impl SampleClient for GrpcClient {
 
     async fn send(&self, sample: Bytes) -> Result<(), EchoClientError> {
         GrpcClient::send(self, sample).await
+    }
+
+    async fn send_batch(&self, samples: Bytes) -> Result<(), EchoClientError> {
+        GrpcClient::send_batch(self, samples).await
     }
 
     async fn wait(&self) -> Result<(), EchoClientError> {

@@ -17,6 +17,8 @@ use super::{CloseReason, EchoClientError};
 #[derive(Debug)]
 pub(crate) struct Inflight {
     payload: u64,
+    /// The in-flight limit.
+    window: usize,
     credits: Arc<Semaphore>,
     sent: Arc<AtomicU64>,
     acked: watch::Receiver<u64>,
@@ -55,6 +57,7 @@ impl Inflight {
         };
         let inflight = Inflight {
             payload,
+            window: max_inflight,
             credits,
             sent,
             acked,
@@ -173,14 +176,54 @@ impl Inflight {
                 actual: size as u64,
             });
         }
-        let acquire = async { self.credits.acquire().await.map_err(|_| self.closed()) };
+        self.take(1).await
+    }
+
+    /// As [`reserve`](Self::reserve), for `len` bytes of whole samples
+    /// back to back: one credit per sample, all taken at once.
+    pub(crate) async fn reserve_batch(
+        &self,
+        len: usize,
+    ) -> Result<Reservation<'_>, EchoClientError> {
+        let payload = usize::try_from(self.payload).unwrap_or(usize::MAX).max(1);
+        if len == 0 || !len.is_multiple_of(payload) {
+            return Err(EchoClientError::PartialBatch {
+                payload: self.payload,
+                len: len as u64,
+            });
+        }
+        let samples = len / payload;
+        if samples > self.window {
+            return Err(EchoClientError::BatchTooLarge {
+                samples,
+                window: self.window,
+            });
+        }
+        self.take(samples).await
+    }
+
+    /// Takes `samples` credits (at most the window) and counts them as
+    /// sent.
+    async fn take(&self, samples: usize) -> Result<Reservation<'_>, EchoClientError> {
+        let permits = u32::try_from(samples).map_err(|_| EchoClientError::BatchTooLarge {
+            samples,
+            window: self.window,
+        })?;
+        let acquire = async {
+            self.credits
+                .acquire_many(permits)
+                .await
+                .map_err(|_| self.closed())
+        };
         self.guard(acquire).await?.forget();
-        if self.sent.fetch_add(1, Ordering::SeqCst) <= *self.acked.borrow() {
+        let count = samples as u64;
+        if self.sent.fetch_add(count, Ordering::SeqCst) <= *self.acked.borrow() {
             // The first sample outstanding: its ack is due from now.
             *self.progress_at.lock().expect("progress lock") = Instant::now();
         }
         Ok(Reservation {
             inflight: self,
+            samples,
             committed: false,
         })
     }
@@ -211,12 +254,14 @@ impl Inflight {
     }
 }
 
-/// One sample's credit and count, taken by [`Inflight::reserve`]: kept by
+/// A send's credits and count, taken by [`Inflight::reserve`] (one sample)
+/// or [`Inflight::reserve_batch`]: kept by
 /// [`commit`](Self::commit) once the sample is on its way, given back if
 /// the send is dropped before.
 #[derive(Debug)]
 pub(crate) struct Reservation<'a> {
     inflight: &'a Inflight,
+    samples: usize,
     committed: bool,
 }
 
@@ -230,8 +275,10 @@ impl Reservation<'_> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.committed {
-            self.inflight.sent.fetch_sub(1, Ordering::SeqCst);
-            self.inflight.credits.add_permits(1);
+            self.inflight
+                .sent
+                .fetch_sub(self.samples as u64, Ordering::SeqCst);
+            self.inflight.credits.add_permits(self.samples);
         }
     }
 }

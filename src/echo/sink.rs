@@ -3,8 +3,10 @@
 
 use std::future::Future;
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::Spec;
 
@@ -55,20 +57,86 @@ pub trait Sink: Send + Sync + 'static {
     /// Must be cancel safe, as above: a `push` dropped before it completed has
     /// not delivered its sample. [`ChannelSink`]'s is.
     fn push(&self, sample: Sample) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Delivers the first of `samples` (whole samples of `stream`, each
+    /// `size` bytes, back to back) and as many more as the sink takes at
+    /// once, waiting only while it can take none; returns how many it
+    /// delivered (at least one). A transport calls it again for the rest.
+    ///
+    /// The default pushes the first sample alone; [`ChannelSink`] takes as
+    /// many as it has room for, in one step, which is what makes small
+    /// samples cheap.
+    ///
+    /// # Errors
+    ///
+    /// As [`push`](Self::push); nothing was delivered then.
+    ///
+    /// # Cancel safety
+    ///
+    /// Must be cancel safe as `push` is: dropped before it completed, it has
+    /// delivered nothing.
+    ///
+    /// # Panics
+    ///
+    /// May panic when `samples` is empty or `size` is 0: a transport never
+    /// asks for that.
+    fn push_many(
+        &self,
+        stream: u64,
+        samples: &Bytes,
+        size: usize,
+    ) -> impl Future<Output = Result<usize, SinkError>> + Send {
+        let first = Sample {
+            stream,
+            data: samples.slice(..size),
+        };
+        async move { self.push(first).await.map(|()| 1) }
+    }
 }
 
 /// The in-process sink: a bounded channel. Cheap to clone, one per
 /// connection.
 #[derive(Debug, Clone)]
 pub struct ChannelSink {
-    tx: mpsc::Sender<Sample>,
+    tx: mpsc::UnboundedSender<Run>,
+    /// One permit per sample the channel may still hold: the bound.
+    room: Arc<Semaphore>,
     payload: u64,
+}
+
+/// Samples of one stream, back to back, as one item of the channel: a
+/// push of many costs one item, not one per sample.
+#[derive(Debug)]
+struct Run {
+    stream: u64,
+    data: Bytes,
+    size: usize,
+}
+
+impl Run {
+    /// The next sample, if any is left.
+    fn next(&mut self) -> Option<Sample> {
+        if self.data.is_empty() {
+            return None;
+        }
+        let data = self.data.split_to(self.size.min(self.data.len()));
+        Some(Sample {
+            stream: self.stream,
+            data,
+        })
+    }
 }
 
 /// The consumer's end of a [`ChannelSink`]: samples one by one, or batches.
 #[derive(Debug)]
 pub struct SampleReceiver {
-    rx: mpsc::Receiver<Sample>,
+    rx: mpsc::UnboundedReceiver<Run>,
+    room: Arc<Semaphore>,
+    /// The run being received, and how many of its samples were taken:
+    /// their room is given back together when the run is done (a
+    /// semaphore call per sample cost more than the rest of `recv`).
+    current: Option<Run>,
+    taken: usize,
     spec: Spec,
     /// Samples a [`recv_batch`](SampleReceiver::recv_batch) took before it
     /// was dropped: the next call (or [`recv`](SampleReceiver::recv))
@@ -77,7 +145,8 @@ pub struct SampleReceiver {
 }
 
 /// A bounded in-process sink for samples of `spec`, holding at most
-/// `capacity` samples not yet received.
+/// `capacity` samples not yet received (samples delivered together are
+/// counted until the last of them is received).
 ///
 /// # Panics
 ///
@@ -94,19 +163,61 @@ pub struct SampleReceiver {
 /// # Ok(()) }
 /// ```
 pub fn channel(spec: Spec, capacity: usize) -> (ChannelSink, SampleReceiver) {
-    let (tx, rx) = mpsc::channel(capacity);
+    assert!(capacity > 0, "a sample channel holds at least one sample");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let room = Arc::new(Semaphore::new(capacity.min(Semaphore::MAX_PERMITS)));
     let sink = ChannelSink {
         tx,
+        room: room.clone(),
         payload: spec.payload_size(),
     };
     (
         sink,
         SampleReceiver {
             rx,
+            room,
+            current: None,
+            taken: 0,
             spec,
             pending: Default::default(),
         },
     )
+}
+
+impl ChannelSink {
+    /// Takes room for one sample, waiting for it, then as much more as is
+    /// free at once, up to `most`: how many. Cancel safe: dropped while it
+    /// waits, it holds nothing.
+    async fn room_for(&self, most: usize) -> Result<usize, SinkError> {
+        self.room
+            .acquire()
+            .await
+            .map_err(|_| SinkError::Closed)?
+            .forget();
+        let more = most
+            .saturating_sub(1)
+            .min(self.room.available_permits())
+            .min(u32::MAX as usize);
+        let extra = match more {
+            0 => 0,
+            more => match self.room.try_acquire_many(more as u32) {
+                Ok(permits) => {
+                    permits.forget();
+                    more
+                }
+                Err(_) => 0,
+            },
+        };
+        Ok(1 + extra)
+    }
+
+    /// Hands `run` (its room taken) to the receiver.
+    fn hand_on(&self, run: Run, samples: usize) -> Result<(), SinkError> {
+        self.tx.send(run).map_err(|_| {
+            self.room.add_permits(samples);
+            SinkError::Closed
+        })
+    }
 }
 
 impl Sink for ChannelSink {
@@ -118,7 +229,44 @@ impl Sink for ChannelSink {
                 actual,
             });
         }
-        self.tx.send(sample).await.map_err(|_| SinkError::Closed)
+        self.room_for(1).await?;
+        let size = sample.data.len();
+        let run = Run {
+            stream: sample.stream,
+            data: sample.data,
+            size,
+        };
+        self.hand_on(run, 1)
+    }
+
+    async fn push_many(
+        &self,
+        stream: u64,
+        samples: &Bytes,
+        size: usize,
+    ) -> Result<usize, SinkError> {
+        let payload = usize::try_from(self.payload).unwrap_or(usize::MAX);
+        if size != payload {
+            return Err(SinkError::WrongSize {
+                expected: self.payload,
+                actual: size as u64,
+            });
+        }
+        let partial = samples.len() % size.max(1);
+        if partial != 0 || samples.is_empty() {
+            // The sample cut short at the end, or no sample at all.
+            return Err(SinkError::WrongSize {
+                expected: self.payload,
+                actual: partial as u64,
+            });
+        }
+        let n = self.room_for(samples.len() / size).await?;
+        let run = Run {
+            stream,
+            data: samples.slice(..n * size),
+            size,
+        };
+        self.hand_on(run, n).map(|()| n)
     }
 }
 
@@ -147,6 +295,13 @@ impl Batch {
     }
 }
 
+impl Drop for SampleReceiver {
+    /// Producers waiting for room learn at once that the consumer is gone.
+    fn drop(&mut self) {
+        self.room.close();
+    }
+}
+
 impl SampleReceiver {
     /// The next sample; `None` once every sink is dropped and all were
     /// received.
@@ -155,10 +310,31 @@ impl SampleReceiver {
     ///
     /// Cancel safe: dropped before it returns, no sample is taken.
     pub async fn recv(&mut self) -> Option<Sample> {
-        match self.pending.pop_front() {
-            Some(sample) => Some(sample),
-            None => self.rx.recv().await,
+        if let Some(sample) = self.pending.pop_front() {
+            return Some(sample);
         }
+        loop {
+            if let Some(sample) = self.next_taken() {
+                return Some(sample);
+            }
+            // Cancel safe: a run received is kept in `current`.
+            self.current = Some(self.rx.recv().await?);
+        }
+    }
+
+    /// The next sample of the current run, if it has one left; the run's
+    /// last sample gives the room of all of them back.
+    fn next_taken(&mut self) -> Option<Sample> {
+        let run = self.current.as_mut()?;
+        let sample = run.next();
+        if sample.is_some() {
+            self.taken += 1;
+        }
+        if run.data.is_empty() {
+            self.current = None;
+            self.room.add_permits(std::mem::take(&mut self.taken));
+        }
+        sample
     }
 
     /// The next `size` samples stacked into a [`Batch`]. When the senders
@@ -177,8 +353,12 @@ impl SampleReceiver {
     pub async fn recv_batch(&mut self, size: usize) -> Option<Batch> {
         assert!(size > 0, "a batch holds at least one sample");
         while self.pending.len() < size {
+            if let Some(sample) = self.next_taken() {
+                self.pending.push_back(sample);
+                continue;
+            }
             match self.rx.recv().await {
-                Some(sample) => self.pending.push_back(sample),
+                Some(run) => self.current = Some(run),
                 None => break,
             }
         }
@@ -298,6 +478,53 @@ mod tests {
         let batch = tokio::time::timeout(Duration::from_millis(50), rx.recv_batch(2)).await;
         assert!(batch.is_err());
         assert_eq!(rx.recv().await.unwrap().data.as_ref(), &[4]);
+    }
+
+    #[tokio::test]
+    async fn many_samples_go_in_as_far_as_there_is_room() {
+        let (sink, mut rx) = channel("uint8[2]".parse().unwrap(), 3);
+        let five = Bytes::from_static(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        // Room for three: three go in at once, the rest is left to the caller.
+        assert_eq!(sink.push_many(7, &five, 2).await, Ok(3));
+        let rest = five.slice(6..);
+        let more = tokio::spawn({
+            let (sink, rest) = (sink.clone(), rest.clone());
+            async move { sink.push_many(7, &rest, 2).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!more.is_finished(), "no room: the push waits");
+        for expected in [[0u8, 1], [2, 3], [4, 5]] {
+            let sample = rx.recv().await.unwrap();
+            assert_eq!((sample.stream, sample.data.as_ref()), (7, &expected[..]));
+        }
+        // The run's last sample gave its room back: both go in.
+        assert_eq!(more.await.unwrap(), Ok(2));
+        let batch = rx.recv_batch(2).await.unwrap();
+        assert_eq!(batch.leaf(0).unwrap().as_ref(), &[6, 7, 8, 9]);
+        // Not whole samples, or samples of another size: refused.
+        assert_eq!(
+            sink.push_many(0, &Bytes::from_static(&[1, 2, 3]), 2).await,
+            Err(SinkError::WrongSize {
+                expected: 2,
+                actual: 1
+            })
+        );
+        assert!(sink.push_many(0, &five, 5).await.is_err());
+        drop(rx);
+        assert_eq!(sink.push_many(0, &five, 2).await, Err(SinkError::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_receiver_dropped_while_a_push_waits_ends_it() {
+        let (sink, rx) = channel("uint8[1]".parse().unwrap(), 1);
+        sink.push(sample(0, &[1])).await.unwrap();
+        let waiting = tokio::spawn({
+            let sink = sink.clone();
+            async move { sink.push(sample(0, &[2])).await }
+        });
+        tokio::task::yield_now().await;
+        drop(rx);
+        assert_eq!(waiting.await.unwrap(), Err(SinkError::Closed));
     }
 
     #[tokio::test]

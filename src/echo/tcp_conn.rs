@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::tcp_guard::{Budget, CONNECTION_COST, Lease, Opening, opening};
-use super::{Sample, Sink, SinkError, Spec};
+use super::{Sink, SinkError, Spec};
 use crate::transport::Connection;
 
 /// The acknowledgement byte of protocol v1.
@@ -77,6 +77,8 @@ pub(super) async fn serve<S: Sink>(mut conn: Connection, ctx: Conn<S>) {
     let size = spec.payload_size() as usize;
     let mut buf = BytesMut::with_capacity(IDLE_READ);
     let (mut first, mut eof) = (true, false);
+    // The last read filled the buffer: more is likely waiting.
+    let mut filled = false;
     loop {
         if first {
             match opening(&buf) {
@@ -107,12 +109,18 @@ pub(super) async fn serve<S: Sink>(mut conn: Connection, ctx: Conn<S>) {
         }
         let (spare, want) = (buf.capacity() - buf.len(), READ_CHUNK.min(size));
         let mut quiet = false;
-        if buf.is_empty() && spare < want && lease.held() > 0 {
-            // Between samples of a flowing stream: a fresh buffer for the
-            // next sample, given back if the client goes quiet.
-            if !lease.hold(READ_CHUNK.max(size)) {
-                return refuse(stream, READ_CHUNK.max(size));
-            }
+        let idle = lease.held() == 0;
+        // Between samples of a flowing stream: a fresh buffer for the next
+        // sample, given back if the client goes quiet. Small samples flow
+        // once a read fills the idle buffer: before, 64 B samples, which
+        // fill 512 bytes exactly, were read 512 bytes at a time for good
+        // (12 500 reads and as many ack writes per 100 000 samples).
+        let flowing = buf.is_empty() && spare < want && (!idle || filled);
+        let leased = flowing && lease.hold(READ_CHUNK.max(size));
+        if flowing && !leased && !idle {
+            return refuse(stream, READ_CHUNK.max(size));
+        }
+        if leased {
             // Reuses the allocation when the sink's consumer has let go of
             // the samples cut from it (a fresh one per sample cost a third
             // of the rate at 64 KiB: page faults), but only when it is no
@@ -125,6 +133,7 @@ pub(super) async fn serve<S: Sink>(mut conn: Connection, ctx: Conn<S>) {
             }
             quiet = true;
         } else if buf.is_empty() && spare < want.min(IDLE_READ) {
+            // Idle, or no budget to read more at a time: read little.
             buf = BytesMut::with_capacity(IDLE_READ);
         } else if !buf.is_empty() && spare < want.min(size - buf.len() % size) {
             // Room for the rest of the sample, or a read's worth. Not while
@@ -144,6 +153,7 @@ pub(super) async fn serve<S: Sink>(mut conn: Connection, ctx: Conn<S>) {
             buf = grown;
         }
         let undecided = first && !buf.is_empty();
+        let room = buf.capacity() - buf.len();
         let read = tokio::select! {
             _ = stop.cancelled() => return,
             read = conn.read_buf(&mut buf) => Read::Bytes(read),
@@ -157,9 +167,10 @@ pub(super) async fn serve<S: Sink>(mut conn: Connection, ctx: Conn<S>) {
                 // Nothing arrived (read_buf is cancel safe): idle again.
                 buf = BytesMut::with_capacity(IDLE_READ);
                 lease.hold(0);
+                filled = false;
             }
             Read::Bytes(Ok(0)) => eof = true,
-            Read::Bytes(Ok(_)) => {}
+            Read::Bytes(Ok(n)) => filled = n == room,
             Read::Bytes(Err(err)) => {
                 tracing::debug!(stream, %err, "sample connection failed");
                 return;
@@ -199,37 +210,42 @@ async fn deliver<S: Sink>(
     stop: &CancellationToken,
 ) -> bool {
     let mut acks = 0usize;
-    while buf.len() >= size {
+    // Every whole sample buffered, handed to the sink as one run: as many
+    // at a time as it takes.
+    let whole = buf.len() / size * size;
+    let mut samples = buf.split_to(whole).freeze();
+    while !samples.is_empty() {
         if stop.is_cancelled() {
             acknowledge(conn, acks, stop).await;
             return false;
         }
-        let sample = Sample {
-            stream,
-            data: buf.split_to(size).freeze(),
-        };
-        let mut push = std::pin::pin!(sink.push(sample));
-        let pushed = match std::future::poll_fn(|cx| Poll::Ready(push.as_mut().poll(cx))).await {
-            Poll::Ready(pushed) => pushed,
-            Poll::Pending => {
-                // The sink is full: acknowledge what it took so far
-                // before waiting, so the client does not wait on us.
-                if !acknowledge(conn, acks, stop).await {
-                    return false;
-                }
-                acks = 0;
-                // A full sink must not hold shutdown back: the push is
-                // dropped unfinished, so the sample is neither in the sink
-                // nor acknowledged.
-                tokio::select! {
-                    biased;
-                    pushed = push => pushed,
-                    _ = stop.cancelled() => return false,
+        let pushed = {
+            let mut push = std::pin::pin!(sink.push_many(stream, &samples, size));
+            match std::future::poll_fn(|cx| Poll::Ready(push.as_mut().poll(cx))).await {
+                Poll::Ready(pushed) => pushed,
+                Poll::Pending => {
+                    // The sink is full: acknowledge what it took so far
+                    // before waiting, so the client does not wait on us.
+                    if !acknowledge(conn, acks, stop).await {
+                        return false;
+                    }
+                    acks = 0;
+                    // A full sink must not hold shutdown back: the push is
+                    // dropped unfinished, so the samples are neither in the
+                    // sink nor acknowledged.
+                    tokio::select! {
+                        biased;
+                        pushed = push => pushed,
+                        _ = stop.cancelled() => return false,
+                    }
                 }
             }
         };
         match pushed {
-            Ok(()) => acks += 1,
+            Ok(n) => {
+                acks += n;
+                let _ = samples.split_to(n * size);
+            }
             Err(err) => {
                 if err != SinkError::Closed {
                     tracing::warn!(stream, %err, "sample refused by the sink");
