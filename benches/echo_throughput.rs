@@ -45,6 +45,17 @@ const ROUNDS: usize = 5;
 const BYTES_PER_RUN: usize = 256 << 20;
 /// Samples per run at most: 1 KiB runs would otherwise take seconds each.
 const MAX_SAMPLES_PER_RUN: usize = 100_000;
+/// Samples per run at most when clients send batches (`ECHO_BENCH_BATCH`):
+/// 100 000 of 64 B took 4 ms, too short to time.
+const MAX_BATCHED_SAMPLES_PER_RUN: usize = 4_000_000;
+
+fn max_samples_per_run() -> usize {
+    match std::env::var("ECHO_BENCH_BATCH") {
+        Ok(_) => MAX_BATCHED_SAMPLES_PER_RUN,
+        Err(_) => MAX_SAMPLES_PER_RUN,
+    }
+}
+
 /// The clients' window (samples in flight) unless `ECHO_BENCH_WINDOWS` says.
 const MAX_INFLIGHT: usize = 32;
 
@@ -97,7 +108,7 @@ async fn run(
     let (sink, mut samples) = echo::channel(spec.clone(), 256);
     let consumer = tokio::spawn(async move { while samples.recv().await.is_some() {} });
     let dir = tempfile::tempdir().unwrap();
-    let count = (BYTES_PER_RUN / sample_size).clamp(200, MAX_SAMPLES_PER_RUN) / clients;
+    let count = (BYTES_PER_RUN / sample_size).clamp(200, max_samples_per_run()) / clients;
     let sample = Bytes::from(vec![7u8; sample_size]);
     // ECHO_BENCH_BATCH=k: send k samples a call (send_batch), at most the window.
     let batch = std::env::var("ECHO_BENCH_BATCH")
@@ -188,7 +199,7 @@ async fn run(
 async fn bare(socket: Socket, sample_size: usize, clients: usize) -> (f64, f64) {
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
     const BATCH: usize = 256 << 10;
-    let count = (BYTES_PER_RUN / sample_size).clamp(200, MAX_SAMPLES_PER_RUN) / clients * clients;
+    let count = (BYTES_PER_RUN / sample_size).clamp(200, max_samples_per_run()) / clients * clients;
     let total = count * sample_size;
     async fn pump(
         mut tx: impl AsyncWrite + Unpin + Send + 'static,

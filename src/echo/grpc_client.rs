@@ -557,8 +557,10 @@ async fn open_push(channel: Channel, body: PushBody) -> Result<Streaming<Ack>, S
 struct PushBody {
     queue: mpsc::Receiver<Bytes>,
     per_message: usize,
-    /// The spec's payload size: where a batch is cut.
+    /// The spec's payload size: where a batch is cut (at least 1 here;
+    /// `size` is the spec's own).
     payload: usize,
+    size: usize,
     /// What is left of a batch that did not fit the last message.
     rest: Option<Bytes>,
     /// Chunks encoded, not yet handed to HTTP/2.
@@ -578,6 +580,7 @@ impl PushBody {
             queue,
             per_message,
             payload: payload.max(1),
+            size: payload,
             rest: None,
             chunks,
         })
@@ -594,34 +597,32 @@ impl http_body::Body for PushBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = self.get_mut();
         if this.chunks.is_empty() {
-            let mut samples = Vec::new();
-            while samples.len() < this.per_message {
+            let (mut runs, mut count) = (Vec::new(), 0);
+            while count < this.per_message {
                 let mut queued = match this.rest.take() {
                     Some(rest) => rest,
-                    None if samples.is_empty() => {
-                        match std::task::ready!(this.queue.poll_recv(cx)) {
-                            Some(queued) => queued,
-                            None => return Poll::Ready(None),
-                        }
-                    }
+                    None if runs.is_empty() => match std::task::ready!(this.queue.poll_recv(cx)) {
+                        Some(queued) => queued,
+                        None => return Poll::Ready(None),
+                    },
                     None => match this.queue.try_recv() {
                         Ok(queued) => queued,
                         Err(_) => break,
                     },
                 };
-                // One sample, or a batch of whole ones (checked by send_batch).
-                while queued.len() > this.payload && samples.len() < this.per_message {
-                    samples.push(queued.split_to(this.payload));
+                // One sample, or a batch of whole ones (checked by
+                // send_batch): what does not fit this message waits.
+                let room = this.per_message - count;
+                let samples = (queued.len() / this.payload).max(1);
+                if samples > room {
+                    this.rest = Some(queued.split_off(room * this.payload));
                 }
-                if samples.len() < this.per_message {
-                    samples.push(queued);
-                } else {
-                    this.rest = Some(queued);
-                }
+                count += samples.min(room);
+                runs.push((queued, this.size));
             }
             // Only a sample over 2 GiB fails here: the call then fails
             // with OUT_OF_RANGE, as tonic's encoder would make it.
-            if let Err(err) = encode_push(None, samples, &mut this.chunks) {
+            if let Err(err) = encode_push(None, runs, &mut this.chunks) {
                 return Poll::Ready(Some(Err(err.into_status())));
             }
         }

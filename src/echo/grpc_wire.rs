@@ -95,10 +95,13 @@ pub(crate) fn frame_message(message: &impl Message, out: &mut BytesMut) {
         .expect("the buffer has room for the message");
 }
 
-/// Appends a `PushRequest` of `spec` (if any) and `samples` to `out` as
-/// body chunks: the prefix and field headers, with the samples smaller
-/// than [`ZERO_COPY_MIN`], in shared buffers; each larger sample as it is.
-/// The bytes are exactly prost's encoding of the message.
+/// Appends a `PushRequest` of `spec` (if any) and the samples of `runs`
+/// to `out` as body chunks: the prefix and field headers, with the samples
+/// smaller than [`ZERO_COPY_MIN`], in shared buffers; each larger sample as
+/// it is. A run is whole samples of one size back to back (`send_batch`
+/// queues one; a single sample is a run of one), given with that size, so
+/// that small samples are copied straight from it. The bytes are exactly
+/// prost's encoding of the message.
 ///
 /// # Errors
 ///
@@ -106,7 +109,7 @@ pub(crate) fn frame_message(message: &impl Message, out: &mut BytesMut) {
 /// [`MAX_MESSAGE_SIZE`].
 pub(crate) fn encode_push(
     spec: Option<&Spec>,
-    samples: Vec<Bytes>,
+    runs: Vec<(Bytes, usize)>,
     out: &mut VecDeque<Bytes>,
 ) -> Result<(), WireError> {
     let spec_len = spec.map_or(0, |spec| {
@@ -114,15 +117,11 @@ pub(crate) fn encode_push(
         1 + prost::length_delimiter_len(len) + len
     });
     let (mut len, mut inline) = (spec_len, PREFIX + spec_len);
-    for sample in &samples {
-        let header = 1 + prost::length_delimiter_len(sample.len());
-        len += header + sample.len();
-        inline += header
-            + if sample.len() < ZERO_COPY_MIN {
-                sample.len()
-            } else {
-                0
-            };
+    for (run, size) in &runs {
+        let count = samples_in(run, *size);
+        let header = 1 + prost::length_delimiter_len(*size);
+        len += count * (header + size);
+        inline += count * (header + if *size < ZERO_COPY_MIN { *size } else { 0 });
     }
     let prefix_len = u32::try_from(len)
         .ok()
@@ -141,21 +140,32 @@ pub(crate) fn encode_push(
         spec.encode_length_delimited(&mut head)
             .expect("the buffer has room for the spec");
     }
-    for sample in samples {
-        head.put_u8(SAMPLES_KEY);
-        prost::encode_length_delimiter(sample.len(), &mut head)
-            .expect("the buffer has room for a length");
-        if sample.len() < ZERO_COPY_MIN {
-            head.put_slice(&sample);
-        } else {
-            out.push_back(head.split().freeze());
-            out.push_back(sample);
+    for (run, size) in runs {
+        for i in 0..samples_in(&run, size) {
+            head.put_u8(SAMPLES_KEY);
+            prost::encode_length_delimiter(size, &mut head)
+                .expect("the buffer has room for a length");
+            let at = i * size;
+            if size < ZERO_COPY_MIN {
+                head.put_slice(&run[at..at + size]);
+            } else {
+                out.push_back(head.split().freeze());
+                out.push_back(run.slice(at..at + size));
+            }
         }
     }
     if !head.is_empty() {
         out.push_back(head.freeze());
     }
     Ok(())
+}
+
+/// Samples of `size` bytes in `run` (an empty sample is a run of one).
+fn samples_in(run: &Bytes, size: usize) -> usize {
+    match size {
+        0 => 1,
+        size => run.len() / size,
+    }
 }
 
 /// Bytes received in several chunks (DATA frames), read as one buffer.

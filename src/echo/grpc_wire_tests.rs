@@ -45,7 +45,8 @@ fn framed(message: &PushRequest) -> Vec<u8> {
 
 fn encoded(spec: Option<&Spec>, samples: &[Bytes]) -> VecDeque<Bytes> {
     let mut chunks = VecDeque::new();
-    encode_push(spec, samples.to_vec(), &mut chunks).unwrap();
+    let runs = samples.iter().map(|s| (s.clone(), s.len())).collect();
+    encode_push(spec, runs, &mut chunks).unwrap();
     chunks
 }
 
