@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::grpc::{GrpcService, message_limit};
-use super::grpc_wire::{MessageReader, frame_message};
+use super::grpc_wire::{MessageReader, PushIn, SampleRun, frame_message};
 use super::{Sink, SinkError, Spec};
-use crate::proto::echo::{Ack, PushRequest};
+use crate::proto::echo::Ack;
 
 /// Acks queued towards a client: acks are cumulative, so a slow reader
 /// only needs the latest; a few smooth bursts.
@@ -72,7 +72,7 @@ async fn start<S: Sink + Clone>(
     }
     let limit = message_limit(service.spec.payload_size());
     let mut requests = MessageReader::new(request.into_body(), limit);
-    let first: PushRequest = match requests.next().await {
+    let first = match requests.next_push().await {
         Ok(Some(first)) => first,
         Ok(None) => return Err(Status::invalid_argument("the stream ended before its spec")),
         Err(err) => return Err(err.into_status()),
@@ -101,7 +101,7 @@ async fn start<S: Sink + Clone>(
 async fn stream<S: Sink + Clone>(
     service: GrpcService<S>,
     mut requests: MessageReader,
-    first: PushRequest,
+    first: PushIn,
     tx: mpsc::Sender<Result<Ack, Status>>,
 ) {
     let (sink, payload) = (&service.sink, service.spec.payload_size());
@@ -110,7 +110,7 @@ async fn stream<S: Sink + Clone>(
     let mut message = Some(first);
     loop {
         if let Some(request) = message.take() {
-            let delivering = deliver(sink, &request.samples, payload, &mut delivered, &tx);
+            let delivering = deliver(sink, &request.runs, payload, &mut delivered, &tx);
             // Biased: a sample that can go in goes in, and its ack out,
             // even when shutdown has begun.
             let answer = tokio::select! {
@@ -142,7 +142,7 @@ async fn stream<S: Sink + Clone>(
         }
         let next = tokio::select! {
             _ = stop.cancelled() => None,
-            next = requests.next::<PushRequest>() => Some(next),
+            next = requests.next_push() => Some(next),
         };
         let Some(next) = next else {
             return end(&tx, shutting_down(), &stop).await;
@@ -176,24 +176,27 @@ fn shutting_down() -> Status {
     Status::unavailable("the sample server is shutting down")
 }
 
-/// Pushes a message's samples into the sink, counting them. When the sink
-/// is full, acknowledges what it took so far before waiting, so that the
-/// client's credits come back as soon as samples are delivered.
+/// Pushes a message's samples into the sink, as many at a time as it
+/// takes, counting them. When the sink is full, acknowledges what it took
+/// so far before waiting, so that the client's credits come back as soon
+/// as samples are delivered. A sample of the wrong size refuses the whole
+/// message, before any of it is delivered.
 async fn deliver<S: Sink>(
     sink: &S,
-    samples: &[Bytes],
+    runs: &[SampleRun],
     payload: u64,
     delivered: &mut u64,
     acks: &mpsc::Sender<Result<Ack, Status>>,
 ) -> Result<(), Status> {
-    for (i, data) in samples.iter().enumerate() {
-        if data.len() as u64 != payload {
+    let mut index = *delivered;
+    for run in runs {
+        if run.size as u64 != payload {
             return Err(Status::invalid_argument(format!(
-                "sample {} is {} bytes; the spec's payload is {payload} bytes",
-                *delivered + i as u64,
-                data.len()
+                "sample {index} is {} bytes; the spec's payload is {payload} bytes",
+                run.size
             )));
         }
+        index += run.count as u64;
     }
     let size = usize::try_from(payload).unwrap_or(usize::MAX);
     if size == 0 {
@@ -203,10 +206,11 @@ async fn deliver<S: Sink>(
             "the spec's samples are empty (0 bytes); a sample stream needs at least one byte",
         ));
     }
-    for mut run in runs(samples, size) {
-        while !run.is_empty() {
+    for run in runs {
+        let mut left = run.data.clone();
+        while !left.is_empty() {
             let pushed = {
-                let mut push = std::pin::pin!(sink.push_many(0, &run, size));
+                let mut push = std::pin::pin!(sink.push_many(0, &left, size));
                 match std::future::poll_fn(|cx| Poll::Ready(push.as_mut().poll(cx))).await {
                     Poll::Ready(pushed) => pushed,
                     Poll::Pending => {
@@ -222,7 +226,7 @@ async fn deliver<S: Sink>(
             match pushed {
                 Ok(n) => {
                     *delivered += n as u64;
-                    let _ = run.split_to(n * size);
+                    let _ = left.split_to(n * size);
                 }
                 Err(SinkError::Closed) => {
                     return Err(Status::unavailable("the sample sink is closed"));
@@ -232,24 +236,6 @@ async fn deliver<S: Sink>(
         }
     }
     Ok(())
-}
-
-/// Samples smaller than this are copied together into one run for the
-/// sink (a message of them is at most 256 KiB), so that the sink takes
-/// many in one step; larger ones go one by one, uncopied.
-const JOIN_BELOW: usize = 16 << 10;
-
-/// A message's samples (each `size` bytes, checked) as runs of whole
-/// samples back to back.
-fn runs(samples: &[Bytes], size: usize) -> Vec<Bytes> {
-    if size >= JOIN_BELOW || samples.len() < 2 {
-        return samples.to_vec();
-    }
-    let mut joined = bytes::BytesMut::with_capacity(size * samples.len());
-    for sample in samples {
-        joined.extend_from_slice(sample);
-    }
-    vec![joined.freeze()]
 }
 
 /// The response body: the acks as gRPC messages (those queued together in

@@ -36,6 +36,22 @@ fn spec() -> Spec {
     }
 }
 
+/// The samples of runs, one by one.
+fn samples_of(push: &PushIn) -> Vec<Bytes> {
+    let mut samples = Vec::new();
+    for run in &push.runs {
+        assert_eq!(
+            run.data.len(),
+            run.size * run.count,
+            "a run is whole samples"
+        );
+        for i in 0..run.count {
+            samples.push(run.data.slice(i * run.size..(i + 1) * run.size));
+        }
+    }
+    samples
+}
+
 /// prost's own encoding, framed.
 fn framed(message: &PushRequest) -> Vec<u8> {
     let mut out = BytesMut::new();
@@ -95,6 +111,17 @@ async fn messages_read_back_across_any_split_and_whole_fields_are_not_copied() {
             spec: None,
             samples: vec![large.clone(), sample(10, 1)],
         },
+        // Small samples of two sizes around a large one: four runs.
+        PushRequest {
+            spec: None,
+            samples: vec![
+                sample(10, 2),
+                sample(10, 3),
+                sample(12, 4),
+                large.clone(),
+                sample(10, 5),
+            ],
+        },
     ];
     let wire: Vec<u8> = messages.iter().flat_map(framed).collect();
     let wire = Bytes::from(wire);
@@ -110,12 +137,21 @@ async fn messages_read_back_across_any_split_and_whole_fields_are_not_copied() {
     let field_end = field_start + large.len();
     for chunks in splits {
         let cut = chunks[0].len();
-        let mut reader = reader(chunks.clone(), 1 << 20);
+        let mut plain = reader(chunks.clone(), 1 << 20);
         for message in &messages {
-            let got: PushRequest = reader.next().await.unwrap().unwrap();
+            let got: PushRequest = plain.next().await.unwrap().unwrap();
             assert_eq!(&got, message, "cut at {cut}");
         }
-        assert!(reader.next::<PushRequest>().await.unwrap().is_none());
+        assert!(plain.next::<PushRequest>().await.unwrap().is_none());
+        // The server's reading: the same spec and samples, small ones
+        // joined into runs.
+        let mut pushes = reader(chunks, 1 << 20);
+        for message in &messages {
+            let got = pushes.next_push().await.unwrap().unwrap();
+            assert_eq!(got.spec, message.spec, "cut at {cut}");
+            assert_eq!(samples_of(&got), message.samples, "cut at {cut}");
+        }
+        assert!(pushes.next_push().await.unwrap().is_none());
     }
     // A field that lies whole in one chunk is a slice of it; one that
     // spans chunks is gathered.
@@ -175,8 +211,17 @@ async fn bad_framing_is_named() {
     }
 
     let junk = [&[0u8, 0, 0, 0, 16][..], &[0xff; 16]].concat();
-    let err = one(junk).next::<PushRequest>().await.unwrap_err();
+    let err = one(junk.clone()).next::<PushRequest>().await.unwrap_err();
     assert!(matches!(err, WireError::Decode(_)), "{err:?}");
+    let err = one(junk).next_push().await.unwrap_err();
+    assert!(matches!(err, WireError::Decode(_)), "{err:?}");
+    // A sample field longer than the rest of its message.
+    let long = [&[0u8, 0, 0, 0, 4][..], &[SAMPLES_KEY, 100, 1, 2]].concat();
+    let err = one(long).next_push().await.unwrap_err();
+    assert!(
+        matches!(err, WireError::SampleLength { len: 100, left: 2 }),
+        "{err:?}"
+    );
     assert_eq!(err.into_status().code(), tonic::Code::Internal);
 
     assert!(
