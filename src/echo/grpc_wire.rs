@@ -286,17 +286,23 @@ impl PushIn {
     fn decode(mut buf: Chunks) -> Result<PushIn, WireError> {
         use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
         let mut message = PushIn::default();
-        // The run being joined: its bytes, sample size and count.
-        let mut joined: Option<(BytesMut, usize, usize)> = None;
-        let close = |joined: &mut Option<(BytesMut, usize, usize)>, runs: &mut Vec<SampleRun>| {
-            if let Some((data, size, count)) = joined.take() {
-                runs.push(SampleRun {
-                    data: data.freeze(),
-                    size,
-                    count,
-                });
-            }
-        };
+        // The small samples of the whole message, in one allocation (made
+        // at the first of them, for the rest of the message): each run is
+        // split off it, so that samples of changing sizes (a broken
+        // client's) do not cost an allocation of the rest per run.
+        let mut joined = BytesMut::new();
+        // The run being joined: its sample size and count.
+        let mut run: Option<(usize, usize)> = None;
+        let close =
+            |joined: &mut BytesMut, run: &mut Option<(usize, usize)>, runs: &mut Vec<SampleRun>| {
+                if let Some((size, count)) = run.take() {
+                    runs.push(SampleRun {
+                        data: joined.split().freeze(),
+                        size,
+                        count,
+                    });
+                }
+            };
         while buf.has_remaining() {
             let (tag, wire_type) = decode_key(&mut buf)?;
             match (tag, wire_type) {
@@ -314,7 +320,7 @@ impl PushIn {
                         .filter(|len| *len <= left)
                         .ok_or(WireError::SampleLength { len: field, left })?;
                     if len >= JOIN_BELOW {
-                        close(&mut joined, &mut message.runs);
+                        close(&mut joined, &mut run, &mut message.runs);
                         message.runs.push(SampleRun {
                             data: buf.copy_to_bytes(len),
                             size: len,
@@ -322,20 +328,19 @@ impl PushIn {
                         });
                         continue;
                     }
-                    if joined.as_ref().is_some_and(|(_, size, _)| *size != len) {
-                        close(&mut joined, &mut message.runs);
+                    if run.is_some_and(|(size, _)| size != len) {
+                        close(&mut joined, &mut run, &mut message.runs);
                     }
-                    let (data, _, count) = joined.get_or_insert_with(|| {
-                        // Room for the rest of the message: one allocation.
-                        (BytesMut::with_capacity(buf.remaining()), len, 0)
-                    });
-                    data.put((&mut buf).take(len));
-                    *count += 1;
+                    if joined.capacity() == 0 {
+                        joined.reserve(left);
+                    }
+                    joined.put((&mut buf).take(len));
+                    run.get_or_insert((len, 0)).1 += 1;
                 }
                 (tag, wire_type) => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
             }
         }
-        close(&mut joined, &mut message.runs);
+        close(&mut joined, &mut run, &mut message.runs);
         Ok(message)
     }
 }

@@ -150,6 +150,13 @@ async fn messages_read_back_across_any_split_and_whole_fields_are_not_copied() {
             let got = pushes.next_push().await.unwrap().unwrap();
             assert_eq!(got.spec, message.spec, "cut at {cut}");
             assert_eq!(samples_of(&got), message.samples, "cut at {cut}");
+            // The small samples of a message share one buffer, run after
+            // run, whatever their sizes.
+            let small: Vec<&SampleRun> = got.runs.iter().filter(|r| r.size < JOIN_BELOW).collect();
+            for pair in small.windows(2) {
+                let end = pair[0].data.as_ptr_range().end;
+                assert_eq!(pair[1].data.as_ptr(), end, "cut at {cut}: runs apart");
+            }
         }
         assert!(pushes.next_push().await.unwrap().is_none());
     }
