@@ -213,3 +213,32 @@ fn blocking_clients_over_both_transports() {
         grpc.shutdown().await;
     });
 }
+
+/// A service given a spec of empty samples (served on a router of the
+/// user's, where no server checks the spec before it listens) refuses
+/// every push by name instead of taking samples it cannot tell apart.
+#[tokio::test]
+async fn a_service_of_empty_samples_refuses_pushes() {
+    let empty: echo::Spec = "float32[4,0]".parse().unwrap();
+    let (sink, _samples) = echo::channel(empty.clone(), 8);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(echo::GrpcService::new(empty.clone(), sink).into_server())
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let channel = common::channel_to(rpcplugin::Endpoint::tcp(addr)).await;
+    let err = GrpcClient::connect(channel, &empty, 8).await.unwrap_err();
+    let EchoClientError::ConnectionClosed {
+        reason: echo::CloseReason::Refused {
+            call: "Push",
+            source,
+        },
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(source.code(), tonic::Code::FailedPrecondition, "{source}");
+    assert!(source.message().contains("empty samples"), "{source}");
+}

@@ -70,6 +70,10 @@ async fn start<S: Sink + Clone>(
             String::from_utf8_lossy(encoding.as_bytes())
         )));
     }
+    // A server refuses such a spec before it listens; a service given one
+    // (beside other services in a plugin) refuses each push.
+    super::tcp::check_not_empty(&service.spec)
+        .map_err(|err| Status::failed_precondition(err.to_string()))?;
     let limit = message_limit(service.spec.payload_size());
     let mut requests = MessageReader::new(request.into_body(), limit);
     let first = match requests.next_push().await {
@@ -198,14 +202,8 @@ async fn deliver<S: Sink>(
         }
         index += run.count as u64;
     }
+    // Not 0: `start` refused a spec of empty samples.
     let size = usize::try_from(payload).unwrap_or(usize::MAX);
-    if size == 0 {
-        // A server refuses such a spec at start; a service given one
-        // refuses its pushes.
-        return Err(Status::failed_precondition(
-            "the spec's samples are empty (0 bytes); a sample stream needs at least one byte",
-        ));
-    }
     for run in runs {
         let mut left = run.data.clone();
         while !left.is_empty() {
