@@ -2,7 +2,6 @@
 //! a slow consumer slows producers down instead of growing memory.
 
 use std::future::Future;
-
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -111,14 +110,15 @@ struct Run {
     stream: u64,
     data: Bytes,
     size: usize,
+    /// Samples not yet received (counted, not derived from `data`: a spec
+    /// may have samples of 0 bytes).
+    left: usize,
 }
 
 impl Run {
     /// The next sample, if any is left.
     fn next(&mut self) -> Option<Sample> {
-        if self.data.is_empty() {
-            return None;
-        }
+        self.left = self.left.checked_sub(1)?;
         let data = self.data.split_to(self.size.min(self.data.len()));
         Some(Sample {
             stream: self.stream,
@@ -211,8 +211,21 @@ impl ChannelSink {
         Ok(1 + extra)
     }
 
-    /// Hands `run` (its room taken) to the receiver.
-    fn hand_on(&self, run: Run, samples: usize) -> Result<(), SinkError> {
+    /// Hands `samples` samples of `size` bytes in `data` (their room
+    /// taken) to the receiver as one run.
+    fn hand_on(
+        &self,
+        stream: u64,
+        data: Bytes,
+        size: usize,
+        samples: usize,
+    ) -> Result<(), SinkError> {
+        let run = Run {
+            stream,
+            data,
+            size,
+            left: samples,
+        };
         self.tx.send(run).map_err(|_| {
             self.room.add_permits(samples);
             SinkError::Closed
@@ -231,12 +244,7 @@ impl Sink for ChannelSink {
         }
         self.room_for(1).await?;
         let size = sample.data.len();
-        let run = Run {
-            stream: sample.stream,
-            data: sample.data,
-            size,
-        };
-        self.hand_on(run, 1)
+        self.hand_on(sample.stream, sample.data, size, 1)
     }
 
     async fn push_many(
@@ -261,12 +269,8 @@ impl Sink for ChannelSink {
             });
         }
         let n = self.room_for(samples.len() / size).await?;
-        let run = Run {
-            stream,
-            data: samples.slice(..n * size),
-            size,
-        };
-        self.hand_on(run, n).map(|()| n)
+        self.hand_on(stream, samples.slice(..n * size), size, n)
+            .map(|()| n)
     }
 }
 
@@ -330,7 +334,7 @@ impl SampleReceiver {
         if sample.is_some() {
             self.taken += 1;
         }
-        if run.data.is_empty() {
+        if run.left == 0 {
             self.current = None;
             self.room.add_permits(std::mem::take(&mut self.taken));
         }
@@ -512,6 +516,16 @@ mod tests {
         assert!(sink.push_many(0, &five, 5).await.is_err());
         drop(rx);
         assert_eq!(sink.push_many(0, &five, 2).await, Err(SinkError::Closed));
+    }
+
+    #[tokio::test]
+    async fn samples_of_no_bytes_are_received_and_give_their_room_back() {
+        let (sink, mut rx) = channel("uint8[0]".parse().unwrap(), 1);
+        for _ in 0..3 {
+            sink.push(sample(4, &[])).await.unwrap();
+            let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+            assert_eq!(got.expect("received").unwrap(), sample(4, &[]));
+        }
     }
 
     #[tokio::test]
