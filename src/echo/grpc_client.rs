@@ -19,7 +19,7 @@ use tower::ServiceExt as _;
 
 use super::grpc::MESSAGE_BYTES;
 use super::grpc_wire::{PUSH_PATH, WireError, encode_push};
-use super::inflight::Inflight;
+use super::inflight::{Inflight, Reservation};
 use super::{Spec, SpecError};
 use crate::grpc::MAX_MESSAGE_SIZE;
 use crate::proto::echo::sample_stream_client::SampleStreamClient;
@@ -399,15 +399,8 @@ impl GrpcClient {
     /// queued only when the send completes) and the credit it took is given
     /// back.
     pub async fn send(&self, sample: Bytes) -> Result<(), EchoClientError> {
-        let queue = self.queue.lock().expect("queue lock").clone();
-        let queue = queue.ok_or_else(|| self.inflight.closed())?;
-        let reservation = self.inflight.reserve(sample.len()).await?;
-        let queued = async { queue.send(sample).await.map_err(|_| self.inflight.closed()) };
-        let queued = self.inflight.guard(queued).await;
-        if queued.is_ok() {
-            reservation.commit();
-        }
-        queued
+        let len = sample.len();
+        self.enqueue(sample, self.inflight.reserve(len)).await
     }
 
     /// Sends several samples at once: `samples` holds whole samples back to
@@ -430,15 +423,22 @@ impl GrpcClient {
     /// Cancel safe: dropped before it returns, nothing of the batch is sent
     /// and its credits are given back.
     pub async fn send_batch(&self, samples: Bytes) -> Result<(), EchoClientError> {
+        let len = samples.len();
+        self.enqueue(samples, self.inflight.reserve_batch(len))
+            .await
+    }
+
+    /// Queues `data` once `reserve` has its credits; a send dropped before
+    /// it is queued gives them back.
+    async fn enqueue<'a>(
+        &'a self,
+        data: Bytes,
+        reserve: impl Future<Output = Result<Reservation<'a>, EchoClientError>>,
+    ) -> Result<(), EchoClientError> {
         let queue = self.queue.lock().expect("queue lock").clone();
         let queue = queue.ok_or_else(|| self.inflight.closed())?;
-        let reservation = self.inflight.reserve_batch(samples.len()).await?;
-        let queued = async {
-            queue
-                .send(samples)
-                .await
-                .map_err(|_| self.inflight.closed())
-        };
+        let reservation = reserve.await?;
+        let queued = async { queue.send(data).await.map_err(|_| self.inflight.closed()) };
         let queued = self.inflight.guard(queued).await;
         if queued.is_ok() {
             reservation.commit();
@@ -557,9 +557,7 @@ async fn open_push(channel: Channel, body: PushBody) -> Result<Streaming<Ack>, S
 struct PushBody {
     queue: mpsc::Receiver<Bytes>,
     per_message: usize,
-    /// The spec's payload size: where a batch is cut (at least 1 here;
-    /// `size` is the spec's own).
-    payload: usize,
+    /// The spec's payload size: where a batch is cut.
     size: usize,
     /// What is left of a batch that did not fit the last message.
     rest: Option<Bytes>,
@@ -579,7 +577,6 @@ impl PushBody {
         Ok(PushBody {
             queue,
             per_message,
-            payload: payload.max(1),
             size: payload,
             rest: None,
             chunks,
@@ -612,10 +609,10 @@ impl http_body::Body for PushBody {
                 };
                 // One sample, or a batch of whole ones (checked by
                 // send_batch): what does not fit this message waits.
-                let room = this.per_message - count;
-                let samples = (queued.len() / this.payload).max(1);
+                let (room, size) = (this.per_message - count, this.size.max(1));
+                let samples = (queued.len() / size).max(1);
                 if samples > room {
-                    this.rest = Some(queued.split_off(room * this.payload));
+                    this.rest = Some(queued.split_off(room * size));
                 }
                 count += samples.min(room);
                 runs.push((queued, this.size));
