@@ -85,18 +85,28 @@ async fn serve<S: SampleServer + 'static>(
     (server, endpoint, consumer)
 }
 
-async fn check<C: SampleClient, S: SampleServer + 'static>(
+/// Runs `clients` against a server made by `make`, then checks that the
+/// sink received `expected` samples, in order.
+async fn served<S: SampleServer + 'static>(
     make: impl FnOnce(echo::ChannelSink) -> S,
+    clients: impl AsyncFnOnce(&Endpoint),
+    expected: u32,
 ) {
     let (server, endpoint, consumer) = serve(make).await;
-    stream::<C>(&endpoint).await;
+    clients(&endpoint).await;
     server.shutdown().await;
     drop(server);
     let received = tokio::time::timeout(TIMEOUT, consumer)
         .await
         .expect("the consumer ends once the server is gone")
         .unwrap();
-    assert_eq!(received, 5000);
+    assert_eq!(received, expected);
+}
+
+async fn check<C: SampleClient, S: SampleServer + 'static>(
+    make: impl FnOnce(echo::ChannelSink) -> S,
+) {
+    served(make, stream::<C>, 5000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,16 +172,8 @@ async fn refusals<C: SampleClient>(endpoint: &Endpoint) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_that_are_not_whole_samples_or_too_large_are_refused() {
-    let (server, endpoint, consumer) =
-        serve(|sink| echo::TcpServer::new(spec(), sink, TcpTransport::localhost())).await;
-    refusals::<TcpClient>(&endpoint).await;
-    server.shutdown().await;
-    drop(server);
-    assert_eq!(consumer.await.unwrap(), 3);
-    let (server, endpoint, consumer) =
-        serve(|sink| echo::GrpcServer::new(spec(), sink, TcpTransport::localhost())).await;
-    refusals::<GrpcClient>(&endpoint).await;
-    server.shutdown().await;
-    drop(server);
-    assert_eq!(consumer.await.unwrap(), 3);
+    let tcp = |sink| echo::TcpServer::new(spec(), sink, TcpTransport::localhost());
+    served(tcp, refusals::<TcpClient>, 3).await;
+    let grpc = |sink| echo::GrpcServer::new(spec(), sink, TcpTransport::localhost());
+    served(grpc, refusals::<GrpcClient>, 3).await;
 }
