@@ -11,8 +11,10 @@
 //! ```
 //!
 //! `ECHO_BENCH_BATCH=k` has the clients send k samples a call
-//! (`send_batch`, at most the window) instead of one (`send`); the
-//! consumer still takes them one by one (`SampleReceiver::recv`).
+//! (`send_batch`, at most the window) instead of one (`send`), and the
+//! consumer take them k at a time (`SampleReceiver::recv_batch`, stacked
+//! as a learner takes them); with `ECHO_BENCH_CONSUME=sample` as well, the
+//! consumer takes them one by one (`SampleReceiver::recv`).
 //!
 //! Each row also runs a bare socket loop: the same bytes written in
 //! 256 KiB batches on one connection and read back, no framing, the
@@ -20,7 +22,8 @@
 //!
 //! Configurations are interleaved round by round; the table gives medians
 //! and, per row, gRPC's rate as a multiple of echo TCP v1's.
-//! `ECHO_BENCH_PROTOS=grpc` (or `tcp`) runs one transport alone.
+//! `ECHO_BENCH_PROTOS=grpc` (or `tcp`) runs one transport alone;
+//! `ECHO_BENCH_SPREAD=1` prints every round's rate of each row, sorted.
 //!
 //! Each run is a fresh process (this binary, started again for one
 //! configuration): glibc's malloc raises its mmap threshold to the largest
@@ -106,7 +109,16 @@ async fn run(
     }
     let spec: echo::Spec = format!("uint8[{sample_size}]").parse().unwrap();
     let (sink, mut samples) = echo::channel(spec.clone(), 256);
-    let consumer = tokio::spawn(async move { while samples.recv().await.is_some() {} });
+    let consume_batch = std::env::var("ECHO_BENCH_BATCH")
+        .ok()
+        .and_then(|k| k.parse::<usize>().ok())
+        .filter(|k| *k > 1 && std::env::var("ECHO_BENCH_CONSUME").as_deref() != Ok("sample"));
+    let consumer = tokio::spawn(async move {
+        match consume_batch {
+            Some(k) => while samples.recv_batch(k).await.is_some() {},
+            None => while samples.recv().await.is_some() {},
+        }
+    });
     let dir = tempfile::tempdir().unwrap();
     let count = (BYTES_PER_RUN / sample_size).clamp(200, max_samples_per_run()) / clients;
     let sample = Bytes::from(vec![7u8; sample_size]);
@@ -367,7 +379,7 @@ fn main() {
         eprintln!("round {}/{ROUNDS} done", round + 1);
     }
     println!(
-        "\n{:<7} {:>7} {:<6} {:>6} {:>13} {:>8} {:>8} {:>13} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "\n{:<7} {:>7} {:<6} {:>6} {:>13} {:>8} {:>8} {:>13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
         "sample",
         "clients",
         "socket",
@@ -380,8 +392,27 @@ fn main() {
         "CPU s/GB",
         "bare MB/s",
         "gRPC/TCP",
-        "TCP/bare"
+        "TCP/bare",
+        "gRPC/bare"
     );
+    let spread = std::env::var("ECHO_BENCH_SPREAD").is_ok_and(|v| v == "1");
+    if spread {
+        // Every round's rate, to see how steady a row is.
+        for (r, &(socket, size, clients, window)) in rows.iter().enumerate() {
+            for (p, name) in ["TCP v1", "gRPC", "bare"].into_iter().enumerate() {
+                let mut runs = rates[r * PROTOS.len() + p].clone();
+                runs.sort_by(f64::total_cmp);
+                let mb: Vec<String> = runs
+                    .iter()
+                    .map(|rate| format!("{:.0}", rate * size as f64 / 1e6))
+                    .collect();
+                eprintln!(
+                    "{size} B, {clients} client(s), {socket:?}, window {window}, {name}: MB/s {}",
+                    mb.join(" ")
+                );
+            }
+        }
+    }
     let rates: Vec<f64> = rates.into_iter().map(median).collect();
     let cpu: Vec<f64> = cpu.into_iter().map(median).collect();
     for (r, &(socket, size, clients, window)) in rows.iter().enumerate() {
@@ -389,7 +420,7 @@ fn main() {
         let (tcp, grpc, bare) = (rates[at], rates[at + 1], rates[at + 2]);
         let mb = |rate: f64| rate * size as f64 / 1e6;
         println!(
-            "{:<7} {:>7} {:<6} {:>6} {:>13.0} {:>8.0} {:>8.3} {:>13.0} {:>8.0} {:>8.3} {:>8.0} {:>8.2} {:>8.2}",
+            "{:<7} {:>7} {:<6} {:>6} {:>13.0} {:>8.0} {:>8.3} {:>13.0} {:>8.0} {:>8.3} {:>8.0} {:>8.2} {:>8.2} {:>9.2}",
             if size >= 1 << 20 {
                 format!("{} MiB", size >> 20)
             } else if size >= 1 << 10 {
@@ -409,6 +440,7 @@ fn main() {
             mb(bare),
             grpc / tcp,
             tcp / bare,
+            grpc / bare,
         );
     }
     println!(
