@@ -149,13 +149,14 @@ pub(crate) fn encode_push(
             .expect("the buffer has room for the spec");
     }
     for (run, size) in runs {
+        // The field header is the same for every sample of the run.
+        let (header, header_len) = sample_header(size);
+        let header = &header[..header_len];
         for i in 0..samples_in(&run, size) {
-            head.put_u8(SAMPLES_KEY);
-            prost::encode_length_delimiter(size, &mut head)
-                .expect("the buffer has room for a length");
+            head.extend_from_slice(header);
             let at = i * size;
             if size < ZERO_COPY_MIN {
-                head.put_slice(&run[at..at + size]);
+                head.extend_from_slice(&run[at..at + size]);
             } else {
                 out.push_back(head.split().freeze());
                 out.push_back(run.slice(at..at + size));
@@ -166,6 +167,17 @@ pub(crate) fn encode_push(
         out.push_back(head.freeze());
     }
     Ok(())
+}
+
+/// The field key and length that precede each sample of `size` bytes in a
+/// `PushRequest`, and how many bytes of the array they take.
+fn sample_header(size: usize) -> ([u8; 11], usize) {
+    let mut header = [0u8; 11];
+    header[0] = SAMPLES_KEY;
+    let len = 1 + prost::length_delimiter_len(size);
+    prost::encode_length_delimiter(size, &mut &mut header[1..len])
+        .expect("the array has room for a length");
+    (header, len)
 }
 
 /// Samples of `size` bytes in `run` (an empty sample is a run of one).
@@ -335,7 +347,9 @@ impl PushIn {
                         joined.reserve(left);
                     }
                     joined.put((&mut buf).take(len));
-                    run.get_or_insert((len, 0)).1 += 1;
+                    let count = &mut run.get_or_insert((len, 0)).1;
+                    *count += 1;
+                    *count += join_in_place(&mut buf, len, &mut joined);
                 }
                 (tag, wire_type) => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
             }
@@ -343,6 +357,31 @@ impl PushIn {
         close(&mut joined, &mut run, &mut message.runs);
         Ok(message)
     }
+}
+
+/// Joins the samples of `size` bytes that follow in `buf`'s current chunk,
+/// each read in place from the chunk, and returns how many: the same
+/// fields `PushIn::decode` would read one by one through the `Buf`
+/// methods, which cost more than the copy for small samples (gRPC with
+/// batches of 64 B samples spent 17 % of its CPU in `Chunks::advance` and
+/// `BytesMut::put`, per perf). Stops at the first field that is not such a
+/// sample or does not lie whole within the chunk, for the caller to read.
+fn join_in_place(buf: &mut Chunks, size: usize, joined: &mut BytesMut) -> usize {
+    let (header, header_len) = sample_header(size);
+    let header = &header[..header_len];
+    let chunk = buf.chunk();
+    let mut at = 0;
+    let mut count = 0;
+    while let Some(field) = chunk.get(at..at + header_len + size) {
+        let Some(sample) = field.strip_prefix(header) else {
+            break;
+        };
+        joined.extend_from_slice(sample);
+        at += field.len();
+        count += 1;
+    }
+    buf.advance(at);
+    count
 }
 
 /// Reads gRPC messages from a request body, frame by frame, refusing a

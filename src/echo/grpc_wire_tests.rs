@@ -122,6 +122,21 @@ async fn messages_read_back_across_any_split_and_whole_fields_are_not_copied() {
                 sample(10, 5),
             ],
         },
+        // Runs read in place: empty samples, samples with a two-byte
+        // length, a changed size within the chunk.
+        PushRequest {
+            spec: None,
+            samples: vec![
+                sample(0, 1),
+                sample(0, 1),
+                sample(200, 2),
+                sample(200, 3),
+                sample(200, 4),
+                sample(201, 5),
+                sample(10, 6),
+                sample(10, 7),
+            ],
+        },
     ];
     let wire: Vec<u8> = messages.iter().flat_map(framed).collect();
     let wire = Bytes::from(wire);
