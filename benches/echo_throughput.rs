@@ -23,7 +23,8 @@
 //! Configurations are interleaved round by round; the table gives medians
 //! and, per row, gRPC's rate as a multiple of echo TCP v1's.
 //! `ECHO_BENCH_PROTOS=grpc` (or `tcp`) runs one transport alone;
-//! `ECHO_BENCH_SPREAD=1` prints every round's rate of each row, sorted.
+//! `ECHO_BENCH_SPREAD=1` prints every round's rate of each row, sorted;
+//! `ECHO_BENCH_MB=n` streams n MiB a run instead of 256.
 //!
 //! Each run is a fresh process (this binary, started again for one
 //! configuration): glibc's malloc raises its mmap threshold to the largest
@@ -46,6 +47,15 @@ const ROUNDS: usize = 5;
 /// Bytes streamed per run: enough for a stable rate, small enough that the
 /// whole benchmark takes a few minutes on 2 cores.
 const BYTES_PER_RUN: usize = 256 << 20;
+
+/// [`BYTES_PER_RUN`], or `ECHO_BENCH_MB` megabytes (MiB): longer runs
+/// steady large samples, whose 256 MiB run lasts about 0.1 s.
+fn bytes_per_run() -> usize {
+    std::env::var("ECHO_BENCH_MB")
+        .ok()
+        .and_then(|mb| mb.parse::<usize>().ok())
+        .map_or(BYTES_PER_RUN, |mb| mb << 20)
+}
 /// Samples per run at most: 1 KiB runs would otherwise take seconds each.
 const MAX_SAMPLES_PER_RUN: usize = 100_000;
 /// Samples per run at most when clients send batches (`ECHO_BENCH_BATCH`):
@@ -120,7 +130,7 @@ async fn run(
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let count = (BYTES_PER_RUN / sample_size).clamp(200, max_samples_per_run()) / clients;
+    let count = (bytes_per_run() / sample_size).clamp(200, max_samples_per_run()) / clients;
     let sample = Bytes::from(vec![7u8; sample_size]);
     // ECHO_BENCH_BATCH=k: send k samples a call (send_batch), at most the window.
     let batch = std::env::var("ECHO_BENCH_BATCH")
@@ -211,7 +221,8 @@ async fn run(
 async fn bare(socket: Socket, sample_size: usize, clients: usize) -> (f64, f64) {
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
     const BATCH: usize = 256 << 10;
-    let count = (BYTES_PER_RUN / sample_size).clamp(200, max_samples_per_run()) / clients * clients;
+    let count =
+        (bytes_per_run() / sample_size).clamp(200, max_samples_per_run()) / clients * clients;
     let total = count * sample_size;
     async fn pump(
         mut tx: impl AsyncWrite + Unpin + Send + 'static,
