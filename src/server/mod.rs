@@ -21,7 +21,7 @@ use crate::env;
 use crate::grpc::{CONNECTION_WINDOW, DRAIN_LIMIT, HEALTH_SERVICES, STREAM_WINDOW};
 use crate::handshake::{HandshakeConfig, HandshakeLine, negotiate_version_from_env};
 use crate::proto::plugin::grpc_controller_server::GrpcControllerServer;
-use crate::tls::{self, Identity};
+use crate::tls::{self, Identity, TlsError};
 use crate::transport::mux::Mux;
 use crate::transport::{Incoming, Listen, Transport};
 
@@ -368,13 +368,11 @@ impl ServeConfig {
                     &host_cert,
                     std::time::SystemTime::now(),
                 )?;
-                let identity = Identity::generate()?;
-                Some(PluginTls {
-                    server: tls::server_config(&identity, host_cert.clone())?,
-                    // For dialling the host's brokered services.
-                    client: tls::client_config(&identity, host_cert)?,
-                    identity,
-                })
+                // Our key pair, certificate and both configs are made on
+                // a runtime worker while this task listens and sets the
+                // server up: before the handshake line the host waits, so
+                // the second core is free.
+                Some(tokio::spawn(async move { PluginTls::new(host_cert) }))
             }
             _ => None,
         };
@@ -419,7 +417,7 @@ impl ServeConfig {
 struct Plugin {
     version: u32,
     routes: Routes,
-    tls: Option<PluginTls>,
+    tls: Option<tokio::task::JoinHandle<Result<PluginTls, TlsError>>>,
     capture_stdio: bool,
     /// In debug mode, the name to print the reattach configuration under.
     debug: Option<String>,
@@ -434,6 +432,19 @@ struct PluginTls {
     identity: Identity,
     server: std::sync::Arc<rustls::ServerConfig>,
     client: std::sync::Arc<rustls::ClientConfig>,
+}
+
+impl PluginTls {
+    /// A fresh identity, for a host that presents `host_cert`.
+    fn new(host_cert: rustls::pki_types::CertificateDer<'static>) -> Result<Self, TlsError> {
+        let identity = Identity::generate()?;
+        Ok(PluginTls {
+            server: tls::server_config(&identity, host_cert.clone())?,
+            // For dialling the host's brokered services.
+            client: tls::client_config(&identity, host_cert)?,
+            identity,
+        })
+    }
 }
 
 impl Plugin {
@@ -456,6 +467,14 @@ impl Plugin {
         }
 
         let (endpoint, incoming) = transport.listen().await?;
+        let tls = match self.tls {
+            Some(making) => Some(
+                making
+                    .await
+                    .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))?,
+            ),
+            None => None,
+        };
         let mut line = HandshakeLine::new(self.version, endpoint.clone())?;
         // go-plugin ≥ 1.6 hosts that want multiplexed gRPC set
         // PLUGIN_MULTIPLEX_GRPC=true. Any non-empty value gets the seventh
@@ -478,11 +497,11 @@ impl Plugin {
         };
         self.broker.connect(broker::Context {
             listen,
-            server_tls: self.tls.as_ref().map(|tls| tls.server.clone()),
-            client_tls: self.tls.as_ref().map(|tls| tls.client.clone()),
+            server_tls: tls.as_ref().map(|tls| tls.server.clone()),
+            client_tls: tls.as_ref().map(|tls| tls.client.clone()),
             mux: mux.clone(),
         });
-        let incoming: Incoming = match self.tls {
+        let incoming: Incoming = match tls {
             Some(tls) => {
                 line = line.with_server_cert(tls.identity.cert_der().to_vec());
                 incoming.with_tls(tls.server)
