@@ -174,6 +174,35 @@ impl Identity {
         })
     }
 
+    /// A fresh identity for a host's launch of a plugin: one made ahead,
+    /// if an earlier launch left one, else one made now; then, on the
+    /// runtime's blocking pool, the next one is made ahead. Each identity
+    /// goes to one launch only, as go-plugin makes one per client; only
+    /// when it is made changes. Made at launch, it held up every launch
+    /// by the key generation and signing (a tenth of a millisecond or
+    /// more on a 2-core machine), while the plugin's own start leaves a
+    /// core idle.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::Generate`] if the crypto library fails.
+    pub(crate) fn for_launch() -> Result<Self, TlsError> {
+        static NEXT: std::sync::Mutex<Option<Identity>> = std::sync::Mutex::new(None);
+        let ready = NEXT.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let identity = match ready {
+            Some(identity) => identity,
+            None => Identity::generate()?,
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn_blocking(|| {
+                if let Ok(next) = Identity::generate() {
+                    *NEXT.lock().unwrap_or_else(|e| e.into_inner()) = Some(next);
+                }
+            });
+        }
+        Ok(identity)
+    }
+
     /// The certificate, DER-encoded (what goes in the handshake line).
     pub(crate) fn cert_der(&self) -> &[u8] {
         &self.cert

@@ -405,3 +405,22 @@ fn validity_is_checked_with_a_margin_only_before_not_before() {
          and it is now 2031-01-01T00:00:01Z"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_launch_gets_an_identity_of_its_own() {
+    // Made ahead or made at once, no key pair serves two launches: one
+    // after another (the next made ahead in between) and many at once.
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..4 {
+        let identity = Identity::for_launch().unwrap();
+        assert!(seen.insert(identity.cert_der().to_vec()), "an identity reused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let at_once: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(async { Identity::for_launch().unwrap() }))
+        .collect();
+    for launch in at_once {
+        let identity = launch.await.unwrap();
+        assert!(seen.insert(identity.cert_der().to_vec()), "an identity reused");
+    }
+}

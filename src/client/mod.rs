@@ -224,7 +224,7 @@ impl ClientConfig {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| program.clone());
         let identity = if self.auto_mtls {
-            Some(Identity::generate()?)
+            Some(Identity::for_launch()?)
         } else {
             None
         };
