@@ -304,8 +304,9 @@
 #![warn(missing_docs)]
 // `unsafe` is allowed only where it is, for C library calls that neither
 // the standard library nor nix offers safely: `atexit` for the exit hook
-// that flushes captured output (`server/at_exit.rs`), and on macOS only,
-// `waitid` and `proc_pidinfo` (`sys.rs`).
+// that flushes captured output (`server/at_exit.rs`), glibc's `mallopt`
+// (`sys.rs`, only when asked for), and on macOS only, `waitid` and
+// `proc_pidinfo` (`sys.rs`).
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

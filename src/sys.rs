@@ -4,12 +4,34 @@
 //! process's start time and zombie state (from `/proc` on Linux, from
 //! `proc_pidinfo` on macOS).
 //!
+//! Also glibc's allocator thresholds, for the one process-wide switch the
+//! crate offers (`echo::keep_freed_memory`).
+//!
 //! Everything else the crate does with the OS is POSIX and the same on
 //! both. The Apple forms are type-checked in CI for `aarch64-apple-darwin`
 //! and `x86_64-apple-darwin`; no macOS machine runs them here.
 
 use std::os::fd::OwnedFd;
 use std::process::ExitStatus;
+
+/// glibc: blocks up to 32 MiB come from the heap, and up to 256 MiB freed
+/// at its top stays there, instead of thresholds that follow the largest
+/// block freed. Elsewhere nothing.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub(crate) fn keep_freed_memory() {
+    const MMAP_THRESHOLD: i32 = 32 << 20;
+    const TRIM_THRESHOLD: i32 = 256 << 20;
+    // SAFETY: `mallopt` only sets allocator parameters, under the
+    // allocator's own lock; it takes no pointer.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        nix::libc::mallopt(nix::libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) fn keep_freed_memory() {}
 
 /// A pipe whose two ends close on exec.
 #[cfg(not(target_vendor = "apple"))]

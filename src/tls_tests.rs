@@ -413,7 +413,10 @@ async fn each_launch_gets_an_identity_of_its_own() {
     let mut seen = std::collections::HashSet::new();
     for _ in 0..4 {
         let identity = Identity::for_launch().unwrap();
-        assert!(seen.insert(identity.cert_der().to_vec()), "an identity reused");
+        assert!(
+            seen.insert(identity.cert_der().to_vec()),
+            "an identity reused"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let at_once: Vec<_> = (0..8)
@@ -421,6 +424,9 @@ async fn each_launch_gets_an_identity_of_its_own() {
         .collect();
     for launch in at_once {
         let identity = launch.await.unwrap();
-        assert!(seen.insert(identity.cert_der().to_vec()), "an identity reused");
+        assert!(
+            seen.insert(identity.cert_der().to_vec()),
+            "an identity reused"
+        );
     }
 }

@@ -93,3 +93,32 @@ fn a_spec_mismatch_exits_non_zero_naming_the_leaf() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// Page faults (minor) of process `pid` so far, from `/proc/<pid>/stat`.
+fn minor_faults(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    fields[7].parse().unwrap()
+}
+
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn large_samples_reuse_freed_memory() {
+    // Without `keep_freed_memory`, glibc handed each freed 1 MiB receive
+    // buffer back and the next page-faulted in anew: 68 000–148 000 faults
+    // in the server per 1000 samples, against 4 600–7 700 with it (start-up
+    // included). 300 samples over gRPC: well apart at 15 000.
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("unix:{}", dir.path().join("echo.sock").display());
+    let spec = "uint8[1048576]";
+    let (mut server, endpoint) = serve("grpc", &listen, spec, 301);
+    let sent = send("grpc", &endpoint, spec, 300);
+    assert!(sent.status.success(), "{sent:?}");
+    let faults = minor_faults(server.id());
+    assert!(send("grpc", &endpoint, spec, 1).status.success());
+    assert!(server.wait().unwrap().success());
+    assert!(
+        faults < 15_000,
+        "{faults} page faults in the server for 300 MiB"
+    );
+}

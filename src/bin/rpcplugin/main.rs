@@ -97,40 +97,12 @@ pub(crate) async fn stop_signal() -> &'static str {
     }
 }
 
-/// Keeps freed memory for reuse instead of handing it back to the kernel
-/// at once (glibc only): a stream of large samples frees and allocates a
-/// receive buffer per sample (ours for TCP v1, HTTP/2's for gRPC), and
-/// glibc's default thresholds (the trim threshold follows the largest
-/// block freed) return much of it, so that every buffer page-faults in
-/// anew. `echo serve` and `echo send` with 1000 samples of 1 MiB, the
-/// default window (32), 3 interleaved rounds: gRPC went 1782–2652 MB/s
-/// with 68 000–148 000 page faults in the server, and 4209–4491 MB/s
-/// with 4 600–7 700 with these settings; TCP v1 3404–4511 and 4185–5283.
-/// A library must not change this for its user's process; this command
-/// line is a process of its own.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn keep_freed_memory() {
-    // Blocks up to 32 MiB come from the heap, and up to 256 MiB freed at
-    // its top stays there: a few large samples in flight, with room.
-    const MMAP_THRESHOLD: i32 = 32 << 20;
-    const TRIM_THRESHOLD: i32 = 256 << 20;
-    // SAFETY: `mallopt` only sets allocator parameters, under the
-    // allocator's own lock; it takes no pointer.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-        nix::libc::mallopt(nix::libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn keep_freed_memory() {}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Echo(_) = cli.command {
-        keep_freed_memory();
+        // A process of its own, streaming large samples: see the docs.
+        rpcplugin::echo::keep_freed_memory();
     }
     let result = match cli.command {
         Command::Echo(EchoCommand::Serve {
