@@ -296,7 +296,9 @@ impl PushIn {
     /// Decodes the protobuf bytes of a `PushRequest` as prost would, but
     /// copying the samples under [`JOIN_BELOW`] into runs as they come.
     fn decode(mut buf: Chunks) -> Result<PushIn, WireError> {
-        use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
+        use prost::encoding::{
+            DecodeContext, WireType, check_wire_type, decode_key, decode_varint, skip_field,
+        };
         let mut message = PushIn::default();
         // The small samples of the whole message, in one allocation (made
         // at the first of them, for the rest of the message): each run is
@@ -350,6 +352,11 @@ impl PushIn {
                     let count = &mut run.get_or_insert((len, 0)).1;
                     *count += 1;
                     *count += join_in_place(&mut buf, len, &mut joined);
+                }
+                (1 | 2, wire_type) => {
+                    // A known field of another type: refused, as prost
+                    // refuses it (skipped, it passed for an empty push).
+                    check_wire_type(WireType::LengthDelimited, wire_type)?;
                 }
                 (tag, wire_type) => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
             }

@@ -254,3 +254,63 @@ async fn bad_framing_is_named() {
             .is_none()
     );
 }
+
+/// A `PushRequest`'s bytes, in chunks cut at `cuts`.
+fn chunked(bytes: &[u8], cuts: &[usize]) -> Chunks {
+    let mut chunks = Chunks::default();
+    let mut at = 0;
+    let mut ends: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    ends.sort_unstable();
+    for end in ends.into_iter().chain([bytes.len()]) {
+        chunks.push(Bytes::copy_from_slice(&bytes[at..end.max(at)]));
+        at = end.max(at);
+    }
+    chunks
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(500)
+    ))]
+
+    /// Whatever a client sends, the server's decoder reads what prost
+    /// reads, or refuses what prost refuses: valid messages of samples of
+    /// any sizes, the same with bytes changed, and bytes at random, in
+    /// chunks cut anywhere (the in-place path reads within one chunk).
+    #[test]
+    fn the_decoder_agrees_with_prost_on_any_bytes(
+        sizes in proptest::collection::vec(0usize..300, 0..40),
+        flips in proptest::collection::vec((0usize..100_000, 0u8..=255), 0..4),
+        noise in proptest::collection::vec(0u8..=255, 0..64),
+        random in proptest::bool::ANY,
+        cuts in proptest::collection::vec(0usize..100_000, 0..6),
+    ) {
+        let mut bytes = if random {
+            noise
+        } else {
+            let samples = sizes.iter().enumerate().map(|(i, &n)| sample(n, i as u8 | 1)).collect();
+            prost::Message::encode_to_vec(&PushRequest { spec: None, samples })
+        };
+        if !bytes.is_empty() {
+            for (at, byte) in &flips {
+                let at = at % bytes.len();
+                bytes[at] = *byte;
+            }
+        }
+        let ours = PushIn::decode(chunked(&bytes, &cuts));
+        let prosts = <PushRequest as prost::Message>::decode(bytes.as_slice());
+        match (ours, prosts) {
+            (Ok(ours), Ok(prosts)) => {
+                proptest::prop_assert_eq!(samples_of(&ours), prosts.samples);
+                proptest::prop_assert_eq!(ours.spec, prosts.spec);
+            }
+            (Err(_), Err(_)) => {}
+            (ours, prosts) => proptest::prop_assert!(
+                false,
+                "ours {:?}, prost's {:?}",
+                ours.map(|p| samples_of(&p).len()),
+                prosts.map(|p| p.samples.len())
+            ),
+        }
+    }
+}
