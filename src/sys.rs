@@ -17,7 +17,7 @@ use std::process::ExitStatus;
 /// glibc: blocks up to 32 MiB come from the heap, and up to 256 MiB freed
 /// at its top stays there, instead of thresholds that follow the largest
 /// block freed. Elsewhere nothing.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[cfg(all(feature = "echo", target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 pub(crate) fn keep_freed_memory() {
     const MMAP_THRESHOLD: i32 = 32 << 20;
@@ -30,7 +30,7 @@ pub(crate) fn keep_freed_memory() {
     }
 }
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+#[cfg(all(feature = "echo", not(all(target_os = "linux", target_env = "gnu"))))]
 pub(crate) fn keep_freed_memory() {}
 
 /// A pipe whose two ends close on exec.

@@ -95,6 +95,7 @@ fn a_spec_mismatch_exits_non_zero_naming_the_leaf() {
 }
 
 /// Page faults (minor) of process `pid` so far, from `/proc/<pid>/stat`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn minor_faults(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
