@@ -30,7 +30,7 @@
 //! does.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -48,6 +48,12 @@ use rustls::{
 /// How far back a new certificate's validity starts, as go-plugin does, so
 /// that a peer whose clock is slightly behind still accepts it.
 const BACKDATE: Duration = Duration::from_secs(30);
+
+/// How long a host's identity made ahead for its next launch may wait: a
+/// host that launches a plugin several times in a row (Terraform's plan
+/// launches a provider 3 times within seconds) gets it, and one that
+/// launches rarely makes a new one then, as go-plugin always does.
+const MADE_AHEAD_FOR: Duration = Duration::from_secs(60);
 
 /// How long a certificate is valid: go-plugin's 262980 hours (30 years).
 /// Certificates live as long as one plugin process; expiry is not a concern.
@@ -187,16 +193,26 @@ impl Identity {
     ///
     /// [`TlsError::Generate`] if the crypto library fails.
     pub(crate) fn for_launch() -> Result<Self, TlsError> {
-        static NEXT: std::sync::Mutex<Option<Identity>> = std::sync::Mutex::new(None);
+        /// The identity made ahead, and when (by the wall clock).
+        static NEXT: std::sync::Mutex<Option<(Identity, SystemTime)>> = std::sync::Mutex::new(None);
         let ready = NEXT.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // Used only while young, and never once the clock went back past
+        // the moment it was made: its validity begins `BACKDATE` before
+        // that, and a plugin refuses a certificate not yet valid.
+        let fresh = |made: SystemTime| {
+            SystemTime::now()
+                .duration_since(made)
+                .is_ok_and(|age| age <= MADE_AHEAD_FOR)
+        };
         let identity = match ready {
-            Some(identity) => identity,
-            None => Identity::generate()?,
+            Some((identity, made)) if fresh(made) => identity,
+            _ => Identity::generate()?,
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn_blocking(|| {
+                let made = SystemTime::now();
                 if let Ok(next) = Identity::generate() {
-                    *NEXT.lock().unwrap_or_else(|e| e.into_inner()) = Some(next);
+                    *NEXT.lock().unwrap_or_else(|e| e.into_inner()) = Some((next, made));
                 }
             });
         }
