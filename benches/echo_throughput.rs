@@ -69,6 +69,13 @@ fn max_samples_per_run() -> usize {
     }
 }
 
+/// `ECHO_BENCH_BATCH`, the samples a batch holds, if set.
+fn batch_size() -> Option<usize> {
+    std::env::var("ECHO_BENCH_BATCH")
+        .ok()
+        .map(|k| k.parse::<usize>().expect("ECHO_BENCH_BATCH: a number"))
+}
+
 /// The clients' window (samples in flight) unless `ECHO_BENCH_WINDOWS` says.
 const MAX_INFLIGHT: usize = 32;
 
@@ -119,10 +126,9 @@ async fn run(
     }
     let spec: echo::Spec = format!("uint8[{sample_size}]").parse().unwrap();
     let (sink, mut samples) = echo::channel(spec.clone(), 256);
-    let consume_batch = std::env::var("ECHO_BENCH_BATCH")
-        .ok()
-        .and_then(|k| k.parse::<usize>().ok())
-        .filter(|k| *k > 1 && std::env::var("ECHO_BENCH_CONSUME").as_deref() != Ok("sample"));
+    let batch = batch_size();
+    let consume_batch =
+        batch.filter(|k| *k > 1 && std::env::var("ECHO_BENCH_CONSUME").as_deref() != Ok("sample"));
     let consumer = tokio::spawn(async move {
         match consume_batch {
             Some(k) => while samples.recv_batch(k).await.is_some() {},
@@ -133,9 +139,8 @@ async fn run(
     let count = (bytes_per_run() / sample_size).clamp(200, max_samples_per_run()) / clients;
     let sample = Bytes::from(vec![7u8; sample_size]);
     // ECHO_BENCH_BATCH=k: send k samples a call (send_batch), at most the window.
-    let batch = std::env::var("ECHO_BENCH_BATCH")
-        .ok()
-        .map(|k| k.parse::<usize>().expect("a number").min(window))
+    let batch = batch
+        .map(|k| k.min(window))
         .filter(|k| *k > 1)
         .map(|k| Bytes::from(vec![7u8; k * sample_size]));
 
