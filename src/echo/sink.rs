@@ -118,11 +118,10 @@ struct Run {
 impl Run {
     /// The next sample, if any is left.
     fn next(&mut self) -> Option<Sample> {
-        self.left = self.left.checked_sub(1)?;
-        let data = self.data.split_to(self.size.min(self.data.len()));
-        Some(Sample {
-            stream: self.stream,
-            data,
+        let one = self.take(1);
+        (one.left == 1).then(|| Sample {
+            stream: one.stream,
+            data: one.data,
         })
     }
 
