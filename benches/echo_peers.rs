@@ -265,8 +265,13 @@ fn run(python: &Path, server: Server, size: usize, clients: usize) -> Option<Out
             // let the consumer empty it, then stop the server, which
             // prints "received N samples, ...".
             std::thread::sleep(Duration::from_millis(200));
-            let pid = nix::unistd::Pid::from_raw(srv.child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            #[cfg(unix)]
+            {
+                let pid = nix::unistd::Pid::from_raw(srv.child.id() as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            }
+            #[cfg(not(unix))]
+            let _ = srv.child.kill();
             srv.line("received ", Duration::from_secs(10))
         }
         Server::IdEcho => srv.line("RECEIVED ", Duration::from_secs(5)).or_else(|| {

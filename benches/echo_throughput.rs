@@ -88,6 +88,12 @@ enum Proto {
     Bare,
 }
 
+/// The socket kinds measured: unix sockets too where there are some.
+#[cfg(unix)]
+const SOCKETS: [Socket; 2] = [Socket::Tcp, Socket::Unix];
+#[cfg(not(unix))]
+const SOCKETS: [Socket; 1] = [Socket::Tcp];
+
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Socket {
     Tcp,
@@ -253,7 +259,6 @@ async fn bare(socket: Socket, sample_size: usize, clients: usize) -> (f64, f64) 
         }
         drop(writer.await.unwrap());
     }
-    let dir = tempfile::tempdir().unwrap();
     let (start, cpu) = match socket {
         Socket::Tcp => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -266,7 +271,11 @@ async fn bare(socket: Socket, sample_size: usize, clients: usize) -> (f64, f64) 
             pump(tx, rx, total).await;
             started
         }
+        #[cfg(not(unix))]
+        Socket::Unix => unreachable!("no unix sockets on Windows"),
+        #[cfg(unix)]
         Socket::Unix => {
+            let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("bare.sock");
             let listener = tokio::net::UnixListener::bind(&path).unwrap();
             let tx = tokio::net::UnixStream::connect(&path).await.unwrap();
@@ -371,7 +380,7 @@ fn main() {
     let mut rows = Vec::new();
     for &size in &sizes {
         for &clients in &client_counts {
-            for socket in [Socket::Tcp, Socket::Unix] {
+            for socket in SOCKETS {
                 for &window in &windows {
                     rows.push((socket, size, clients, window));
                 }

@@ -17,7 +17,6 @@ use clap::Parser;
 use rpcplugin::Endpoint;
 use rpcplugin::echo::{self, SampleServer};
 use rpcplugin::transport::TcpTransport;
-use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Debug, Parser)]
 #[command(about = "echo sample server (TCP protocol v1 and gRPC)")]
@@ -53,8 +52,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("ECHO_TCP {}", tcp.start().await?.address());
     println!("ECHO_GRPC {}", grpc.start().await?.address());
 
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let stop = stop_signal();
+    tokio::pin!(stop);
     let (mut count, mut bytes, mut first) = (0u64, 0u64, None);
     loop {
         tokio::select! {
@@ -67,8 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     break;
                 }
             }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = &mut stop => break,
         }
     }
     let seconds = first.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
@@ -82,4 +80,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("RECEIVED {count} {bytes} {seconds:.6}");
     Ok(())
+}
+
+/// SIGTERM or SIGINT; Ctrl-C on Windows.
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
 }

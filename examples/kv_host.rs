@@ -216,7 +216,14 @@ async fn launch(args: &Args, first: bool, report: &mut Report) {
     }
 }
 
+/// Waits for Ctrl-C (Windows).
+#[cfg(not(unix))]
+async fn stop_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// Waits for SIGINT, SIGTERM or SIGHUP.
+#[cfg(unix)]
 async fn stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");

@@ -9,7 +9,6 @@
 
 pub use crate::chain::Chain;
 use std::fmt;
-use std::fs::File;
 use std::io::{self, Write};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -92,9 +91,11 @@ impl HclogLayer {
     ///
     /// [`LogError::Stderr`] if fd 2 cannot be duplicated.
     pub fn stderr() -> Result<Self, LogError> {
-        let fd =
-            nix::unistd::dup(io::stderr()).map_err(|e| LogError::Stderr { source: e.into() })?;
-        Ok(Self::new(File::from(fd)))
+        let saved = crate::sys::SavedStdio::save(crate::sys::StdStream::Stderr);
+        let file = saved
+            .and_then(|saved| saved.file())
+            .map_err(|source| LogError::Stderr { source })?;
+        Ok(Self::new(file))
     }
 
     /// Sets `@module` (hclog's logger name); by default each event's target.

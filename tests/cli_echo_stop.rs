@@ -3,6 +3,9 @@
 //! bound, whatever the clients do) and its summary counts every sample it
 //! acknowledged, and none it did not.
 
+// Unix only: signals.
+#![cfg(unix)]
+
 mod bad_input;
 mod common;
 

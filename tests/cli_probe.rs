@@ -1,6 +1,9 @@
 //! `rpcplugin probe` against plugins that pass and plugins that fail, each
 //! failure named in the report.
 
+// Unix only: shell scripts as plugins.
+#![cfg(unix)]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

@@ -2,6 +2,9 @@
 //! plugin prints, never waits longer than it says, and never leaves the
 //! plugin running, whichever way it ends.
 
+// Unix only: shell scripts as plugins.
+#![cfg(unix)]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

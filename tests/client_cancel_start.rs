@@ -3,6 +3,9 @@
 //! socket it announced, once the kernel says the plugin listens there;
 //! never a socket the plugin did not make.
 
+// Unix only: shell scripts as plugins and unix sockets.
+#![cfg(unix)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

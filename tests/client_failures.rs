@@ -148,6 +148,8 @@ async fn a_line_pointing_nowhere() {
     );
 }
 
+// A shell script as the plugin.
+#[cfg(unix)]
 #[tokio::test]
 async fn checksum_mismatch_runs_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,9 @@
 //! pipe, never signals a process it has not proven to be the plugin, and
 //! never deletes a socket the plugin did not make.
 
+// Unix only: shell scripts as plugins.
+#![cfg(unix)]
+
 mod common;
 
 use common::fake_plugin as script;

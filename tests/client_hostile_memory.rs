@@ -3,6 +3,9 @@
 //! lines, on stdout or stderr. Measured as the test process's own peak RSS
 //! (the host) and its largest reaped child's (the probe).
 
+// Unix only: shell scripts as plugins.
+#![cfg(unix)]
+
 mod common;
 
 use std::path::Path;

@@ -5,6 +5,9 @@
 //! killed, or its plugin has exited, its channel fails with an error that
 //! says so; go-plugin closes its connection in `Kill`.
 
+// Unix only: signals.
+#![cfg(unix)]
+
 mod common;
 
 use demo_proto::kv::kv_client::KvClient;

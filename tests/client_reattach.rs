@@ -2,6 +2,9 @@
 //! TF_REATTACH_PROVIDERS JSON; a plugin in test (debug) mode is never
 //! killed by the host.
 
+// Unix only: unix sockets and the kernel's word on their listener.
+#![cfg(unix)]
+
 mod common;
 
 use std::process::Command;

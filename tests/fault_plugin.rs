@@ -2,6 +2,9 @@
 //! a sample stream, and the socket directory deleted under a running
 //! plugin.
 
+// Unix only: signals and unix sockets.
+#![cfg(unix)]
+
 mod common;
 
 use std::time::Duration;

@@ -5,6 +5,9 @@
 //! their status, and `wait()` fails instead of hanging when the server goes
 //! away.
 
+// Unix only: signals (and its Python peers are installed on Linux).
+#![cfg(unix)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read};

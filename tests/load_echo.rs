@@ -5,6 +5,9 @@
 //! order per connection, and is acknowledged exactly once), and a stalled
 //! sink that holds every producer back with bounded memory.
 
+// Unix only: glibc's allocator.
+#![cfg(unix)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -2,6 +2,9 @@
 //! plugin prints Terraform's TF_REATTACH_PROVIDERS configuration, serves it,
 //! and stops on Ctrl-C, removing its socket.
 
+// Unix only: signals and unix sockets.
+#![cfg(unix)]
+
 mod common;
 
 use std::time::Duration;

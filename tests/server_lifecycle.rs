@@ -2,6 +2,9 @@
 //! real process, stopped by GRPCController.Shutdown or SIGTERM, refusing
 //! bad input with an error that names it, logging hclog JSON on stderr.
 
+// Unix only: signals and unix sockets.
+#![cfg(unix)]
+
 mod common;
 
 use std::process::Command;

@@ -3,6 +3,9 @@
 //! variables are process-wide, so this binary holds one test that sets them
 //! in turn on a single thread.
 
+// Unix only: unix sockets and groups.
+#![cfg(unix)]
+
 use std::net::{Ipv4Addr, TcpListener as StdListener};
 use std::os::unix::fs::MetadataExt;
 

@@ -7,6 +7,9 @@
 //! `nobody`, which needs root (CI runs as root). Without root those cases
 //! say so on stderr and check what an unprivileged user can check.
 
+// Unix only: unix sockets and their directories.
+#![cfg(unix)]
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;

@@ -2,6 +2,9 @@
 //! umask. The umask is process-wide, so this binary holds this one test and
 //! nothing else.
 
+// Unix only: unix sockets and file modes.
+#![cfg(unix)]
+
 use std::os::unix::fs::PermissionsExt;
 
 use nix::sys::stat::{Mode, umask};

@@ -1,6 +1,9 @@
 //! The unix transport's table: what `listen` and `close` do with whatever is
 //! at the socket path. Nothing that is not our stale socket may be removed.
 
+// Unix only: unix sockets.
+#![cfg(unix)]
+
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener as StdListener;

@@ -14,6 +14,9 @@
 //!
 //! The Go peer is `tests/interop/go/src/yamuxpeer`.
 
+// Unix only: unix socket pairs.
+#![cfg(unix)]
+
 mod common;
 
 use std::process::{Command, Stdio};

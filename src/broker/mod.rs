@@ -599,9 +599,8 @@ impl Broker {
 /// an abstract one), or a loopback IP (or `localhost`), as every go-plugin
 /// peer announces. Otherwise why not.
 fn dialable(endpoint: &Endpoint) -> Result<(), &'static str> {
-    use std::os::unix::ffi::OsStrExt;
     if let Some(path) = endpoint.unix_path() {
-        return match path.as_os_str().as_bytes() {
+        return match path.as_os_str().as_encoded_bytes() {
             [0, ..] | [b'@', ..] => Err("a Linux abstract socket, which no file permission guards"),
             _ if path.is_relative() => {
                 Err("a relative path, resolved from this process's working directory")

@@ -3,6 +3,7 @@
 
 mod connect;
 mod error;
+pub(crate) mod group;
 mod multiplex;
 pub(crate) mod owner;
 pub(crate) mod pipe;
@@ -249,8 +250,10 @@ impl ClientConfig {
             program: program.clone(),
             source,
         })?;
-        let pid = child.id().expect("a running child has a pid");
-        let mut guard = process::GroupGuard::new(pid);
+        let mut guard = group::GroupGuard::of(&mut child)
+            .await
+            .map_err(|source| ClientError::Spawn { program, source })?;
+        let pid = guard.pid();
         let liveness = connect::Liveness::new(Some(pid));
         let tail = Tail::default();
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -335,10 +338,9 @@ impl ClientConfig {
             mux,
             liveness,
         };
-        let client = self.client(name, pid, connection, Some(child), None);
         // The client's own drop kills the group from here on.
-        guard.disarm();
-        Ok(client)
+        let group = guard.disarm();
+        Ok(self.client(name, pid, connection, Some((child, group)), None))
     }
 
     /// Attaches to a plugin that is already running (go-plugin's reattach),
@@ -416,9 +418,10 @@ impl ClientConfig {
         name: String,
         pid: u32,
         connection: Connection,
-        child: Option<tokio::process::Child>,
+        child: Option<(tokio::process::Child, group::Group)>,
         attached: Option<Attached>,
     ) -> Client {
+        let (child, group) = child.unzip();
         let Connection {
             line,
             channel,
@@ -458,6 +461,7 @@ impl ClientConfig {
             broker,
             grace: self.kill_grace,
             child: tokio::sync::Mutex::new(child),
+            group,
             status: Mutex::new(None),
             attached,
             socket,
@@ -570,6 +574,8 @@ struct Inner {
     grace: Duration,
     /// `None` once the plugin was killed and reaped.
     child: tokio::sync::Mutex<Option<tokio::process::Child>>,
+    /// The started plugin's process tree (none for a reattached plugin).
+    group: Option<group::Group>,
     status: Mutex<Option<ExitStatus>>,
     /// For a reattached plugin (no child of ours).
     attached: Option<Attached>,
@@ -653,7 +659,7 @@ impl Client {
         if let Some(attached) = &self.inner.attached {
             return match &attached.process {
                 Some(process) => !process.alive(),
-                None => !process::pid_alive(self.inner.pid),
+                None => !group::pid_alive(self.inner.pid),
             };
         }
         self.exit_status().is_some()
@@ -721,7 +727,10 @@ impl Inner {
         // else: kill the group, children it forked included, then reap.
         // From here the pid may be reused: the channel never dials again.
         self.liveness.end();
-        let status = process::kill_and_reap(child, self.pid).await;
+        let status = match &self.group {
+            Some(group) => group.kill_and_reap(child).await,
+            None => child.wait().await.ok(),
+        };
         *guard = None;
         *self.status.lock().expect("status lock") = status;
         if let Some(socket) = &self.socket {
@@ -751,7 +760,7 @@ impl Inner {
         let deadline = tokio::time::Instant::now() + self.grace;
         let alive = || match &process {
             Some(process) => process.alive(),
-            None => process::pid_alive(self.pid),
+            None => group::pid_alive(self.pid),
         };
         while alive() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -762,10 +771,7 @@ impl Inner {
                     plugin = self.name,
                     "reattached plugin did not exit; killing it"
                 );
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(process.pid()),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                group::kill_proven(&process);
             }
             None if alive() => tracing::warn!(
                 plugin = self.name,
@@ -788,7 +794,9 @@ impl Drop for Inner {
         let Some(mut child) = self.child.get_mut().take() else {
             return;
         };
-        let _ = process::kill_group(self.pid);
+        if let Some(group) = &self.group {
+            let _ = group.kill();
+        }
         let socket = self.socket.take();
         // Reap and clean up off the async runtime: the kill is immediate,
         // the exit follows within milliseconds.

@@ -2,14 +2,19 @@
 //! socket it listens on (the kernel's word for who listens there), and the
 //! process behind a reattach configuration.
 
+#[cfg(unix)]
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(unix)]
+use std::path::PathBuf;
 use std::time::Duration;
 
+#[cfg(unix)]
 use nix::unistd::Pid;
 
 /// A unix socket proven to be a plugin's: at `path`, this inode, made by
 /// the plugin's process.
+#[cfg(unix)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PluginSocket {
     path: PathBuf,
@@ -17,6 +22,7 @@ pub(crate) struct PluginSocket {
     ino: u64,
 }
 
+#[cfg(unix)]
 impl PluginSocket {
     /// The socket at `path` as it is now, if `listener` (the pid the
     /// kernel says made it) is `owner`'s.
@@ -95,8 +101,38 @@ impl PluginSocket {
     }
 }
 
+/// No socket is ever a plugin's where go-plugin has no unix sockets
+/// (Windows): nothing to prove, nothing a host removes.
+#[cfg(not(unix))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PluginSocket {}
+
+#[cfg(not(unix))]
+impl PluginSocket {
+    pub(crate) fn prove(_path: &Path, _listener: Option<i32>, _owner: Owner) -> Option<Self> {
+        None
+    }
+
+    pub(crate) async fn probe(_path: &Path, _owner: Owner, _timeout: Duration) -> Option<Self> {
+        None
+    }
+
+    pub(crate) fn probe_now(_path: &Path, _owner: Owner) -> Option<Self> {
+        None
+    }
+
+    pub(crate) fn remove_when_closed(self, _limit: Duration) {
+        match self {}
+    }
+
+    pub(crate) fn remove(&self) {
+        match *self {}
+    }
+}
+
 /// Whose a socket must be.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) enum Owner {
     /// A process in the process group of the plugin we started (the group
     /// has its pid): the plugin, or a child a launcher started.
@@ -105,6 +141,7 @@ pub(crate) enum Owner {
     Process(i32),
 }
 
+#[cfg(unix)]
 impl Owner {
     fn owns(self, pid: i32) -> bool {
         match self {
@@ -135,7 +172,7 @@ impl ProvenProcess {
     /// Whether the very same process still runs (not a zombie, not another
     /// process with the pid).
     pub(crate) fn alive(&self) -> bool {
-        ProvenProcess::now(self.pid) == Some(*self) && super::process::pid_alive(self.pid as u32)
+        ProvenProcess::now(self.pid) == Some(*self) && super::group::pid_alive(self.pid as u32)
     }
 
     pub(crate) fn pid(&self) -> i32 {
@@ -160,6 +197,7 @@ mod tests {
         assert!(ProvenProcess::now(i32::MAX).is_none());
     }
 
+    #[cfg(unix)]
     #[tokio::test]
     async fn a_socket_is_ours_only_when_its_listener_is() {
         let dir = tempfile::tempdir().unwrap();

@@ -1,21 +1,17 @@
-//! Starting the plugin process and ending it: checksum, environment,
-//! process group, the first stdout line, and killing the whole group.
+//! Starting the plugin process: checksum, environment, its own process
+//! group (a new console process group on Windows), the first stdout line,
+//! and waiting for its exit without reaping it.
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::ExitStatus;
 use std::time::Duration;
 
-use std::os::unix::process::ExitStatusExt;
-
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use tokio::process::{Child, ChildStdout};
+#[cfg(unix)]
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
 
 use super::ClientError;
-use super::owner::PluginSocket;
 use super::pipe::{Line, LineReader, MAX_HANDSHAKE_LINE, printable};
 use super::stderr::Tail;
 use crate::env;
@@ -34,7 +30,10 @@ const EXIT_SETTLE: Duration = Duration::from_millis(500);
 /// `command` as a go-plugin host runs a plugin: its own environment plus
 /// the cookie, `PLUGIN_MIN_PORT`/`PLUGIN_MAX_PORT`,
 /// `PLUGIN_PROTOCOL_VERSIONS` and, for AutoMTLS, `PLUGIN_CLIENT_CERT`;
-/// stdin closed, stdout and stderr piped, in a process group of its own.
+/// stdin closed, stdout and stderr piped, in a process group of its own
+/// (on Windows a console process group of its own, so a Ctrl-C in the
+/// host's console does not reach it; its tree is then put in a job, see
+/// [`Group`](super::group::Group)).
 pub(crate) fn plugin_command(
     command: std::process::Command,
     handshake: &HandshakeConfig,
@@ -50,8 +49,8 @@ pub(crate) fn plugin_command(
         .env(env::PLUGIN_PROTOCOL_VERSIONS, versions.join(","))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0);
+        .stderr(std::process::Stdio::piped());
+    own_group(&mut cmd);
     // One in our own environment must not reach the plugin, which would
     // then multiplex a connection we do not (go-plugin's host passes it on,
     // and breaks); `start` sets it when it asks.
@@ -62,19 +61,33 @@ pub(crate) fn plugin_command(
     cmd
 }
 
+/// Starts the plugin in a process group of its own, which the host kills
+/// as one and a terminal's Ctrl-C does not reach; on Windows in a console
+/// process group of its own, for the same Ctrl-C reason (the tree the host
+/// kills is a job there).
+pub(crate) fn own_group(cmd: &mut tokio::process::Command) {
+    #[cfg(unix)]
+    cmd.process_group(0);
+    #[cfg(windows)]
+    cmd.creation_flags(windows_sys::Win32::System::Threading::CREATE_NEW_PROCESS_GROUP);
+}
+
 /// The file `exec` will run for `command`, found exactly as the child's
 /// `execvp` finds it: a program with a slash relative to the command's
 /// working directory; one without, in the child's `PATH` (the command's own
 /// if it sets one, ours otherwise, `/bin:/usr/bin` when neither is set),
 /// skipping what is not an executable file, each relative `PATH` entry
 /// relative to the working directory.
+///
+/// On Windows only a program given with a directory (`.\\plugin.exe`,
+/// `C:\\plugins\\p.exe`; `.exe` added when it has no extension) is
+/// resolved: Windows searches the host's own directory and system
+/// directories before `PATH`, so a file found here by name could be
+/// another than the one Windows runs.
+#[cfg(unix)]
 pub(crate) fn resolve_program(command: &std::process::Command) -> Result<PathBuf, io::Error> {
     let program = Path::new(command.get_program());
-    let dir = command.get_current_dir();
-    let in_dir = |path: &Path| match dir {
-        Some(dir) if path.is_relative() => dir.join(path),
-        _ => path.to_owned(),
-    };
+    let in_dir = in_dir_of(command);
     if program.as_os_str().as_encoded_bytes().contains(&b'/') {
         return Ok(in_dir(program));
     }
@@ -95,6 +108,37 @@ pub(crate) fn resolve_program(command: &std::process::Command) -> Result<PathBuf
                 format!("no executable {} in PATH", program.display()),
             )
         })
+}
+
+/// See the unix form.
+#[cfg(windows)]
+pub(crate) fn resolve_program(command: &std::process::Command) -> Result<PathBuf, io::Error> {
+    let program = Path::new(command.get_program());
+    let bytes = program.as_os_str().as_encoded_bytes();
+    if !bytes.contains(&b'/') && !bytes.contains(&b'\\') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "give {} with its directory: Windows finds a bare program name in places besides PATH",
+                program.display()
+            ),
+        ));
+    }
+    let path = in_dir_of(command)(program);
+    Ok(match path.extension() {
+        Some(_) => path,
+        None => path.with_extension("exe"),
+    })
+}
+
+/// `path` as the command's child sees it: relative to the command's
+/// working directory, if it sets one.
+fn in_dir_of(command: &std::process::Command) -> impl Fn(&Path) -> PathBuf + '_ {
+    let dir = command.get_current_dir();
+    move |path: &Path| match dir {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_owned(),
+    }
 }
 
 /// Refuses a binary whose SHA-256 is not `expected` (compared in constant
@@ -216,7 +260,7 @@ async fn stdout_closed(pid: u32, deadline: Instant, tail: &Tail) -> ClientError 
 async fn exited(pid: u32, tail: &Tail) -> ClientError {
     tokio::time::sleep(STDERR_SETTLE).await;
     ClientError::ExitedBeforeHandshake {
-        status: crate::sys::exit_status_unreaped(pid).unwrap_or_else(|| ExitStatus::from_raw(0)),
+        status: crate::sys::exit_status_unreaped(pid).unwrap_or_default(),
         stderr: tail.lines(),
     }
 }
@@ -226,9 +270,11 @@ async fn exited(pid: u32, tail: &Tail) -> ClientError {
 /// SIGCHLD wakes [`wait_exit`] when a child exits; polling every 10 ms
 /// instead made `Client::kill` take 11.5 ms where it took 1.1 ms
 /// (`cargo bench --bench host_pair`, median of 20).
+#[cfg(unix)]
 const EXIT_POLL: Duration = Duration::from_millis(100);
 
 /// Returns once our child `pid` has exited, leaving it unreaped.
+#[cfg(unix)]
 pub(crate) async fn wait_exit(pid: u32) {
     // Registered before the first look, so an exit after it is signalled.
     let mut sigchld = signal(SignalKind::child()).ok();
@@ -242,109 +288,27 @@ pub(crate) async fn wait_exit(pid: u32) {
     }
 }
 
+/// How often Windows is asked whether a child has exited: there is no
+/// SIGCHLD, and a wait on the process handle would hold a thread until the
+/// plugin exits. 10 ms keeps `Client::kill` within a few ms of the exit.
+#[cfg(windows)]
+const EXIT_POLL_WINDOWS: Duration = Duration::from_millis(10);
+
+/// Returns once our child `pid` has exited (its `Child` still holds its
+/// handle, so the pid stays its own).
+#[cfg(windows)]
+pub(crate) async fn wait_exit(pid: u32) {
+    while crate::sys::exit_status_unreaped(pid).is_none() {
+        tokio::time::sleep(EXIT_POLL_WINDOWS).await;
+    }
+}
+
 /// Drains the plugin's stdout after the handshake line, whatever it holds,
 /// so the plugin never blocks on a full pipe or dies of a closed one;
 /// go-plugin hosts discard these lines, we log them.
 pub(crate) async fn drain_stdout(plugin: String, mut stdout: LineReader<ChildStdout>) {
     while let Some(line) = stdout.next_line().await {
         tracing::debug!(target: "rpcplugin::plugin", plugin, stdout = %printable(&line.lossy()), "plugin stdout after the handshake line");
-    }
-}
-
-/// SIGKILLs the plugin's whole process group: the plugin and every child
-/// it forked. A group that is already gone is not an error.
-/// Only for the group of a child of ours that is not yet reaped.
-pub(crate) fn kill_group(pgid: u32) -> io::Result<()> {
-    // killpg(0) is our own group, and a negative pgid means something else.
-    let Some(pgid) = i32::try_from(pgid).ok().filter(|&p| p > 1) else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("refusing to signal process group {pgid}"),
-        ));
-    };
-    match killpg(Pid::from_raw(pgid), Signal::SIGKILL) {
-        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-        Err(errno) => Err(errno.into()),
-    }
-}
-
-/// Whether a process exists (signal 0), for a plugin that is not our child.
-/// A zombie counts as gone; so does a pid that no process can have.
-pub(crate) fn pid_alive(pid: u32) -> bool {
-    let Some(pid) = i32::try_from(pid).ok().filter(|&p| p > 0) else {
-        return false;
-    };
-    let exists = nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok();
-    let zombie = crate::sys::is_zombie(pid);
-    exists && !zombie
-}
-
-/// Kills the group and reaps the plugin.
-pub(crate) async fn kill_and_reap(child: &mut Child, pgid: u32) -> Option<ExitStatus> {
-    let _ = kill_group(pgid);
-    child.wait().await.ok()
-}
-
-/// Kills a plugin's process group when dropped, until disarmed: whatever
-/// ends a start or a probe early (an error, a panic, its future dropped on
-/// Ctrl-C) leaves no plugin behind, and no socket the plugin was proven to
-/// have made.
-#[derive(Debug)]
-pub(crate) struct GroupGuard {
-    pid: Option<u32>,
-    /// The unix socket the plugin announced.
-    socket: Option<PathBuf>,
-}
-
-impl GroupGuard {
-    /// Guards the group of the child `pid`, not yet reaped.
-    pub(crate) fn new(pid: u32) -> Self {
-        GroupGuard {
-            pid: Some(pid),
-            socket: None,
-        }
-    }
-
-    /// The plugin announced this unix socket: if the guard fires, it is
-    /// removed once the plugin is killed, if the kernel says the plugin's
-    /// group listens there.
-    pub(crate) fn socket(&mut self, path: &Path) {
-        self.socket = Some(path.to_owned());
-    }
-
-    /// Kills the group, reaps the plugin, and disarms the guard.
-    pub(crate) async fn kill_and_reap(mut self, child: &mut Child) -> Option<ExitStatus> {
-        let pid = self.pid.take()?;
-        kill_and_reap(child, pid).await
-    }
-
-    /// Hands the group on to whoever holds the child now.
-    pub(crate) fn disarm(mut self) {
-        self.pid = None;
-    }
-}
-
-/// How long a fired guard waits for a killed plugin's socket to stop
-/// listening before it gives up removing it: a SIGKILLed process closes
-/// its descriptors within milliseconds.
-const SOCKET_GONE_WAIT: Duration = Duration::from_secs(2);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        let Some(pid) = self.pid else {
-            return;
-        };
-        // The proof first: once the plugin is dead nobody listens, and the
-        // kernel can no longer say whose the socket was.
-        let owner = super::owner::Owner::Group(pid);
-        let proof = self
-            .socket
-            .take()
-            .and_then(|path| PluginSocket::probe_now(&path, owner));
-        let _ = kill_group(pid);
-        if let Some(proof) = proof {
-            proof.remove_when_closed(SOCKET_GONE_WAIT);
-        }
     }
 }
 
@@ -376,6 +340,7 @@ mod tests {
         assert!(matches!(missing, ClientError::ChecksumRead { .. }));
     }
 
+    #[cfg(unix)]
     #[test]
     fn programs_are_found_as_exec_finds_them() {
         use std::os::unix::fs::PermissionsExt;
@@ -408,13 +373,5 @@ mod tests {
         let mut cmd = Command::new("plugin");
         cmd.env("PATH", "b").current_dir(dir.path());
         assert_eq!(resolve_program(&cmd).unwrap(), dir.path().join("b/plugin"));
-    }
-
-    #[test]
-    fn groups_that_are_not_a_plugins_are_never_signalled() {
-        for pgid in [0, 1, u32::MAX, 1 << 31] {
-            assert!(kill_group(pgid).is_err(), "{pgid}");
-        }
-        assert!(!pid_alive(0) && !pid_alive(u32::MAX));
     }
 }

@@ -15,9 +15,10 @@ use tokio::process::Child;
 
 pub use report::{Outcome, ProbeCheck, ProbeReport};
 
+use crate::client::group::GroupGuard;
 use crate::client::owner::{Owner, PluginSocket};
 use crate::client::pipe::{LineReader, MAX_HANDSHAKE_LINE, MAX_LOGGED_LINE, printable};
-use crate::client::process::{GroupGuard, plugin_command, wait_exit};
+use crate::client::process::{plugin_command, wait_exit};
 use crate::client::stderr::line_kind;
 use crate::handshake::{HandshakeConfig, HandshakeLine, Protocol};
 use crate::proto::plugin::grpc_broker_client::GrpcBrokerClient;
@@ -167,8 +168,13 @@ impl Probe {
                 return;
             }
         };
-        let pid = child.id().expect("a running child has a pid");
-        let guard = GroupGuard::new(pid);
+        let guard = match GroupGuard::of(&mut child).await {
+            Ok(guard) => guard,
+            Err(err) => {
+                report.require("launch", false, format!("cannot hold its processes: {err}"));
+                return;
+            }
+        };
         let stderr = collect(child.stderr.take().expect("stderr is piped"));
         let line = self.read_line(&mut child, started, &stderr, report).await;
         let mut socket = None;
@@ -326,6 +332,7 @@ impl Probe {
         );
         let endpoint = line.endpoint();
         match endpoint.unix_path() {
+            #[cfg(unix)]
             Some(path) => {
                 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
                 let meta = std::fs::symlink_metadata(path);
@@ -334,6 +341,14 @@ impl Probe {
                 let mode = mode.unwrap_or_else(|e| e.to_string());
                 let detail = format!("unix {} (socket: {socket}, mode {mode})", path.display());
                 report.require("address", socket, detail);
+            }
+            #[cfg(not(unix))]
+            Some(path) => {
+                let detail = format!(
+                    "unix {}: go-plugin has no unix sockets on Windows; TCP is the transport there",
+                    path.display()
+                );
+                report.require("address", false, detail);
             }
             None => {
                 report.require("address", true, format!("tcp {}", endpoint.address()));
@@ -537,8 +552,8 @@ impl Probe {
         cmd.env_remove(&self.handshake.magic_cookie_key)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+            .stderr(Stdio::piped());
+        crate::client::process::own_group(&mut cmd);
         let name = "launched without the cookie";
         let mut child = match cmd.spawn() {
             Ok(child) => child,
@@ -547,8 +562,14 @@ impl Probe {
                 return;
             }
         };
-        let pid = child.id().expect("a running child has a pid");
-        let guard = GroupGuard::new(pid);
+        let guard = match GroupGuard::of(&mut child).await {
+            Ok(guard) => guard,
+            Err(err) => {
+                report.require(name, false, format!("cannot hold its processes: {err}"));
+                return;
+            }
+        };
+        let pid = guard.pid();
         let mut stdout = LineReader::new(child.stdout.take().expect("piped"), 200);
         let stderr = collect(child.stderr.take().expect("piped"));
         let first_stdout = tokio::spawn(async move {

@@ -9,17 +9,24 @@
 //! nothing it printed before `os.Exit` is lost; neither is ours.
 //!
 //! The hook runs from the C library's `exit`, after Rust has flushed its
-//! own `stdout` buffer. It never blocks the exit for long: it gives the
+//! own `stdout` buffer. On Windows `std::process::exit` ends the process
+//! without the C library's exit handlers, so no hook is installed there:
+//! output still held for a host that has not attached is lost at such an
+//! exit (output a host streams or that passed through is not). It never blocks the exit for long: it gives the
 //! pumps [`EXIT_FLUSH`] to pass what is left through, and does nothing if
 //! another thread is registering or restoring a capture at that moment.
 
-use std::os::fd::OwnedFd;
-use std::sync::{Arc, Condvar, Mutex, Once};
-use std::time::{Duration, Instant};
+#[cfg(unix)]
+use std::sync::Once;
+use std::sync::{Arc, Condvar, Mutex};
+#[cfg(unix)]
+use std::time::Duration;
+use std::time::Instant;
 
 /// How long the exit waits, in all, for the pumps to pass through what is
 /// pending: a pump writes to a descriptor the host drains, so this is
 /// ample, and a host that stopped draining cannot hold the exit longer.
+#[cfg(unix)]
 const EXIT_FLUSH: Duration = Duration::from_millis(200);
 
 /// A pump thread's end, which the exit hook waits for without a runtime (it
@@ -55,13 +62,15 @@ impl Ended {
     }
 }
 
-/// What the hook needs of a running capture.
+/// What the hook needs of a running capture (on Windows, where no hook is
+/// installed, kept only as on unix).
 #[derive(Debug)]
+#[cfg_attr(windows, allow(dead_code))]
 pub(super) struct ExitFlush {
     /// Tells the pumps to pass everything through from now on.
     pub(super) exiting: Arc<std::sync::atomic::AtomicBool>,
-    pub(super) saved_stdout: OwnedFd,
-    pub(super) saved_stderr: OwnedFd,
+    /// The original stdout and stderr.
+    pub(super) saved: Arc<[crate::sys::SavedStdio; 2]>,
     pub(super) pumps: Vec<Arc<Ended>>,
 }
 
@@ -70,18 +79,21 @@ static RUNNING: Mutex<Option<ExitFlush>> = Mutex::new(None);
 
 /// Registers the running capture (and, the first time, the hook).
 pub(super) fn register(flush: ExitFlush) {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        // SAFETY: `atexit` takes any `extern "C" fn()`; this one does not
-        // unwind (nothing in it panics: its locks are taken with
-        // `try_lock` or tolerate poisoning) and touches only statics and
-        // the descriptors it owns.
-        #[allow(unsafe_code)]
-        let registered = unsafe { nix::libc::atexit(flush_at_exit) };
-        if registered != 0 {
-            tracing::debug!("could not register the exit hook that flushes captured output");
-        }
-    });
+    #[cfg(unix)]
+    {
+        static HOOK: Once = Once::new();
+        HOOK.call_once(|| {
+            // SAFETY: `atexit` takes any `extern "C" fn()`; this one does not
+            // unwind (nothing in it panics: its locks are taken with
+            // `try_lock` or tolerate poisoning) and touches only statics and
+            // the descriptors it owns.
+            #[allow(unsafe_code)]
+            let registered = unsafe { nix::libc::atexit(flush_at_exit) };
+            if registered != 0 {
+                tracing::debug!("could not register the exit hook that flushes captured output");
+            }
+        });
+    }
     *RUNNING.lock().unwrap_or_else(|e| e.into_inner()) = Some(flush);
 }
 
@@ -90,6 +102,7 @@ pub(super) fn unregister() {
     RUNNING.lock().unwrap_or_else(|e| e.into_inner()).take();
 }
 
+#[cfg(unix)]
 extern "C" fn flush_at_exit() {
     let flush = match RUNNING.try_lock() {
         Ok(mut running) => running.take(),
@@ -105,8 +118,9 @@ extern "C" fn flush_at_exit() {
     // The original descriptors back on 1 and 2: the pipes' write ends
     // close (unless a child process holds them), the pumps read to the end
     // and write what they hold through.
-    let _ = nix::unistd::dup2_stdout(&flush.saved_stdout);
-    let _ = nix::unistd::dup2_stderr(&flush.saved_stderr);
+    for saved in &*flush.saved {
+        let _ = saved.restore();
+    }
     let deadline = Instant::now() + EXIT_FLUSH;
     for pump in &flush.pumps {
         pump.wait_until(deadline);

@@ -30,16 +30,28 @@ pub use error::ServeError;
 use stdio::Stdio;
 use tokio_util::sync::CancellationToken;
 
-/// Which socket the plugin listens on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which socket the plugin listens on. The default is go-plugin's: a unix
+/// socket on unix, TCP on Windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Network {
     /// A unix socket in `PLUGIN_UNIX_SOCKET_DIR` or the temp dir (go-plugin's
-    /// default on unix).
-    #[default]
+    /// default on unix; on Windows serving fails with
+    /// [`ListenError::UnixUnsupported`](crate::transport::ListenError::UnixUnsupported)).
     Unix,
-    /// 127.0.0.1, on the first free port of `PLUGIN_MIN_PORT..=PLUGIN_MAX_PORT`.
+    /// 127.0.0.1, on the first free port of `PLUGIN_MIN_PORT..=PLUGIN_MAX_PORT`
+    /// (go-plugin's default on Windows).
     Tcp,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        if cfg!(windows) {
+            Network::Tcp
+        } else {
+            Network::Unix
+        }
+    }
 }
 
 impl std::str::FromStr for Network {

@@ -9,7 +9,6 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::OwnedFd;
 use std::panic::PanicHookInfo;
 use std::sync::Arc;
 
@@ -32,15 +31,14 @@ impl PanicToStderr {
     /// asks for one) to `stderr`, the real one, in one write, then runs
     /// the hook that was installed before (the standard one writes into
     /// the capture, so a host reading GRPCStdio sees it there too).
-    pub(crate) fn install(stderr: &OwnedFd) -> std::io::Result<Self> {
-        let out = File::from(stderr.try_clone()?);
+    pub(crate) fn install(out: File) -> Self {
         let previous: Arc<HookFn> = Arc::from(std::panic::take_hook());
         let chained = previous.clone();
         std::panic::set_hook(Box::new(move |info| {
             let _ = (&out).write_all(text(info).as_bytes());
             chained(info);
         }));
-        Ok(PanicToStderr { previous })
+        PanicToStderr { previous }
     }
 
     /// Puts the previous hook back (serving is over, fd 2 is itself again).

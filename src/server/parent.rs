@@ -1,10 +1,13 @@
 //! The host's death. A go-plugin plugin outlives a host that was SIGKILLed
 //! (go-plugin's oldest open complaint): nobody will ever call `Shutdown`.
 //! Ours notices that its parent process is gone, because it has been
-//! re-parented, and stops as on `Shutdown`, removing its socket.
+//! re-parented, and stops as on `Shutdown`, removing its socket. On
+//! Windows, where a process is not re-parented, it holds its parent's
+//! handle and notices that the parent process has ended.
 
 use std::time::Duration;
 
+#[cfg(unix)]
 use nix::unistd::getppid;
 
 use tokio_util::sync::CancellationToken;
@@ -16,6 +19,7 @@ const PARENT_POLL: Duration = Duration::from_millis(100);
 
 /// Starts watching the parent. A plugin whose parent is already init (pid
 /// 1), e.g. started by a container's entry point, has no host to watch.
+#[cfg(unix)]
 pub(crate) fn watch(shutdown: &CancellationToken) {
     let parent = getppid();
     if parent.as_raw() <= 1 {
@@ -30,6 +34,40 @@ pub(crate) fn watch(shutdown: &CancellationToken) {
                 _ = tick.tick() => {
                     if getppid() != parent {
                         tracing::warn!(host_pid = parent.as_raw(), "the host process is gone; stopping");
+                        shutdown.cancel();
+                        return;
+                    }
+                }
+                () = shutdown.cancelled() => return,
+            }
+        }
+    });
+}
+
+/// Starts watching the parent (Windows). A parent already gone when the
+/// plugin starts is a host already dead: the plugin stops at once.
+#[cfg(windows)]
+pub(crate) fn watch(shutdown: &CancellationToken) {
+    let parent = match crate::sys::ParentWatch::open() {
+        Ok(Some(parent)) => parent,
+        Ok(None) => {
+            tracing::warn!("the host process is gone; stopping");
+            shutdown.cancel();
+            return;
+        }
+        Err(why) => {
+            tracing::debug!("not watching for the host's death: {why}");
+            return;
+        }
+    };
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PARENT_POLL);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if parent.gone() {
+                        tracing::warn!(host_pid = parent.pid(), "the host process is gone; stopping");
                         shutdown.cancel();
                         return;
                     }

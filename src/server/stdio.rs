@@ -23,14 +23,12 @@
 //! the host drains the plugin's stdout and stderr, as go-plugin hosts do.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::{self, PipeReader, PipeWriter, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use nix::poll::{PollFd, PollFlags, PollTimeout};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -39,6 +37,7 @@ use super::at_exit;
 use crate::proto::plugin::StdioData;
 use crate::proto::plugin::grpc_stdio_server::{GrpcStdio, GrpcStdioServer};
 use crate::proto::plugin::stdio_data::Channel;
+use crate::sys::{SavedStdio, StdStream};
 use tokio_util::sync::CancellationToken;
 
 /// Largest chunk read from a pipe and sent as one `StdioData`: a page, so a
@@ -99,8 +98,11 @@ pub(crate) struct Stdio {
 #[derive(Debug)]
 pub(crate) struct Capture {
     shared: Arc<Shared>,
-    saved_stdout: OwnedFd,
-    saved_stderr: OwnedFd,
+    saved: Arc<[SavedStdio; 2]>,
+    /// The pipes' write ends, which fds 1 and 2 point at (Windows keeps
+    /// the handle itself, not a duplicate, so they stay open until the
+    /// streams are restored).
+    writers: Vec<PipeWriter>,
     /// Panic text to the real stderr while fd 2 is captured.
     panic_hook: Option<super::panic::PanicToStderr>,
     /// Each pump thread's end (the exit hook waits on the same).
@@ -130,15 +132,15 @@ impl Stdio {
     pub(crate) fn redirect(&self) -> io::Result<Capture> {
         let shared = self.shared.clone();
         std::io::stdout().flush()?;
-        let saved_stdout = nix::unistd::dup(std::io::stdout())?;
-        let saved_stderr = nix::unistd::dup(std::io::stderr())?;
+        let saved = Arc::new([
+            SavedStdio::save(StdStream::Stdout)?,
+            SavedStdio::save(StdStream::Stderr)?,
+        ]);
         let mut pumps = Vec::new();
-        for (channel, saved) in [
-            (Channel::Stdout, &saved_stdout),
-            (Channel::Stderr, &saved_stderr),
-        ] {
-            let (read, write) = crate::sys::pipe_cloexec()?;
-            let original = File::from(saved.try_clone()?);
+        let mut writers = Vec::new();
+        for (channel, saved) in [Channel::Stdout, Channel::Stderr].into_iter().zip(&*saved) {
+            let (read, write) = std::io::pipe()?;
+            let original = saved.file()?;
             let ended = Arc::new(at_exit::Ended::default());
             let pump_shared = shared.clone();
             let pump_ended = ended.clone();
@@ -148,27 +150,26 @@ impl Stdio {
                     channel.as_str_name().to_lowercase()
                 ))
                 .spawn(move || {
-                    pump(&pump_shared, channel, File::from(read), original);
+                    pump(&pump_shared, channel, read, original);
                     pump_ended.set();
                 })?;
-            match channel {
-                Channel::Stdout => nix::unistd::dup2_stdout(&write)?,
-                _ => nix::unistd::dup2_stderr(&write)?,
-            }
-            drop(write); // fd 1 or 2 now holds the write end
+            saved.point_to(&write)?;
+            writers.push(write);
             pumps.push(ended);
         }
-        let panic_hook = super::panic::PanicToStderr::install(&saved_stderr).ok();
+        let panic_hook = saved[1]
+            .file()
+            .map(super::panic::PanicToStderr::install)
+            .ok();
         at_exit::register(at_exit::ExitFlush {
             exiting: shared.exiting.clone(),
-            saved_stdout: saved_stdout.try_clone()?,
-            saved_stderr: saved_stderr.try_clone()?,
+            saved: saved.clone(),
             pumps: pumps.clone(),
         });
         Ok(Capture {
             shared,
-            saved_stdout,
-            saved_stderr,
+            saved,
+            writers,
             panic_hook,
             pumps,
         })
@@ -188,8 +189,12 @@ impl Capture {
         at_exit::unregister();
         self.shared.attached.lock().expect("stdio lock").take();
         let _ = std::io::stdout().flush();
-        let _ = nix::unistd::dup2_stdout(&self.saved_stdout);
-        let _ = nix::unistd::dup2_stderr(&self.saved_stderr);
+        for saved in &*self.saved {
+            let _ = saved.restore();
+        }
+        // Now nothing else writes to the pipes (but a child process that
+        // holds them).
+        drop(self.writers);
         if let Some(hook) = self.panic_hook {
             hook.uninstall();
         }
@@ -211,7 +216,7 @@ impl Capture {
 
 /// Reads one pipe (blocking, on its own thread) and delivers each chunk to
 /// the attached stream, the pending buffer, or the original descriptor.
-fn pump(shared: &Shared, channel: Channel, mut reader: File, mut original: File) {
+fn pump(shared: &Shared, channel: Channel, mut reader: PipeReader, mut original: File) {
     let mut pending = BytesMut::new();
     let mut buf = vec![0u8; CHUNK];
     let mut checks = 0;
@@ -223,7 +228,7 @@ fn pump(shared: &Shared, channel: Channel, mut reader: File, mut original: File)
         // Holding output for a host that may still attach: look for one
         // now and then, rather than only when more output comes.
         let held = !pending.is_empty() && checks < ATTACH_CHECKS;
-        if held && !readable(&reader, ATTACH_CHECK) {
+        if held && !crate::sys::readable(&reader, ATTACH_CHECK) {
             checks += 1;
         } else {
             match reader.read(&mut buf) {
@@ -256,12 +261,6 @@ fn pump(shared: &Shared, channel: Channel, mut reader: File, mut original: File)
         }
     }
     let _ = original.write_all(&pending);
-}
-
-/// Whether `reader` has data (or EOF) within `millis`.
-fn readable(reader: &File, millis: u16) -> bool {
-    let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
-    !matches!(nix::poll::poll(&mut fds, PollTimeout::from(millis)), Ok(0))
 }
 
 /// How long a pump waits for room in the attached stream's queue before it

@@ -590,7 +590,7 @@ async fn authority_fix_output_is_well_formed_and_chunking_independent() {
 #[test]
 fn authority_fix_can_serve_tonic() {
     fn serveable<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static>() {}
-    serveable::<AuthorityFix<tokio::net::UnixStream>>();
+    serveable::<AuthorityFix<tokio::net::TcpStream>>();
     serveable::<AuthorityFix<crate::transport::Connection>>();
 }
 

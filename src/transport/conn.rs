@@ -8,7 +8,9 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::net::{TcpListener, TcpStream};
+#[cfg(unix)]
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::Stream;
@@ -26,6 +28,7 @@ pub struct Connection(Inner);
 #[derive(Debug)]
 enum Inner {
     Tcp(TcpStream),
+    #[cfg(unix)]
     Unix(UnixStream),
     ServerTls(Box<tokio_rustls::server::TlsStream<Connection>>),
     ClientTls(Box<tokio_rustls::client::TlsStream<Connection>>),
@@ -52,6 +55,7 @@ impl Connection {
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         match &self.0 {
             Inner::Tcp(stream) => stream.peer_addr().ok(),
+            #[cfg(unix)]
             Inner::Unix(_) => None,
             Inner::ServerTls(tls) => tls.get_ref().0.peer_addr(),
             Inner::ClientTls(tls) => tls.get_ref().0.peer_addr(),
@@ -66,6 +70,7 @@ impl Connection {
     /// that made the listening socket. `None` over TCP.
     pub fn peer_pid(&self) -> Option<i32> {
         match &self.0 {
+            #[cfg(unix)]
             Inner::Unix(stream) => stream.peer_cred().ok()?.pid(),
             Inner::Tcp(_) => None,
             Inner::ServerTls(tls) => tls.get_ref().0.peer_pid(),
@@ -82,7 +87,9 @@ impl Connection {
             Inner::ServerTls(_) | Inner::ClientTls(_) => true,
             Inner::AuthorityFixed(fixed) => fixed.get_ref().is_tls(),
             Inner::Cutoff(cut) => cut.get_ref().is_tls(),
-            Inner::Tcp(_) | Inner::Unix(_) | Inner::Mux(_) => false,
+            Inner::Tcp(_) | Inner::Mux(_) => false,
+            #[cfg(unix)]
+            Inner::Unix(_) => false,
         }
     }
 
@@ -118,6 +125,7 @@ impl From<TcpStream> for Connection {
     }
 }
 
+#[cfg(unix)]
 impl From<UnixStream> for Connection {
     fn from(stream: UnixStream) -> Self {
         Connection(Inner::Unix(stream))
@@ -141,6 +149,7 @@ macro_rules! delegate {
                 let $s = Pin::new($s);
                 $call
             }
+            #[cfg(unix)]
             Inner::Unix($s) => {
                 let $s = Pin::new($s);
                 $call
@@ -199,6 +208,7 @@ impl AsyncWrite for Connection {
     fn is_write_vectored(&self) -> bool {
         match &self.0 {
             Inner::Tcp(s) => s.is_write_vectored(),
+            #[cfg(unix)]
             Inner::Unix(s) => s.is_write_vectored(),
             Inner::ServerTls(s) => s.is_write_vectored(),
             Inner::ClientTls(s) => s.is_write_vectored(),
@@ -387,6 +397,7 @@ impl Accept for TcpListener {
     }
 }
 
+#[cfg(unix)]
 impl Accept for UnixListener {
     async fn accept(&mut self) -> io::Result<Connection> {
         Ok(UnixListener::accept(self).await?.0.into())

@@ -135,15 +135,21 @@ impl SocketGroup {
     ///
     /// [`EnvError::UnknownGroup`] for a name that is not in the group
     /// database.
+    ///
+    /// On Windows, which has no group database, every name is unknown.
     pub fn gid(&self) -> Result<u32, EnvError> {
+        let unknown = |name: &str| EnvError::UnknownGroup {
+            group: name.to_owned(),
+        };
         match self {
             SocketGroup::Gid(gid) => Ok(*gid),
+            #[cfg(unix)]
             SocketGroup::Name(name) => match nix::unistd::Group::from_name(name) {
                 Ok(Some(group)) => Ok(group.gid.as_raw()),
-                _ => Err(EnvError::UnknownGroup {
-                    group: name.clone(),
-                }),
+                _ => Err(unknown(name)),
             },
+            #[cfg(not(unix))]
+            SocketGroup::Name(name) => Err(unknown(name)),
         }
     }
 }

@@ -181,7 +181,17 @@ pub enum ListenError {
     /// `listen` on a transport that is listening or was closed.
     #[error("this transport has already listened; create a new one")]
     AlreadyListened,
+    /// A unix socket asked for where go-plugin has none (Windows).
+    #[error("cannot listen on {endpoint}: {UNIX_UNSUPPORTED}")]
+    UnixUnsupported {
+        /// The unix endpoint asked for.
+        endpoint: Endpoint,
+    },
 }
+
+/// Why a unix endpoint fails on Windows.
+const UNIX_UNSUPPORTED: &str =
+    "go-plugin has no unix sockets on this platform; TCP is the transport on Windows";
 
 /// A failure to connect to an endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +227,12 @@ pub enum ConnectError {
         /// `"tcp"` or `"unix"`.
         transport: &'static str,
         /// The endpoint.
+        endpoint: Endpoint,
+    },
+    /// A unix endpoint where go-plugin has no unix sockets (Windows).
+    #[error("cannot connect to {endpoint}: {UNIX_UNSUPPORTED}")]
+    UnixUnsupported {
+        /// The unix endpoint.
         endpoint: Endpoint,
     },
 }

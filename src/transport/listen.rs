@@ -53,6 +53,21 @@ impl Listen {
         })
     }
 
+    /// go-plugin's choice for this platform, from its environment: a unix
+    /// socket ([`unix_from_env`](Self::unix_from_env)) on unix, TCP
+    /// ([`tcp_from_env`](Self::tcp_from_env)) on Windows.
+    ///
+    /// # Errors
+    ///
+    /// As the one chosen.
+    pub fn from_env() -> Result<Self, EnvError> {
+        if cfg!(windows) {
+            Self::tcp_from_env()
+        } else {
+            Self::unix_from_env()
+        }
+    }
+
     /// `PLUGIN_MIN_PORT` and `PLUGIN_MAX_PORT`.
     ///
     /// # Errors

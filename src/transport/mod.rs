@@ -15,6 +15,10 @@ mod hpack_scan;
 mod listen;
 pub(crate) mod mux;
 mod tcp;
+#[cfg(unix)]
+mod unix;
+#[cfg(not(unix))]
+#[path = "no_unix.rs"]
 mod unix;
 
 use std::future::Future;
@@ -26,8 +30,10 @@ pub use env::{PortRange, SocketGroup};
 pub use error::{CloseError, ConnectError, EnvError, ListenError};
 pub use listen::{AnyTransport, Listen};
 pub use tcp::TcpTransport;
+pub(crate) use unix::socket_dir_from_env;
 pub use unix::{SUN_PATH_MAX, UnixTransport};
-pub(crate) use unix::{connect_now, is_listening, remove_stale_socket, socket_dir_from_env};
+#[cfg(unix)]
+pub(crate) use unix::{connect_now, is_listening, remove_stale_socket};
 
 /// How long [`Transport::connect`] waits by default: long enough for a
 /// loaded 2-core machine to accept on loopback, short enough that a dead

@@ -424,13 +424,18 @@ impl Drop for Launched {
     /// SIGKILL after 2 s, then the socket removed if it is stale.
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
-            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            // Windows has no SIGTERM: a host there terminates the plugin.
+            #[cfg(unix)]
+            {
+                let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            }
             if self.wait_exit(std::time::Duration::from_secs(2)).is_none() {
                 let _ = self.child.kill();
             }
         }
         let _ = self.child.wait();
+        #[cfg(unix)]
         if let Some(path) = self.line.endpoint().unix_path() {
             let refused = std::os::unix::net::UnixStream::connect(path)
                 .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
@@ -470,8 +475,11 @@ pub fn terraform_cli_config(dir: &Path, provider: Option<(&str, &str, &Path)>) -
     if let Some((local, source, binary)) = provider {
         let bin = dir.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
+        #[cfg(unix)]
         std::os::unix::fs::symlink(binary, bin.join(format!("terraform-provider-{local}")))
             .unwrap();
+        #[cfg(not(unix))]
+        std::fs::copy(binary, bin.join(format!("terraform-provider-{local}.exe"))).unwrap();
         overrides = format!("    \"{source}\" = \"{}\"\n", bin.display());
     }
     let path = dir.join("cli.tfrc");

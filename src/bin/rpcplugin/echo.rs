@@ -133,8 +133,11 @@ async fn receive(
     let endpoint = server.start().await.map_err(|e| crate::report(&e))?;
     println!("listening on {endpoint}");
     let (mut received, mut bytes, mut first) = (0u64, 0u64, None);
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| crate::report(&e))?;
+    #[cfg(unix)]
+    let interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+    #[cfg(windows)]
+    let interrupt = tokio::signal::windows::ctrl_c();
+    let mut interrupt = interrupt.map_err(|e| crate::report(&e))?;
     loop {
         if count.is_some_and(|n| received >= n) {
             break;

@@ -85,6 +85,7 @@ enum EchoCommand {
 }
 
 /// Waits for SIGINT, SIGTERM or SIGHUP, and names it.
+#[cfg(unix)]
 pub(crate) async fn stop_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
@@ -94,6 +95,20 @@ pub(crate) async fn stop_signal() -> &'static str {
         _ = int.recv() => "interrupted",
         _ = term.recv() => "terminated",
         _ = hup.recv() => "hung up",
+    }
+}
+
+/// Waits for Ctrl-C, Ctrl-Break or the console's closing, and names it.
+#[cfg(windows)]
+pub(crate) async fn stop_signal() -> &'static str {
+    use tokio::signal::windows::{ctrl_break, ctrl_c, ctrl_close};
+    let mut int = ctrl_c().expect("Ctrl-C handler");
+    let mut brk = ctrl_break().expect("Ctrl-Break handler");
+    let mut close = ctrl_close().expect("console close handler");
+    tokio::select! {
+        _ = int.recv() => "interrupted",
+        _ = brk.recv() => "interrupted (Ctrl-Break)",
+        _ = close.recv() => "closed with its console",
     }
 }
 

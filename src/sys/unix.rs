@@ -1,53 +1,64 @@
-//! The few system calls whose Linux form macOS lacks, each in its Linux
-//! and its Apple form: close-on-exec pipes and sockets made in one call,
-//! a unix socket's peer pid, an exit status read without reaping, and a
-//! process's start time and zombie state (from `/proc` on Linux, from
-//! `proc_pidinfo` on macOS).
-//!
-//! Also glibc's allocator thresholds, for the one process-wide switch the
-//! crate offers (`echo::keep_freed_memory`).
+//! Unix: standard streams pointed elsewhere and back (`dup2`), and the
+//! few system calls whose Linux form macOS lacks, each in its Linux and its
+//! Apple form: close-on-exec sockets made in one call, a unix socket's peer pid, an exit status read without reaping,
+//! and a process's start time and zombie state (from `/proc` on Linux,
+//! from `proc_pidinfo` on macOS).
 //!
 //! Everything else the crate does with the OS is POSIX and the same on
 //! both. The Apple forms are type-checked in CI for `aarch64-apple-darwin`
 //! and `x86_64-apple-darwin`; no macOS machine runs them here.
 
-use std::os::fd::OwnedFd;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitStatus;
 
-/// glibc: blocks up to 32 MiB come from the heap, and up to 256 MiB freed
-/// at its top stays there, instead of thresholds that follow the largest
-/// block freed. Elsewhere nothing.
-#[cfg(all(feature = "echo", target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-pub(crate) fn keep_freed_memory() {
-    const MMAP_THRESHOLD: i32 = 32 << 20;
-    const TRIM_THRESHOLD: i32 = 256 << 20;
-    // SAFETY: `mallopt` only sets allocator parameters, under the
-    // allocator's own lock; it takes no pointer.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-        nix::libc::mallopt(nix::libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+use super::StdStream;
+
+/// A standard stream's original descriptor, kept while the stream points
+/// elsewhere.
+#[derive(Debug)]
+pub(crate) struct SavedStdio {
+    stream: StdStream,
+    copy: OwnedFd,
+}
+
+impl SavedStdio {
+    /// Keeps a duplicate of fd 1 or 2 as it is now.
+    pub(crate) fn save(stream: StdStream) -> io::Result<Self> {
+        let copy = match stream {
+            StdStream::Stdout => io::stdout().as_fd().try_clone_to_owned()?,
+            StdStream::Stderr => io::stderr().as_fd().try_clone_to_owned()?,
+        };
+        Ok(SavedStdio { stream, copy })
+    }
+
+    /// The original, to write to while the stream points elsewhere.
+    pub(crate) fn file(&self) -> io::Result<File> {
+        Ok(File::from(self.copy.try_clone()?))
+    }
+
+    /// Points fd 1 or 2 at `to` (which may then be closed: the stream
+    /// holds its own duplicate).
+    pub(crate) fn point_to(&self, to: &impl AsFd) -> io::Result<()> {
+        match self.stream {
+            StdStream::Stdout => nix::unistd::dup2_stdout(to)?,
+            StdStream::Stderr => nix::unistd::dup2_stderr(to)?,
+        }
+        Ok(())
+    }
+
+    /// Points the stream at its original again.
+    pub(crate) fn restore(&self) -> io::Result<()> {
+        self.point_to(&self.copy)
     }
 }
 
-#[cfg(all(feature = "echo", not(all(target_os = "linux", target_env = "gnu"))))]
-pub(crate) fn keep_freed_memory() {}
-
-/// A pipe whose two ends close on exec.
-#[cfg(not(target_vendor = "apple"))]
-pub(crate) fn pipe_cloexec() -> nix::Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-}
-
-/// A pipe whose two ends close on exec (macOS has no `pipe2`: between the
-/// two calls another thread's fork could inherit the ends, as with the
-/// standard library's own pipes there).
-#[cfg(target_vendor = "apple")]
-pub(crate) fn pipe_cloexec() -> nix::Result<(OwnedFd, OwnedFd)> {
-    let (read, write) = nix::unistd::pipe()?;
-    set_cloexec(&read)?;
-    set_cloexec(&write)?;
-    Ok((read, write))
+/// Whether `reader` (a pipe) has data, or its end, within `millis`.
+pub(crate) fn readable(reader: &impl AsFd, millis: u16) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
+    !matches!(poll(&mut fds, PollTimeout::from(millis)), Ok(0))
 }
 
 #[cfg(target_vendor = "apple")]
@@ -214,14 +225,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pipes_and_sockets_close_on_exec() {
+    fn sockets_close_on_exec() {
         use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
-        let (read, write) = pipe_cloexec().unwrap();
         let socket = unix_socket_nonblocking().unwrap();
-        for fd in [&read, &write, &socket] {
-            let flags = FdFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFD).unwrap());
-            assert!(flags.contains(FdFlag::FD_CLOEXEC));
-        }
+        let flags = FdFlag::from_bits_truncate(fcntl(&socket, FcntlArg::F_GETFD).unwrap());
+        assert!(flags.contains(FdFlag::FD_CLOEXEC));
         let status = OFlag::from_bits_truncate(fcntl(&socket, FcntlArg::F_GETFL).unwrap());
         assert!(status.contains(OFlag::O_NONBLOCK));
     }
