@@ -28,8 +28,8 @@ use tonic::{Request, Response, Status};
 #[derive(Debug, Parser)]
 #[command(about = "go-plugin's bidirectional (broker) example plugin, in Rust")]
 struct Args {
-    /// The socket to listen on.
-    #[arg(long, default_value = "unix")]
+    /// The socket to listen on (go-plugin's default: unix; tcp on Windows).
+    #[arg(long, default_value_t = Network::default())]
     transport: Network,
 }
 

@@ -36,7 +36,8 @@ const CALLS: u32 = 200;
 
 /// An example binary built next to this one.
 fn sibling(name: &str) -> Result<PathBuf, Error> {
-    let path = std::env::current_exe()?.with_file_name(name);
+    let path =
+        std::env::current_exe()?.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if !path.exists() {
         return Err(format!(
             "{} not found: run `cargo build --examples` first",

@@ -26,9 +26,10 @@ struct Args {
     /// The stream's spec.
     #[arg(long, default_value = "float32[4],float32[1],float64[]")]
     spec: echo::Spec,
-    /// The socket to listen on.
-    #[arg(long, value_enum, default_value = "unix")]
-    transport: Transport,
+    /// The socket to listen on (go-plugin's default when absent: unix; tcp
+    /// on Windows).
+    #[arg(long, value_enum)]
+    transport: Option<Transport>,
     /// Samples held before producers wait.
     #[arg(long, default_value_t = 1024)]
     queue: usize,
@@ -52,8 +53,9 @@ async fn main() {
     });
     let service = echo::GrpcService::new(args.spec, sink);
     let network = match args.transport {
-        Transport::Unix => Network::Unix,
-        Transport::Tcp => Network::Tcp,
+        Some(Transport::Unix) => Network::Unix,
+        Some(Transport::Tcp) => Network::Tcp,
+        None => Network::default(),
     };
     let served = ServeConfig::new(HandshakeConfig::basic_example())
         .service(service.clone().into_server())

@@ -18,8 +18,8 @@ use rpcplugin::{HandshakeConfig, MAX_MESSAGE_SIZE, ServeConfig};
 #[derive(Debug, Parser)]
 #[command(about = "go-plugin's KV example plugin, in Rust")]
 struct Args {
-    /// The socket to listen on.
-    #[arg(long, default_value = "unix")]
+    /// The socket to listen on (go-plugin's default: unix; tcp on Windows).
+    #[arg(long, default_value_t = Network::default())]
     transport: Network,
     /// Debug (reattach) mode: no cookie needed; prints the
     /// TF_REATTACH_PROVIDERS configuration and serves until Ctrl-C.

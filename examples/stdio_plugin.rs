@@ -4,7 +4,8 @@
 //!
 //! It serves go-plugin's KV service; `Put(key, value)` writes `value`:
 //! - key `stdout`: with `println!`; key `stderr`: with `eprintln!`;
-//! - key `child`: from a child process (`sh -c printf`) that inherits fd 1;
+//! - key `child`: from a child process that inherits fd 1 (this program
+//!   again, `--print VALUE`);
 //! - key `flood`: the value's length in bytes is read as a number of bytes
 //!   of `x` to write to stdout (back-pressure tests);
 //! - key `exit`: the process exits at once with the value as its status, in
@@ -19,6 +20,10 @@
 //! - key `print-then-exit`: the value is a number N of lines to write with
 //!   `println!` and N with `eprintln!`, then the process exits at once with
 //!   status 3, output still in flight.
+//!
+//! - key `spawn`: starts a child process of its own that idles for 1000 s
+//!   (this program again, `--idle`), and writes the child's pid to the file
+//!   the value names (a plugin that leaves children behind).
 //!
 //! `stdio_plugin --current-thread` serves on a `current_thread` runtime.
 
@@ -44,8 +49,9 @@ impl Kv for Printer {
             "stdout" => println!("{text}"),
             "stderr" => eprintln!("{text}"),
             "child" => {
-                let status = tokio::process::Command::new("sh")
-                    .args(["-c", "printf '%s\\n' \"$1\"", "sh", &text])
+                let exe = std::env::current_exe().map_err(|e| Status::internal(e.to_string()))?;
+                let status = tokio::process::Command::new(exe)
+                    .args(["--print", &text])
                     .status()
                     .await
                     .map_err(|e| Status::internal(e.to_string()))?;
@@ -106,6 +112,16 @@ impl Kv for Printer {
                     .map_err(|_| Status::invalid_argument("print-bytes takes a count"))?;
                 println!("{}", "p".repeat(bytes.saturating_sub(1)));
             }
+            "spawn" => {
+                let exe = std::env::current_exe().map_err(|e| Status::internal(e.to_string()))?;
+                let child = std::process::Command::new(exe)
+                    .arg("--idle")
+                    .stdin(std::process::Stdio::null())
+                    .spawn()
+                    .map_err(|e| Status::internal(e.to_string()))?;
+                std::fs::write(&text, child.id().to_string())
+                    .map_err(|e| Status::internal(e.to_string()))?;
+            }
             other => return Err(Status::invalid_argument(format!("unknown key {other:?}"))),
         }
         Ok(Response::new(Empty {}))
@@ -114,6 +130,14 @@ impl Kv for Printer {
 
 fn main() {
     let mut runtime = match std::env::args().nth(1).as_deref() {
+        Some("--print") => {
+            println!("{}", std::env::args().nth(2).unwrap_or_default());
+            return;
+        }
+        Some("--idle") => {
+            std::thread::sleep(std::time::Duration::from_secs(1000));
+            return;
+        }
         Some("--current-thread") => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
     };

@@ -53,11 +53,13 @@ fn rust_pair(mtls: bool, transport: &str) {
     assert_eq!(left_in(dir.path()), Vec::<std::path::PathBuf>::new());
 }
 
+#[cfg(unix)]
 #[test]
 fn rust_host_rust_plugin_unix_automtls() {
     rust_pair(true, "unix");
 }
 
+#[cfg(unix)]
 #[test]
 fn rust_host_rust_plugin_unix_plain() {
     rust_pair(false, "unix");
@@ -117,9 +119,10 @@ async fn kill_in_the_middle_of_a_brokered_call() {
         .accept_and_serve(id, Routes::new(AddHelperServer::new(Stuck)))
         .await
         .unwrap();
+    // Windows: TCP, no sockets in the directory.
     assert_eq!(
         left_in(dir.path()).len(),
-        2,
+        if cfg!(unix) { 2 } else { 0 },
         "the plugin's and the brokered socket"
     );
     let mut counter = CounterClient::new(client.channel());

@@ -14,7 +14,7 @@ use demo_proto::counter::{GetRequest, PutRequest, SumRequest, SumResponse};
 use rpcplugin::Transport;
 use rpcplugin::proto::plugin::ConnInfo;
 use rpcplugin::proto::plugin::grpc_broker_client::GrpcBrokerClient;
-use rpcplugin::transport::UnixTransport;
+use rpcplugin::transport::AnyTransport;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status};
@@ -34,7 +34,13 @@ impl AddHelper for Sum {
 
 /// Serves an AddHelper on a fresh unix socket in `dir`; gives its path.
 async fn serve_add_helper(dir: &std::path::Path) -> String {
-    let transport = UnixTransport::new(dir.join("helper.sock"));
+    // Windows: TCP on loopback, as every brokered service there.
+    let at = if cfg!(unix) {
+        rpcplugin::Endpoint::unix(dir.join("helper.sock")).unwrap()
+    } else {
+        "127.0.0.1:0".parse().unwrap()
+    };
+    let transport = AnyTransport::at(&at).unwrap();
     let (endpoint, incoming) = transport.listen().await.unwrap();
     tokio::spawn(async move {
         let _keep = transport;
@@ -49,7 +55,7 @@ async fn serve_add_helper(dir: &std::path::Path) -> String {
 fn announce(id: u32, address: &str) -> ConnInfo {
     ConnInfo {
         service_id: id,
-        network: "unix".into(),
+        network: if cfg!(unix) { "unix" } else { "tcp" }.into(),
         address: address.into(),
         knock: None,
     }
@@ -84,6 +90,7 @@ async fn put(plugin: &common::Launched, id: u32) -> Result<(), Status> {
 }
 
 /// Kilobytes of the process's resident set and its CPU seconds so far.
+#[cfg(unix)]
 fn rss_kib_and_cpu(pid: u32) -> (u64, f64) {
     (
         common::status_kib(pid, "VmRSS:").expect("the plugin's VmRSS"),
@@ -116,6 +123,8 @@ async fn the_first_announcement_of_an_id_wins() {
 /// announcement is dialled, and it has stayed small. The CPU time the
 /// flood cost is printed (`cargo test -- --nocapture`): a figure, not a
 /// bound.
+// Its RSS and CPU time come from /proc.
+#[cfg(unix)]
 #[tokio::test]
 async fn a_flood_of_announcements_is_bounded() {
     const FLOOD: u32 = 100_000;

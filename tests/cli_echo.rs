@@ -53,13 +53,31 @@ fn send(protocol: &str, endpoint: &str, spec: &str, count: u64) -> std::process:
         .unwrap()
 }
 
+/// Windows: a unix endpoint is refused at once, saying what to use.
+#[cfg(windows)]
+#[test]
+fn a_unix_endpoint_is_refused_with_the_reason() {
+    for protocol in ["tcp", "grpc"] {
+        let out = Command::new(BIN)
+            .args(["echo", "serve", "--transport", protocol, "--listen"])
+            .args(["unix:/tmp/echo.sock", "--spec", "float32[4]"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}");
+        assert!(text.contains("TCP is the transport on Windows"), "{text}");
+    }
+}
+
 #[test]
 fn serve_and_send_over_both_protocols_and_endpoints() {
     let dir = tempfile::tempdir().unwrap();
     let spec = "float32[4],float32[1],float64[]";
     for protocol in ["tcp", "grpc"] {
         let sock = dir.path().join(format!("{protocol}.sock"));
-        for listen in ["127.0.0.1:0", sock.to_str().unwrap()] {
+        // Windows has no unix sockets: see the test after this one.
+        let listens = [Some("127.0.0.1:0"), sock.to_str().filter(|_| cfg!(unix))];
+        for listen in listens.into_iter().flatten() {
             let (server, endpoint) = serve(protocol, listen, spec, 3000);
             let sent = send(protocol, &endpoint, spec, 3000);
             let stdout = String::from_utf8_lossy(&sent.stdout);

@@ -3,10 +3,12 @@
 
 mod common;
 
+#[cfg(unix)]
 use common::fake_plugin as script;
 
 use std::time::Duration;
 
+#[cfg(unix)]
 use rpcplugin::handshake::HandshakeError;
 use rpcplugin::log::Chain;
 use rpcplugin::{ClientConfig, ClientError, HandshakeConfig};
@@ -18,6 +20,7 @@ fn plain() -> ClientConfig {
 }
 
 /// Starts `body`, expects an error, and checks that the process is gone.
+#[cfg(unix)]
 async fn fails(config: ClientConfig, body: &str) -> ClientError {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("pid");
@@ -33,6 +36,8 @@ async fn fails(config: ClientConfig, body: &str) -> ClientError {
     err
 }
 
+// A shell script as the plugin.
+#[cfg(unix)]
 #[tokio::test]
 async fn garbage_instead_of_a_handshake_line() {
     let err = fails(plain(), "echo 'hello, I am not a plugin'; exec sleep 30").await;
@@ -51,6 +56,8 @@ async fn garbage_instead_of_a_handshake_line() {
     );
 }
 
+// A shell script as the plugin.
+#[cfg(unix)]
 #[tokio::test]
 async fn exits_before_its_line_with_its_stderr() {
     let err = fails(plain(), "echo 'fatal: cannot read config' >&2; exit 4").await;
@@ -74,6 +81,8 @@ async fn exits_before_its_line_with_its_stderr() {
     );
 }
 
+// A shell script as the plugin.
+#[cfg(unix)]
 #[tokio::test]
 async fn prints_nothing_until_the_start_timeout() {
     let config = plain().start_timeout(Duration::from_millis(300));
@@ -90,6 +99,8 @@ async fn prints_nothing_until_the_start_timeout() {
     }
 }
 
+// A shell script as the plugin.
+#[cfg(unix)]
 #[tokio::test]
 async fn other_core_version_app_version_or_netrpc() {
     let err = fails(plain(), "echo '2|1|unix|/tmp/x|grpc|'; exec sleep 30").await;
@@ -123,6 +134,8 @@ async fn other_core_version_app_version_or_netrpc() {
     );
 }
 
+// A shell script as the plugin.
+#[cfg(unix)]
 #[tokio::test]
 async fn automtls_without_a_certificate_in_the_line() {
     let config = ClientConfig::new(HandshakeConfig::basic_example());
@@ -133,6 +146,8 @@ async fn automtls_without_a_certificate_in_the_line() {
     );
 }
 
+// A shell script as the plugin.
+#[cfg(unix)]
 #[tokio::test]
 async fn a_line_pointing_nowhere() {
     let dir = tempfile::tempdir().unwrap();
@@ -148,6 +163,8 @@ async fn a_line_pointing_nowhere() {
     );
 }
 
+// A shell script as the plugin.
+#[cfg(unix)]
 // A shell script as the plugin.
 #[cfg(unix)]
 #[tokio::test]

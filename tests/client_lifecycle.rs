@@ -48,18 +48,19 @@ async fn start_call_kill_with_and_without_automtls() {
                 .value,
             "b"
         );
-        let socket = client
-            .handshake()
-            .endpoint()
-            .unix_path()
-            .unwrap()
-            .to_owned();
+        // A unix socket on unix, TCP on Windows, as go-plugin's plugins.
+        let endpoint = client.handshake().endpoint();
+        assert_eq!(
+            endpoint.network(),
+            if cfg!(windows) { "tcp" } else { "unix" }
+        );
+        let socket = endpoint.unix_path().map(ToOwned::to_owned);
         assert!(!client.exited());
         let status = client.kill().await.expect("an exit status");
         assert!(status.success(), "graceful exit after Shutdown: {status}");
         assert!(client.exited());
         assert_eq!(client.kill().await, Some(status), "kill is idempotent");
-        assert!(!socket.exists());
+        assert!(!socket.is_some_and(|socket| socket.exists()));
         assert!(!alive(client.pid()));
     }
 }
@@ -150,18 +151,50 @@ async fn a_plugin_that_dies_mid_call() {
     );
     let status = client.kill().await.expect("reaped");
     assert_eq!(status.code(), Some(3));
-    let socket = client
-        .handshake()
-        .endpoint()
-        .unix_path()
-        .unwrap()
-        .to_owned();
-    assert!(
-        !socket.exists(),
-        "the dead plugin's socket was removed by the host"
-    );
+    if let Some(socket) = client.handshake().endpoint().unix_path() {
+        assert!(
+            !socket.exists(),
+            "the dead plugin's socket was removed by the host"
+        );
+    }
 }
 
+/// The plugin's own children end with it: its process group on unix, its
+/// job object on Windows.
+#[tokio::test]
+async fn a_plugins_children_do_not_survive_kill_or_drop() {
+    for drop_it in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("child.pid");
+        let client = ClientConfig::new(HandshakeConfig::basic_example())
+            .start(std::process::Command::new(common::example("stdio_plugin")))
+            .await
+            .unwrap();
+        KvClient::new(client.channel())
+            .put(PutRequest {
+                key: "spawn".into(),
+                value: pidfile.to_str().unwrap().as_bytes().to_vec().into(),
+            })
+            .await
+            .unwrap();
+        let child: u32 = std::fs::read_to_string(&pidfile).unwrap().parse().unwrap();
+        assert!(alive(child), "the plugin's child {child} runs");
+        let plugin = client.pid();
+        if drop_it {
+            drop(client);
+        } else {
+            assert!(client.kill().await.is_some());
+        }
+        assert!(wait_gone(plugin), "the plugin {plugin} survived");
+        assert!(
+            wait_gone(child),
+            "the plugin's child {child} survived (drop: {drop_it})"
+        );
+    }
+}
+
+// A shell as the plugin's launcher.
+#[cfg(unix)]
 #[tokio::test]
 async fn a_forked_child_holding_the_pipes_does_not_survive_kill() {
     let dir = tempfile::tempdir().unwrap();
@@ -199,15 +232,18 @@ async fn socket_dir_and_port_range_reach_the_plugin() {
         .start(kv_plugin())
         .await
         .unwrap();
-    let path = client
-        .handshake()
-        .endpoint()
-        .unix_path()
-        .unwrap()
-        .to_owned();
-    assert_eq!(path.parent().unwrap(), sockets);
-    client.kill().await;
-    assert!(!path.exists());
+    // Windows: TCP, and no socket directory to use.
+    if let Some(path) = client.handshake().endpoint().unix_path() {
+        let path = path.to_owned();
+        assert_eq!(path.parent().unwrap(), sockets);
+        client.kill().await;
+        assert!(!path.exists());
+    } else {
+        // Only on Windows: a unix plugin listens on a unix socket.
+        let expected = if cfg!(unix) { "unix" } else { "tcp" };
+        assert_eq!(client.handshake().endpoint().network(), expected);
+        client.kill().await;
+    }
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let first = taken.local_addr().unwrap().port();

@@ -10,6 +10,9 @@
 //! in its environment, against our `kv_plugin` behind shell wrappers, and
 //! against go-plugin v1.8.0's KV plugin (Go, ignored: it needs the peers).
 
+// Unix only: shell wrappers around the plugin.
+#![cfg(unix)]
+
 mod common;
 
 use std::path::Path;

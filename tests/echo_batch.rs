@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use rpcplugin::Endpoint;
 use rpcplugin::echo::{self, EchoClientError, GrpcClient, SampleClient, SampleServer, TcpClient};
-use rpcplugin::transport::{TcpTransport, UnixTransport};
+use rpcplugin::transport::TcpTransport;
 
 const SIZE: usize = 12;
 const WINDOW: usize = 64;
@@ -113,9 +113,15 @@ async fn check<C: SampleClient, S: SampleServer + 'static>(
 async fn batches_over_tcp_v1_on_tcp_and_unix() {
     check::<TcpClient, _>(|sink| echo::TcpServer::new(spec(), sink, TcpTransport::localhost()))
         .await;
+    #[cfg(unix)]
     let dir = tempfile::tempdir().unwrap();
+    #[cfg(unix)]
     check::<TcpClient, _>(|sink| {
-        echo::TcpServer::new(spec(), sink, UnixTransport::in_dir(dir.path()))
+        echo::TcpServer::new(
+            spec(),
+            sink,
+            rpcplugin::transport::UnixTransport::in_dir(dir.path()),
+        )
     })
     .await;
 }
@@ -124,9 +130,15 @@ async fn batches_over_tcp_v1_on_tcp_and_unix() {
 async fn batches_over_grpc_on_tcp_and_unix() {
     check::<GrpcClient, _>(|sink| echo::GrpcServer::new(spec(), sink, TcpTransport::localhost()))
         .await;
+    #[cfg(unix)]
     let dir = tempfile::tempdir().unwrap();
+    #[cfg(unix)]
     check::<GrpcClient, _>(|sink| {
-        echo::GrpcServer::new(spec(), sink, UnixTransport::in_dir(dir.path()))
+        echo::GrpcServer::new(
+            spec(),
+            sink,
+            rpcplugin::transport::UnixTransport::in_dir(dir.path()),
+        )
     })
     .await;
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rpcplugin::echo::{self, EchoClientError, GrpcClient, SampleServer};
-use rpcplugin::transport::{TcpTransport, UnixTransport};
+use rpcplugin::transport::TcpTransport;
 
 fn spec() -> echo::Spec {
     "uint8[8],float32[]".parse().unwrap()
@@ -57,10 +57,11 @@ async fn samples_flow_in_order_over_tcp() {
     stream_over(TcpTransport::localhost()).await;
 }
 
+#[cfg(unix)]
 #[tokio::test]
 async fn samples_flow_in_order_over_unix() {
     let dir = tempfile::tempdir().unwrap();
-    stream_over(UnixTransport::in_dir(dir.path())).await;
+    stream_over(rpcplugin::transport::UnixTransport::in_dir(dir.path())).await;
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
         0,

@@ -14,7 +14,8 @@ async fn samples_stream_into_a_plugin_over_automtls() {
         .await
         .unwrap();
     assert!(client.handshake().server_cert().is_some(), "AutoMTLS is on");
-    assert_eq!(client.handshake().endpoint().network(), "unix");
+    let network = if cfg!(windows) { "tcp" } else { "unix" };
+    assert_eq!(client.handshake().endpoint().network(), network);
 
     let spec: echo::Spec = "float32[4],float32[1],float64[]".parse().unwrap();
     let samples = GrpcClient::connect(client.channel(), &spec, 32)

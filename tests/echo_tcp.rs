@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use rpcplugin::echo::{self, SampleServer};
-use rpcplugin::transport::{TcpTransport, UnixTransport};
+use rpcplugin::transport::TcpTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn exercise(listener: impl rpcplugin::Transport + 'static) {
@@ -58,10 +58,11 @@ async fn protocol_v1_over_tcp() {
     exercise(TcpTransport::localhost()).await;
 }
 
+#[cfg(unix)]
 #[tokio::test]
 async fn protocol_v1_over_unix() {
     let dir = tempfile::tempdir().unwrap();
-    exercise(UnixTransport::in_dir(dir.path())).await;
+    exercise(rpcplugin::transport::UnixTransport::in_dir(dir.path())).await;
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
         0,

@@ -103,6 +103,10 @@ async fn good_client_then_shutdown(grpc: bool) {
     }
 }
 
+#[cfg_attr(
+    windows,
+    ignore = "under Wine 8.0 a server with hundreds of open sockets did not serve a new client within the bound (not known on Windows itself)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_loris_on_the_echo_tcp_port() {
     good_client_then_shutdown(false).await;

@@ -6,6 +6,9 @@
 //! is left in any plugin's process group, and the plugins' socket directory
 //! is empty.
 
+// Unix only: descriptor accounting through /proc/self/fd.
+#![cfg(unix)]
+
 mod common;
 
 use std::collections::BTreeSet;

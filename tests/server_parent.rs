@@ -1,6 +1,9 @@
 //! A host SIGKILLed: its plugin notices that its parent died, stops as on
 //! `Shutdown` and removes its socket. go-plugin's plugins live on.
 
+// Unix only: a shell is the stand-in host, killed with SIGKILL.
+#![cfg(unix)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -2,6 +2,9 @@
 //! the set of the version it negotiated with the host. `serve` runs in this
 //! process, so this binary holds one test that sets the environment in turn.
 
+// Unix only: the plugin is found by its socket in the socket directory.
+#![cfg(unix)]
+
 mod common;
 #[path = "../examples/common/memory_kv.rs"]
 mod memory_kv;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use demo_proto::kv::kv_client::KvClient;
 use demo_proto::kv::kv_server::{Kv, KvServer};
 use demo_proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
-use rpcplugin::transport::{ConnectionInfo, TcpTransport, UnixTransport};
+use rpcplugin::transport::{ConnectionInfo, TcpTransport};
 use rpcplugin::{Endpoint, Transport};
 use tonic::{Code, Request, Response, Status};
 
@@ -99,10 +99,15 @@ async fn serve_and_call(transport: impl Transport, expected_peer: &str) {
         .unwrap();
 }
 
+#[cfg(unix)]
 #[tokio::test]
 async fn kv_over_unix() {
     let dir = tempfile::tempdir().unwrap();
-    serve_and_call(UnixTransport::in_dir(dir.path()), "unix").await;
+    serve_and_call(
+        rpcplugin::transport::UnixTransport::in_dir(dir.path()),
+        "unix",
+    )
+    .await;
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
         0,

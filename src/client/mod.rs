@@ -193,7 +193,10 @@ impl ClientConfig {
     /// when set; `PLUGIN_MULTIPLEX_GRPC=true` when [`multiplex`](Self::multiplex)
     /// asks for it, and otherwise removed (the line's seventh field is then
     /// ignored). The plugin runs in its own process group, with stdin
-    /// closed.
+    /// closed. On Windows it runs in a console process group of its own
+    /// (Ctrl-C in the host's console does not reach it) and in a job object
+    /// of its own, which is what is killed wherever this says process group
+    /// (and which Windows kills when the host process ends).
     ///
     /// # Errors
     ///
@@ -352,7 +355,8 @@ impl ClientConfig {
     /// A plugin in test (debug) mode is never killed by [`Client::kill`];
     /// another one is asked to shut down, and SIGKILLed after the grace
     /// period only if it was proven to be the process the configuration
-    /// names: over a unix socket, the kernel says which process listens
+    /// names (never on Windows, where there are no unix sockets): over a
+    /// unix socket, the kernel says which process listens
     /// there (`SO_PEERCRED`), and that process, started at the same moment,
     /// must still be the one running. Over TCP, or when the proof fails, a
     /// plugin that ignores `Shutdown` is left running, with a warning:
@@ -622,7 +626,7 @@ impl Client {
         self.inner.line.app_version()
     }
 
-    /// The plugin's process id (also its process group id).
+    /// The plugin's process id (also its process group id on unix).
     pub fn pid(&self) -> u32 {
         self.inner.pid
     }
@@ -684,6 +688,8 @@ impl Client {
     /// to the kill grace (2 s) for it to exit by itself, then SIGKILL. The
     /// whole process group is killed at the end either way, so no child the
     /// plugin forked survives it, and a socket it left behind is removed.
+    /// On Windows the plugin's job object is terminated instead, which ends
+    /// every process the plugin started.
     /// Calling it again is harmless. Returns the exit status.
     ///
     /// # Cancel safety

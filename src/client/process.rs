@@ -80,8 +80,8 @@ pub(crate) fn own_group(cmd: &mut tokio::process::Command) {
 /// relative to the working directory.
 ///
 /// On Windows only a program given with a directory (`.\\plugin.exe`,
-/// `C:\\plugins\\p.exe`; `.exe` added when it has no extension) is
-/// resolved: Windows searches the host's own directory and system
+/// `C:\\plugins\\p`, with `.exe` appended as the standard library's spawn
+/// appends it) is resolved: Windows searches the host's own directory and system
 /// directories before `PATH`, so a file found here by name could be
 /// another than the one Windows runs.
 #[cfg(unix)]
@@ -124,11 +124,20 @@ pub(crate) fn resolve_program(command: &std::process::Command) -> Result<PathBuf
             ),
         ));
     }
+    // As the standard library's spawn: `.exe` appended unless the name
+    // ends with it, if that file exists; else the name as given.
     let path = in_dir_of(command)(program);
-    Ok(match path.extension() {
-        Some(_) => path,
-        None => path.with_extension("exe"),
-    })
+    if path
+        .to_string_lossy()
+        .to_ascii_lowercase()
+        .ends_with(".exe")
+    {
+        return Ok(path);
+    }
+    let mut exe = path.clone().into_os_string();
+    exe.push(".exe");
+    let exe = PathBuf::from(exe);
+    Ok(if exe.is_file() { exe } else { path })
 }
 
 /// `path` as the command's child sees it: relative to the command's

@@ -138,7 +138,8 @@ impl ServeConfig {
     /// With `true` (the default), the plugin stops, as on `Shutdown`, when
     /// the process that launched it dies without calling `Shutdown` (a host
     /// that was SIGKILLed or crashed): it notices within 100 ms that it was
-    /// re-parented, and removes its socket. go-plugin's plugins live on
+    /// re-parented (on Windows, that its parent process ended), and removes
+    /// its socket. go-plugin's plugins live on
     /// instead. Not in debug mode, where a person started the plugin.
     #[must_use]
     pub fn exit_with_host(mut self, exit: bool) -> Self {
@@ -318,7 +319,9 @@ impl ServeConfig {
     }
 
     /// Serves until the host calls `GRPCController.Shutdown` or sends
-    /// SIGTERM, as go-plugin's `plugin.Serve` does: checks the cookie,
+    /// SIGTERM (on Windows: until `Shutdown`, or the console's close,
+    /// logoff or shutdown event; Ctrl-C is ignored there as on unix), as
+    /// go-plugin's `plugin.Serve` does: checks the cookie,
     /// negotiates the version, listens, prints the handshake line on stdout,
     /// then serves the negotiated services beside health (`"plugin"`) and
     /// `plugin.GRPCController`. AutoMTLS is on when the host sets

@@ -2,7 +2,9 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::path::{Component, Path, PathBuf};
+#[cfg(unix)]
+use std::path::Component;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// A parse failure for an [`Endpoint`]; every variant quotes the input.
@@ -380,6 +382,7 @@ fn parse_port(input: &str, port: &str) -> Result<u16, EndpointError> {
 
 /// Collapses repeated and trailing slashes and `.` components; keeps `..`,
 /// which cannot be resolved without the file system.
+#[cfg(unix)]
 fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for component in path.components() {
@@ -393,6 +396,25 @@ fn normalize(path: &Path) -> PathBuf {
         out.push(".");
     }
     out
+}
+
+/// Windows: a unix socket path is still a unix path ('/' separates, `\\`
+/// is a character), so it reads, compares and prints as on unix.
+#[cfg(not(unix))]
+fn normalize(path: &Path) -> PathBuf {
+    let text = path.to_string_lossy();
+    let parts: Vec<&str> = text
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect();
+    let mut out = parts.join("/");
+    if text.starts_with('/') {
+        out.insert(0, '/');
+    } else if out.is_empty() && !text.is_empty() {
+        // Only `.` components: the current directory.
+        out.push('.');
+    }
+    PathBuf::from(out)
 }
 
 #[cfg(test)]

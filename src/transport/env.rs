@@ -197,6 +197,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn socket_group_parse_and_lookup() {
         assert_eq!(SocketGroup::parse("0"), SocketGroup::Gid(0));
         assert_eq!(SocketGroup::parse("+0"), SocketGroup::Name("+0".into()));

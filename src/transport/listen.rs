@@ -153,11 +153,30 @@ mod tests {
             group: None,
         }
         .transport();
-        let (endpoint, _incoming) = unix.listen().await.unwrap();
-        let path = endpoint.unix_path().unwrap().to_owned();
-        assert_eq!(path.parent().unwrap(), dir.path());
-        unix.close().await.unwrap();
-        assert!(!path.exists(), "closing removes the socket");
+        #[cfg(unix)]
+        {
+            let (endpoint, _incoming) = unix.listen().await.unwrap();
+            let path = endpoint.unix_path().unwrap().to_owned();
+            assert_eq!(path.parent().unwrap(), dir.path());
+            unix.close().await.unwrap();
+            assert!(!path.exists(), "closing removes the socket");
+        }
+        // Windows: a typed refusal that says what to use instead.
+        #[cfg(not(unix))]
+        {
+            let err = unix.listen().await.unwrap_err();
+            assert!(
+                matches!(err, ListenError::UnixUnsupported { .. }),
+                "{err:?}"
+            );
+            assert!(
+                err.to_string().contains("TCP is the transport on Windows"),
+                "{err}"
+            );
+            let connect = unix.connect(&"unix:/tmp/x".parse().unwrap()).await;
+            assert!(matches!(connect, Err(ConnectError::UnixUnsupported { .. })));
+            assert_eq!(Listen::from_env().unwrap(), Listen::tcp_from_env().unwrap());
+        }
 
         let ports = PortRange::new(20000, 20100).unwrap();
         let tcp = Listen::Tcp(ports).transport();
@@ -168,8 +187,7 @@ mod tests {
 
         let at = AnyTransport::at(&"127.0.0.1:0".parse().unwrap()).unwrap();
         assert!(matches!(at, AnyTransport::Tcp(_)));
-        let at =
-            AnyTransport::at(&dir.path().join("s").to_str().unwrap().parse().unwrap()).unwrap();
+        let at = AnyTransport::at(&"/run/plugin/s".parse().unwrap()).unwrap();
         assert!(matches!(at, AnyTransport::Unix(_)));
     }
 }

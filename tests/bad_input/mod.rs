@@ -183,6 +183,35 @@ impl Server {
         self.status_kib("VmHWM:")
     }
 
+    /// Windows: the working set (`VmRSS:`) or its peak (`VmHWM:`).
+    #[cfg(windows)]
+    fn status_kib(&self, field: &str) -> u64 {
+        use windows_sys::Win32::Foundation::CloseHandle;
+        use windows_sys::Win32::System::ProcessStatus::{
+            K32GetProcessMemoryInfo, PROCESS_MEMORY_COUNTERS,
+        };
+        use windows_sys::Win32::System::Threading::{OpenProcess, PROCESS_QUERY_INFORMATION};
+        // SAFETY: a handle we open and close, and a counters structure of
+        // the size we pass.
+        let counters = unsafe {
+            let process = OpenProcess(PROCESS_QUERY_INFORMATION, 0, self.child.id());
+            assert!(!process.is_null(), "cannot open the server process");
+            let mut counters: PROCESS_MEMORY_COUNTERS = std::mem::zeroed();
+            let size = std::mem::size_of::<PROCESS_MEMORY_COUNTERS>() as u32;
+            let ok = K32GetProcessMemoryInfo(process, &mut counters, size);
+            CloseHandle(process);
+            assert!(ok != 0, "cannot read the server's memory counters");
+            counters
+        };
+        let bytes = match field {
+            "VmRSS:" => counters.WorkingSetSize,
+            "VmHWM:" => counters.PeakWorkingSetSize,
+            other => panic!("no Windows counter for {other}"),
+        };
+        bytes as u64 / 1024
+    }
+
+    #[cfg(unix)]
     fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         let line = status.lines().find(|l| l.starts_with(field)).unwrap();

@@ -32,6 +32,17 @@ fn target_dir() -> PathBuf {
 pub fn example(name: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    // Windows test binaries run under Wine, where cargo cannot: the
+    // examples are built beforehand (.ci/wine-tests).
+    if cfg!(windows) {
+        let path = target_dir().join("examples").join(format!("{name}.exe"));
+        assert!(
+            path.exists(),
+            "no {}: build the examples first",
+            path.display()
+        );
+        return path;
+    }
     if !built.iter().any(|n| n == name) {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.args(["build", "--quiet", "--example", name]);
@@ -588,6 +599,7 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 /// Whether a process still exists (a zombie counts as gone).
+#[cfg(unix)]
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat
@@ -597,6 +609,26 @@ pub fn alive(pid: u32) -> bool {
             .trim_start()
             .starts_with('Z'),
         Err(_) => false,
+    }
+}
+
+/// Whether process `pid` exists and has not ended (Windows).
+#[cfg(windows)]
+pub fn alive(pid: u32) -> bool {
+    use windows_sys::Win32::Foundation::{CloseHandle, WAIT_TIMEOUT};
+    use windows_sys::Win32::System::Threading::{
+        OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE, WaitForSingleObject,
+    };
+    let access = PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_SYNCHRONIZE;
+    // SAFETY: no pointers; the handle, when one is returned, is closed here.
+    unsafe {
+        let process = OpenProcess(access, 0, pid);
+        if process.is_null() {
+            return false;
+        }
+        let running = WaitForSingleObject(process, 0) == WAIT_TIMEOUT;
+        CloseHandle(process);
+        running
     }
 }
 
