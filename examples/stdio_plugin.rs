@@ -26,6 +26,9 @@
 //!   the value names (a plugin that leaves children behind).
 //!
 //! `stdio_plugin --current-thread` serves on a `current_thread` runtime.
+//! `stdio_plugin --launch PROGRAM` is no plugin but a stand-in host: it
+//! starts PROGRAM with its own environment and stdout, prints `pid N`
+//! (PROGRAM's pid), and idles for 1000 s (tests kill it).
 
 use std::io::Write;
 
@@ -132,6 +135,18 @@ fn main() {
     let mut runtime = match std::env::args().nth(1).as_deref() {
         Some("--print") => {
             println!("{}", std::env::args().nth(2).unwrap_or_default());
+            return;
+        }
+        Some("--launch") => {
+            let program = std::env::args().nth(2).expect("--launch PROGRAM");
+            let mut plugin = std::process::Command::new(program)
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .expect("the plugin starts");
+            println!("pid {}", plugin.id());
+            std::thread::sleep(std::time::Duration::from_secs(1000));
+            let _ = plugin.kill();
+            let _ = plugin.wait();
             return;
         }
         Some("--idle") => {

@@ -26,48 +26,39 @@ pub(crate) fn watch(shutdown: &CancellationToken) {
         tracing::debug!("the parent is init: not watching for the host's death");
         return;
     }
-    let shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PARENT_POLL);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    if getppid() != parent {
-                        tracing::warn!(host_pid = parent.as_raw(), "the host process is gone; stopping");
-                        shutdown.cancel();
-                        return;
-                    }
-                }
-                () = shutdown.cancelled() => return,
-            }
-        }
-    });
+    let host_pid = parent.as_raw().unsigned_abs();
+    stop_when(shutdown, host_pid, move || getppid() != parent);
 }
 
 /// Starts watching the parent (Windows). A parent already gone when the
 /// plugin starts is a host already dead: the plugin stops at once.
 #[cfg(windows)]
 pub(crate) fn watch(shutdown: &CancellationToken) {
-    let parent = match crate::sys::ParentWatch::open() {
-        Ok(Some(parent)) => parent,
+    match crate::sys::ParentWatch::open() {
+        Ok(Some(parent)) => stop_when(shutdown, parent.pid(), move || parent.gone()),
         Ok(None) => {
             tracing::warn!("the host process is gone; stopping");
             shutdown.cancel();
-            return;
         }
-        Err(why) => {
-            tracing::debug!("not watching for the host's death: {why}");
-            return;
-        }
-    };
+        Err(why) => tracing::debug!("not watching for the host's death: {why}"),
+    }
+}
+
+/// Every [`PARENT_POLL`], until serving stops: once `gone` says so, stops
+/// serving as on `Shutdown`.
+fn stop_when(
+    shutdown: &CancellationToken,
+    host_pid: u32,
+    gone: impl Fn() -> bool + Send + 'static,
+) {
     let shutdown = shutdown.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PARENT_POLL);
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    if parent.gone() {
-                        tracing::warn!(host_pid = parent.pid(), "the host process is gone; stopping");
+                    if gone() {
+                        tracing::warn!(host_pid, "the host process is gone; stopping");
                         shutdown.cancel();
                         return;
                     }

@@ -163,6 +163,14 @@ impl fmt::Display for SocketGroup {
     }
 }
 
+/// `PLUGIN_UNIX_SOCKET_DIR`, else the temporary directory.
+pub(crate) fn socket_dir_from_env() -> std::path::PathBuf {
+    std::env::var_os(crate::env::PLUGIN_UNIX_SOCKET_DIR)
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,11 +26,11 @@ use std::time::Duration;
 
 pub use conn::{Connection, ConnectionInfo, Incoming};
 pub use endpoint::{Endpoint, EndpointError, Host};
+pub(crate) use env::socket_dir_from_env;
 pub use env::{PortRange, SocketGroup};
 pub use error::{CloseError, ConnectError, EnvError, ListenError};
 pub use listen::{AnyTransport, Listen};
 pub use tcp::TcpTransport;
-pub(crate) use unix::socket_dir_from_env;
 pub use unix::{SUN_PATH_MAX, UnixTransport};
 #[cfg(unix)]
 pub(crate) use unix::{connect_now, is_listening, remove_stale_socket};

@@ -6,11 +6,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::env::socket_dir_from_env;
 use super::{
     CloseError, ConnectError, Connection, DEFAULT_CONNECT_TIMEOUT, Endpoint, EnvError, Incoming,
     ListenError, SocketGroup, Transport,
 };
-use crate::env::PLUGIN_UNIX_SOCKET_DIR;
 
 /// The longest unix socket path go-plugin's platforms bind, in bytes
 /// (macOS's; Windows has no go-plugin unix sockets).
@@ -98,14 +98,6 @@ impl Transport for UnixTransport {
     async fn close(&self) -> Result<(), CloseError> {
         Ok(())
     }
-}
-
-/// `PLUGIN_UNIX_SOCKET_DIR`, else the temporary directory.
-pub(crate) fn socket_dir_from_env() -> PathBuf {
-    std::env::var_os(PLUGIN_UNIX_SOCKET_DIR)
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// Refuses a unix endpoint; names another kind as the wrong network.

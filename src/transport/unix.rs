@@ -10,11 +10,11 @@ use std::time::Duration;
 use tokio::net::{UnixSocket, UnixStream};
 
 use super::conn::AcceptLoop;
+use super::env::socket_dir_from_env;
 use super::{
     CloseError, ConnectError, Connection, DEFAULT_CONNECT_TIMEOUT, Endpoint, EnvError, Incoming,
     ListenError, SocketGroup, Transport,
 };
-use crate::env::PLUGIN_UNIX_SOCKET_DIR;
 
 /// The longest unix socket path this platform can bind, in bytes: the size
 /// of `sockaddr_un.sun_path` (108 on Linux, 104 on macOS and the BSDs) less
@@ -259,14 +259,6 @@ impl Drop for UnixTransport {
             tracing::warn!(error = %err, "removing the plugin socket on drop failed");
         }
     }
-}
-
-/// `PLUGIN_UNIX_SOCKET_DIR`, else the temporary directory.
-pub(crate) fn socket_dir_from_env() -> PathBuf {
-    std::env::var_os(PLUGIN_UNIX_SOCKET_DIR)
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// Dials a unix endpoint.
