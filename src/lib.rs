@@ -9,7 +9,7 @@
 //!
 //! [`ServeConfig::serve`] does what go-plugin's `plugin.Serve` does: checks
 //! the magic cookie, negotiates the app version, listens (a unix socket by
-//! default), turns on AutoMTLS when the host sends its certificate, prints
+//! default; TCP on Windows, as go-plugin), turns on AutoMTLS when the host sends its certificate, prints
 //! the handshake line, and serves your services beside health,
 //! `GRPCController` and `GRPCStdio` until the host calls `Shutdown` or sends
 //! SIGTERM. Then it stops gracefully, removes its socket and returns.
@@ -114,7 +114,9 @@
 //!
 //! [`ClientConfig::start`] launches a plugin written in any language as a
 //! go-plugin host does (AutoMTLS on), and [`Client::kill`] ends it the same
-//! way: `Shutdown`, a grace period, then SIGKILL of its process group.
+//! way: `Shutdown`, a grace period, then SIGKILL of its process group (on
+//! Windows, the end of its job object). The README's "Platforms" section
+//! says what differs on macOS and Windows.
 //!
 //! ```no_run
 //! use demo_proto::kv::kv_client::KvClient;
@@ -305,8 +307,9 @@
 // `unsafe` is allowed only where it is, for C library calls that neither
 // the standard library nor nix offers safely: `atexit` for the exit hook
 // that flushes captured output (`server/at_exit.rs`), glibc's `mallopt`
-// (`sys.rs`, only when asked for), and on macOS only, `waitid` and
-// `proc_pidinfo` (`sys.rs`).
+// (`sys/mod.rs`, only when asked for), on macOS only, `waitid` and
+// `proc_pidinfo` (`sys/unix.rs`), and on Windows the Win32 calls of
+// `sys/windows.rs` (process handles, job objects, standard handles).
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
