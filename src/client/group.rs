@@ -89,26 +89,6 @@ pub(crate) fn kill_group(pgid: u32) -> io::Result<()> {
     }
 }
 
-/// Whether a process exists, for a plugin that is not our child. A zombie
-/// counts as gone; so does a pid that no process can have.
-#[cfg(unix)]
-pub(crate) fn pid_alive(pid: u32) -> bool {
-    use nix::unistd::Pid;
-    let Some(pid) = i32::try_from(pid).ok().filter(|&p| p > 0) else {
-        return false;
-    };
-    // Signal 0: only whether it exists.
-    let exists = nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok();
-    let zombie = crate::sys::is_zombie(pid);
-    exists && !zombie
-}
-
-/// Whether a process exists and runs, for a plugin that is not our child.
-#[cfg(windows)]
-pub(crate) fn pid_alive(pid: u32) -> bool {
-    pid != 0 && crate::sys::process_runs(pid)
-}
-
 /// SIGKILLs exactly the process `process` proved to be (a reattached
 /// plugin, not our child): its pid, checked again just before.
 #[cfg(unix)]
@@ -216,6 +196,6 @@ mod tests {
         for pgid in [0, 1, u32::MAX, 1 << 31] {
             assert!(kill_group(pgid).is_err(), "{pgid}");
         }
-        assert!(!pid_alive(0) && !pid_alive(u32::MAX));
+        assert!(!crate::sys::process_runs(0) && !crate::sys::process_runs(u32::MAX));
     }
 }

@@ -663,7 +663,7 @@ impl Client {
         if let Some(attached) = &self.inner.attached {
             return match &attached.process {
                 Some(process) => !process.alive(),
-                None => !group::pid_alive(self.inner.pid),
+                None => !crate::sys::process_runs(self.inner.pid),
             };
         }
         self.exit_status().is_some()
@@ -766,7 +766,7 @@ impl Inner {
         let deadline = tokio::time::Instant::now() + self.grace;
         let alive = || match &process {
             Some(process) => process.alive(),
-            None => group::pid_alive(self.pid),
+            None => crate::sys::process_runs(self.pid),
         };
         while alive() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;

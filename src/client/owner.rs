@@ -172,7 +172,7 @@ impl ProvenProcess {
     /// Whether the very same process still runs (not a zombie, not another
     /// process with the pid).
     pub(crate) fn alive(&self) -> bool {
-        ProvenProcess::now(self.pid) == Some(*self) && super::group::pid_alive(self.pid as u32)
+        ProvenProcess::now(self.pid) == Some(*self) && crate::sys::process_runs(self.pid as u32)
     }
 
     pub(crate) fn pid(&self) -> i32 {

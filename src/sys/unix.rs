@@ -169,9 +169,20 @@ pub(crate) fn start_time(pid: i32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// Whether process `pid` exists and runs (a plugin that is not our child):
+/// signal 0 reaches it and it is no zombie. A pid that no process can have
+/// does not run.
+pub(crate) fn process_runs(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid).ok().filter(|&p| p > 0) else {
+        return false;
+    };
+    let exists = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+    exists && !is_zombie(pid)
+}
+
 /// Whether process `pid` is a zombie (exited, not yet reaped).
 #[cfg(not(target_vendor = "apple"))]
-pub(crate) fn is_zombie(pid: i32) -> bool {
+fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         stat.rsplit(')')
             .next()
@@ -216,7 +227,7 @@ pub(crate) fn start_time(pid: i32) -> Option<u64> {
 
 /// Whether process `pid` is a zombie (`SZOMB`).
 #[cfg(target_vendor = "apple")]
-pub(crate) fn is_zombie(pid: i32) -> bool {
+fn is_zombie(pid: i32) -> bool {
     bsd_info(pid).is_some_and(|info| info.pbi_status == nix::libc::SZOMB)
 }
 

@@ -212,9 +212,10 @@ pub(crate) fn start_time(pid: i32) -> Option<u64> {
     (ok != 0).then(|| u64::from(created.dwHighDateTime) << 32 | u64::from(created.dwLowDateTime))
 }
 
-/// Whether process `pid` exists and runs.
+/// Whether process `pid` exists and runs (a plugin that is not our child).
+/// Pid 0 is the idle process, never a plugin.
 pub(crate) fn process_runs(pid: u32) -> bool {
-    open_process(pid).is_some_and(|process| !ended(&process))
+    pid != 0 && open_process(pid).is_some_and(|process| !ended(&process))
 }
 
 /// The pid of our parent process, as it was when we started (Windows keeps
