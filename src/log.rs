@@ -91,9 +91,7 @@ impl HclogLayer {
     ///
     /// [`LogError::Stderr`] if fd 2 cannot be duplicated.
     pub fn stderr() -> Result<Self, LogError> {
-        let saved = crate::sys::SavedStdio::save(crate::sys::StdStream::Stderr);
-        let file = saved
-            .and_then(|saved| saved.file())
+        let file = crate::sys::duplicate(crate::sys::StdStream::Stderr)
             .map_err(|source| LogError::Stderr { source })?;
         Ok(Self::new(file))
     }

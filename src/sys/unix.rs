@@ -20,22 +20,30 @@ use super::StdStream;
 #[derive(Debug)]
 pub(crate) struct SavedStdio {
     stream: StdStream,
-    copy: OwnedFd,
+    copy: File,
+}
+
+/// A duplicate of fd 1 or 2 as it is now.
+pub(crate) fn duplicate(stream: StdStream) -> io::Result<File> {
+    let fd = match stream {
+        StdStream::Stdout => io::stdout().as_fd().try_clone_to_owned()?,
+        StdStream::Stderr => io::stderr().as_fd().try_clone_to_owned()?,
+    };
+    Ok(File::from(fd))
 }
 
 impl SavedStdio {
     /// Keeps a duplicate of fd 1 or 2 as it is now.
     pub(crate) fn save(stream: StdStream) -> io::Result<Self> {
-        let copy = match stream {
-            StdStream::Stdout => io::stdout().as_fd().try_clone_to_owned()?,
-            StdStream::Stderr => io::stderr().as_fd().try_clone_to_owned()?,
-        };
-        Ok(SavedStdio { stream, copy })
+        Ok(SavedStdio {
+            stream,
+            copy: duplicate(stream)?,
+        })
     }
 
     /// The original, to write to while the stream points elsewhere.
     pub(crate) fn file(&self) -> io::Result<File> {
-        Ok(File::from(self.copy.try_clone()?))
+        self.copy.try_clone()
     }
 
     /// Points fd 1 or 2 at `to` (which may then be closed: the stream

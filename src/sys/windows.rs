@@ -54,7 +54,16 @@ pub(crate) struct SavedStdio {
     /// The handle the stream had (not ours to close: it is the process's).
     original: usize,
     /// A duplicate of it, ours, to write through.
-    copy: OwnedHandle,
+    copy: File,
+}
+
+/// A duplicate of the stream's handle as it is now.
+pub(crate) fn duplicate(stream: StdStream) -> io::Result<File> {
+    let handle = match stream {
+        StdStream::Stdout => io::stdout().as_handle().try_clone_to_owned()?,
+        StdStream::Stderr => io::stderr().as_handle().try_clone_to_owned()?,
+    };
+    Ok(File::from(handle))
 }
 
 impl SavedStdio {
@@ -66,20 +75,16 @@ impl SavedStdio {
         if original.is_null() || original == INVALID_HANDLE_VALUE {
             return Err(io::Error::other("the process has no such standard handle"));
         }
-        let copy = match stream {
-            StdStream::Stdout => io::stdout().as_handle().try_clone_to_owned()?,
-            StdStream::Stderr => io::stderr().as_handle().try_clone_to_owned()?,
-        };
         Ok(SavedStdio {
             stream,
             original: original as usize,
-            copy,
+            copy: duplicate(stream)?,
         })
     }
 
     /// The original, to write to while the stream points elsewhere.
     pub(crate) fn file(&self) -> io::Result<File> {
-        Ok(File::from(self.copy.try_clone()?))
+        self.copy.try_clone()
     }
 
     /// Points the stream at `to`, which must stay open until
