@@ -12,9 +12,11 @@
 //! own `stdout` buffer. On Windows `std::process::exit` ends the process
 //! without the C library's exit handlers, so no hook is installed there:
 //! output still held for a host that has not attached is lost at such an
-//! exit (output a host streams or that passed through is not). It never blocks the exit for long: it gives the
-//! pumps [`EXIT_FLUSH`] to pass what is left through, and does nothing if
-//! another thread is registering or restoring a capture at that moment.
+//! exit (output a host streams or that passed through is not).
+//!
+//! It never blocks the exit for long: it gives the pumps [`EXIT_FLUSH`] to
+//! pass what is left through, and does nothing if another thread is
+//! registering or restoring a capture at that moment.
 
 #[cfg(unix)]
 use std::sync::Once;

@@ -5,8 +5,9 @@
 //! `std::io::stdout`), so `println!`, C libraries and child processes are
 //! captured too. On Windows the standard handles are (`SetStdHandle`):
 //! `println!`, whatever asks `GetStdHandle`, and children started with
-//! inherited stdio; not a C runtime's own `stdout`. Data flows to the host's `StreamStdio` stream; when the
-//! stream's queue stays full for [`STREAM_WAIT`] (a host that reads slowly,
+//! inherited stdio; not a C runtime's own `stdout`.
+//!
+//! Data flows to the host's `StreamStdio` stream; when the stream's queue stays full for [`STREAM_WAIT`] (a host that reads slowly,
 //! or a runtime too busy to send), output passes through to the original
 //! descriptors until the stream takes some again, so nothing is lost and
 //! nothing waits on the runtime. While no host stream is attached (go-plugin 1.0.1 and

@@ -1,8 +1,9 @@
 //! Unix: standard streams pointed elsewhere and back (`dup2`), and the
 //! few system calls whose Linux form macOS lacks, each in its Linux and its
-//! Apple form: close-on-exec sockets made in one call, a unix socket's peer pid, an exit status read without reaping,
-//! and a process's start time and zombie state (from `/proc` on Linux,
-//! from `proc_pidinfo` on macOS).
+//! Apple form: close-on-exec sockets made in one call, a unix socket's
+//! peer pid, an exit status read without reaping, and a process's start
+//! time and zombie state (from `/proc` on Linux, from `proc_pidinfo` on
+//! macOS).
 //!
 //! Everything else the crate does with the OS is POSIX and the same on
 //! both. The Apple forms are type-checked in CI for `aarch64-apple-darwin`
