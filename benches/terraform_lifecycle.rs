@@ -3,7 +3,9 @@
 //! (`examples/terraform_provider`, release) beside the same with the real
 //! Go terraform-provider-null 2.1.2, AutoMTLS on and off, and Terraform's
 //! own time with no provider at all. A provider's share is a command's
-//! median minus Terraform's own; the last column is ours over null's.
+//! time minus Terraform's own in the same round (the two run one after the
+//! other, so that the machine's slower spells fall on both), its median
+//! over the rounds; the last column is ours over null's.
 //!
 //! ```text
 //! cargo bench --features terraform --bench terraform_lifecycle   # needs .ci/install-peers
@@ -15,8 +17,9 @@ mod common;
 use std::path::Path;
 use std::time::Instant;
 
-/// Rounds, interleaved so that noise falls on every row alike; medians of
-/// these.
+/// Rounds; medians of these. In a round, each command runs with Terraform
+/// alone, our provider and null's one after the other. `TF_BENCH_ROUNDS`
+/// sets another count (more rounds, tighter medians).
 const ROUNDS: usize = 5;
 
 const COMMANDS: [&[&str]; 3] = [
@@ -111,17 +114,22 @@ fn main() {
             ws.time(args, true);
         }
     }
-    for _ in 0..ROUNDS {
-        for (w, ws) in workspaces.iter().enumerate() {
-            for (t, tls) in [true, false].into_iter().enumerate() {
-                for (c, args) in COMMANDS.iter().enumerate() {
+    // Each workspace still sees plan, apply, destroy in that order.
+    let rounds = std::env::var("TF_BENCH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(ROUNDS);
+    for _ in 0..rounds {
+        for (t, tls) in [true, false].into_iter().enumerate() {
+            for (c, args) in COMMANDS.iter().enumerate() {
+                for (w, ws) in workspaces.iter().enumerate() {
                     times[w][t][c].push(ws.time(args, tls));
                 }
             }
         }
     }
     println!(
-        "Terraform 1.0.3, one resource, medians of {ROUNDS} (ms); share = minus Terraform alone"
+        "Terraform 1.0.3, one resource, medians of {rounds} rounds (ms); share = minus Terraform alone in the same round"
     );
     println!(
         "{:<8} {:<6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}",
@@ -130,7 +138,14 @@ fn main() {
     for (c, args) in COMMANDS.iter().enumerate() {
         for (t, tls) in ["on", "off"].into_iter().enumerate() {
             let [alone, ours, null] = [0, 1, 2].map(|w| median(&times[w][t][c]));
-            let (our_share, null_share) = (ours - alone, null - alone);
+            let share = |w: usize| {
+                let paired: Vec<f64> = (times[w][t][c].iter())
+                    .zip(&times[0][t][c])
+                    .map(|(with, alone)| with - alone)
+                    .collect();
+                median(&paired)
+            };
+            let (our_share, null_share) = (share(1), share(2));
             println!(
                 "{:<8} {:<6} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>11.2}x",
                 args[0],

@@ -459,7 +459,9 @@ provider! {
     }
 }
 
-#[tokio::main]
+// Terraform starts a provider afresh several times per command; a
+// current-thread runtime starts no worker threads (the README's "Runtime").
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     // hclog JSON on stderr: Terraform logs each event at its level
     // (`TF_LOG=debug`).

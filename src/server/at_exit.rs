@@ -22,8 +22,7 @@
 use std::sync::Once;
 use std::sync::{Arc, Condvar, Mutex};
 #[cfg(unix)]
-use std::time::Duration;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How long the exit waits, in all, for the pumps to pass through what is
 /// pending: a pump writes to a descriptor the host drains, so this is
@@ -33,11 +32,12 @@ const EXIT_FLUSH: Duration = Duration::from_millis(200);
 
 /// A pump thread's end, which the exit hook waits for without a runtime (it
 /// may run on a runtime worker, where blocking on a task is refused), and
-/// `Capture::restore` from the runtime's blocking pool.
+/// `Capture::restore` as a task (no thread is started to wait).
 #[derive(Debug, Default)]
 pub(super) struct Ended {
     done: Mutex<bool>,
     cond: Condvar,
+    notify: tokio::sync::Notify,
 }
 
 impl Ended {
@@ -45,9 +45,26 @@ impl Ended {
     pub(super) fn set(&self) {
         *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.cond.notify_all();
+        self.notify.notify_waiters();
+    }
+
+    /// Resolves when the pump has ended.
+    pub(super) async fn ended(&self) {
+        loop {
+            let notified = self.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the flag is read, so a `set` in between
+            // still wakes this waiter.
+            notified.as_mut().enable();
+            if *self.done.lock().unwrap_or_else(|e| e.into_inner()) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Whether the pump ended before `deadline`.
+    #[cfg(unix)]
     pub(super) fn wait_until(&self, deadline: Instant) -> bool {
         let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
         while !*done {
@@ -126,5 +143,30 @@ extern "C" fn flush_at_exit() {
     let deadline = Instant::now() + EXIT_FLUSH;
     for pump in &flush.pumps {
         pump.wait_until(deadline);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ended;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn ended_waits_for_a_pump_on_another_thread() {
+        let ended = Arc::new(Ended::default());
+        let early = tokio::time::timeout(Duration::from_millis(50), ended.ended()).await;
+        assert!(early.is_err(), "resolved before the pump ended");
+        let pump = ended.clone();
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            pump.set();
+        });
+        tokio::time::timeout(Duration::from_secs(10), ended.ended())
+            .await
+            .expect("the pump's end was not seen");
+        thread.join().unwrap();
+        // Once ended, it stays so.
+        ended.ended().await;
     }
 }

@@ -202,16 +202,17 @@ impl Capture {
             hook.uninstall();
         }
         // The pipes reach EOF unless a child process still holds them.
-        // Each pump gets its own FINAL_FLUSH, waited for off the runtime.
-        let pumps = self.pumps;
-        let waited = tokio::task::spawn_blocking(move || {
-            pumps
-                .iter()
-                .filter(|pump| !pump.wait_until(std::time::Instant::now() + FINAL_FLUSH))
-                .count()
-        })
-        .await;
-        if !matches!(waited, Ok(0)) {
+        // Each pump gets its own FINAL_FLUSH.
+        let mut held = 0;
+        for pump in &self.pumps {
+            if tokio::time::timeout(FINAL_FLUSH, pump.ended())
+                .await
+                .is_err()
+            {
+                held += 1;
+            }
+        }
+        if held > 0 {
             tracing::debug!("a child process still holds the plugin's stdout or stderr");
         }
     }
