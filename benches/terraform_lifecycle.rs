@@ -87,6 +87,14 @@ fn median(xs: &[f64]) -> f64 {
 }
 
 fn main() {
+    let rounds = std::env::var("TF_BENCH_ROUNDS").map_or(ROUNDS, |n| {
+        n.parse()
+            .ok()
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or_else(|| {
+                panic!("TF_BENCH_ROUNDS={n:?}: expected a count of rounds, 1 or more")
+            })
+    });
     let ours = common::example("terraform_provider");
     let null = common::terraform_peer("terraform-provider-null_v2.1.2_x4");
     let workspaces = [
@@ -115,10 +123,6 @@ fn main() {
         }
     }
     // Each workspace still sees plan, apply, destroy in that order.
-    let rounds = std::env::var("TF_BENCH_ROUNDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(ROUNDS);
     for _ in 0..rounds {
         for (t, tls) in [true, false].into_iter().enumerate() {
             for (c, args) in COMMANDS.iter().enumerate() {
