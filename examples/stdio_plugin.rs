@@ -24,6 +24,11 @@
 //! - key `spawn`: starts a child process of its own that idles for 1000 s
 //!   (this program again, `--idle`), and writes the child's pid to the file
 //!   the value names (a plugin that leaves children behind).
+//! - key `fork-then-exit` (unix): forks a copy of itself that holds every
+//!   descriptor, the call's connection included, and idles for 60 s;
+//!   writes the copy's pid to the file the value names, then exits with
+//!   status 3 in the middle of the call (a plugin whose helper keeps its
+//!   socket open after it died).
 //!
 //! `stdio_plugin --current-thread` serves on a `current_thread` runtime.
 //! `stdio_plugin --launch PROGRAM` is no plugin but a stand-in host: it
@@ -124,6 +129,28 @@ impl Kv for Printer {
                     .map_err(|e| Status::internal(e.to_string()))?;
                 std::fs::write(&text, child.id().to_string())
                     .map_err(|e| Status::internal(e.to_string()))?;
+            }
+            #[cfg(unix)]
+            "fork-then-exit" => {
+                use nix::unistd::{ForkResult, fork};
+                // SAFETY: the forked copy only sleeps and kills itself: it
+                // calls nothing that could wait on a lock another thread
+                // held.
+                #[allow(unsafe_code)]
+                match unsafe { fork() } {
+                    Ok(ForkResult::Child) => {
+                        std::thread::sleep(std::time::Duration::from_secs(60));
+                        // Ends at once, with no exit handler run.
+                        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+                        std::process::abort();
+                    }
+                    Ok(ForkResult::Parent { child }) => {
+                        std::fs::write(&text, child.to_string())
+                            .map_err(|e| Status::internal(e.to_string()))?;
+                        std::process::exit(3);
+                    }
+                    Err(err) => return Err(Status::internal(err.to_string())),
+                }
             }
             other => return Err(Status::invalid_argument(format!("unknown key {other:?}"))),
         }

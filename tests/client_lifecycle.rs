@@ -128,19 +128,14 @@ async fn plugin_stdio_reaches_the_sink() {
     assert!(client.kill().await.unwrap().success());
 }
 
-#[tokio::test]
-async fn a_plugin_that_dies_mid_call() {
-    let client = ClientConfig::new(HandshakeConfig::basic_example())
-        .start(std::process::Command::new(common::example("stdio_plugin")))
+/// The error of a call whose plugin exits while serving it, within 30 s
+/// (a call that would wait for ever fails the test instead).
+async fn failed_with_its_plugin<T: std::fmt::Debug>(
+    call: impl Future<Output = Result<T, tonic::Status>>,
+) -> tonic::Status {
+    let err = tokio::time::timeout(Duration::from_secs(30), call)
         .await
-        .unwrap();
-    let mut kv = KvClient::new(client.channel());
-    let err = kv
-        .put(PutRequest {
-            key: "exit".into(),
-            value: "3".into(),
-        })
-        .await
+        .expect("the call still waits 30 s after its plugin exited")
         .unwrap_err();
     assert!(
         matches!(
@@ -149,6 +144,21 @@ async fn a_plugin_that_dies_mid_call() {
         ),
         "{err:?}"
     );
+    err
+}
+
+#[tokio::test]
+async fn a_plugin_that_dies_mid_call() {
+    let client = ClientConfig::new(HandshakeConfig::basic_example())
+        .start(std::process::Command::new(common::example("stdio_plugin")))
+        .await
+        .unwrap();
+    let mut kv = KvClient::new(client.channel());
+    failed_with_its_plugin(kv.put(PutRequest {
+        key: "exit".into(),
+        value: "3".into(),
+    }))
+    .await;
     let status = client.kill().await.expect("reaped");
     assert_eq!(status.code(), Some(3));
     if let Some(socket) = client.handshake().endpoint().unix_path() {
@@ -157,6 +167,51 @@ async fn a_plugin_that_dies_mid_call() {
             "the dead plugin's socket was removed by the host"
         );
     }
+}
+
+/// A plugin that exits in the middle of a call while a copy it forked
+/// still holds the call's connection open (no FIN reaches the host): the
+/// client cuts its connections to a plugin that exited, so the call fails
+/// instead of waiting for ever, and so does the next one; kill ends the
+/// forked copy with the plugin's group.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_call_fails_when_its_plugin_exits_though_a_fork_holds_the_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("fork.pid");
+    let client = ClientConfig::new(HandshakeConfig::basic_example())
+        .start(std::process::Command::new(common::example("stdio_plugin")))
+        .await
+        .unwrap();
+    let mut kv = KvClient::new(client.channel());
+    let err = failed_with_its_plugin(kv.put(PutRequest {
+        key: "fork-then-exit".into(),
+        value: pidfile.to_str().unwrap().as_bytes().to_vec().into(),
+    }))
+    .await;
+    let forked: u32 = std::fs::read_to_string(&pidfile).unwrap().parse().unwrap();
+    assert!(alive(forked), "the forked copy {forked} holds the socket");
+    let next = tokio::time::timeout(
+        Duration::from_secs(30),
+        kv.get(GetRequest { key: "x".into() }),
+    )
+    .await
+    .expect("a call after the plugin exited does not wait")
+    .unwrap_err();
+    assert_eq!(next.code(), tonic::Code::Unavailable, "{next:?}");
+    let said = (
+        rpcplugin::log::Chain(&err).to_string(),
+        rpcplugin::log::Chain(&next).to_string(),
+    );
+    assert!(said.0.contains("exited or was killed"), "{}", said.0);
+    assert!(
+        said.1.contains(&format!("(pid {}) exited", client.pid())),
+        "{}",
+        said.1
+    );
+    let status = client.kill().await.expect("reaped");
+    assert_eq!(status.code(), Some(3));
+    assert!(wait_gone(forked), "the forked copy {forked} survived kill");
 }
 
 /// The plugin's own children end with it: its process group on unix, its

@@ -92,6 +92,10 @@ pub(crate) struct Context {
     /// Multiplexed gRPC (go-plugin ≥ 1.6): brokered connections are
     /// streams of this session, routed by knocks, instead of sockets.
     pub(crate) mux: Option<Mux>,
+    /// When it fires, the connections this side dialled fail every read
+    /// and write: a host's, once its plugin exited (see
+    /// `client::Liveness`).
+    pub(crate) cut: Option<CancellationToken>,
 }
 
 /// A service served through the broker, from
@@ -390,8 +394,8 @@ impl Broker {
                 why,
             });
         }
-        let tls = self.context()?.client_tls.clone();
-        crate::grpc::open_channel(&endpoint, tls)
+        let context = self.context()?;
+        crate::grpc::open_channel(&endpoint, context.client_tls.clone(), context.cut.clone())
             .await
             .map_err(|source| BrokerError::Dial {
                 id,
@@ -418,8 +422,9 @@ impl Broker {
     async fn dial_multiplexed(&self, mux: Mux, id: u32) -> Result<Channel, BrokerError> {
         let broker = self.clone();
         let endpoint = mux.endpoint().clone();
-        let tls = self.context()?.client_tls.clone();
-        crate::grpc::channel_with(None, move || {
+        let context = self.context()?;
+        let (tls, cut) = (context.client_tls.clone(), context.cut.clone());
+        let open = move || {
             let (broker, mux, tls) = (broker.clone(), mux.clone(), tls.clone());
             async move {
                 let conn = broker
@@ -428,13 +433,14 @@ impl Broker {
                     .map_err(|err| std::io::Error::other(crate::chain::Chain(&err).to_string()))?;
                 crate::grpc::tls_client(conn, tls).await
             }
-        })
-        .await
-        .map_err(|source| BrokerError::Dial {
-            id,
-            endpoint,
-            source,
-        })
+        };
+        crate::grpc::channel_with(None, open, cut)
+            .await
+            .map_err(|source| BrokerError::Dial {
+                id,
+                endpoint,
+                source,
+            })
     }
 
     async fn knock_and_open(

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -66,6 +67,11 @@ struct Pair {
 /// Host and plugin brokers, the plugin's served on a unix socket, the
 /// host's stream opened to it, brokered sockets in a temporary directory.
 async fn pair(mtls: bool) -> Pair {
+    pair_cut_by(mtls, None).await
+}
+
+/// [`pair`], the host's dialled connections cut off by `host_cut`.
+async fn pair_cut_by(mtls: bool, host_cut: Option<CancellationToken>) -> Pair {
     let dir = tempfile::tempdir().unwrap();
     let listen = Listen::Unix {
         dir: dir.path().to_path_buf(),
@@ -80,6 +86,7 @@ async fn pair(mtls: bool) -> Pair {
                 server_tls: Some(tls::server_config(ours, cert.clone()).unwrap()),
                 client_tls: Some(tls::client_config(ours, cert).unwrap()),
                 mux: None,
+                cut: None,
             }
         }
         _ => Context {
@@ -87,6 +94,7 @@ async fn pair(mtls: bool) -> Pair {
             server_tls: None,
             client_tls: None,
             mux: None,
+            cut: None,
         },
     };
     let (host_id, plugin_id) = match &identities {
@@ -96,7 +104,10 @@ async fn pair(mtls: bool) -> Pair {
     let plugin = Broker::new();
     plugin.connect(config(plugin_id, host_id));
     let host = Broker::new();
-    host.connect(config(host_id, plugin_id));
+    host.connect(Context {
+        cut: host_cut,
+        ..config(host_id, plugin_id)
+    });
 
     let main = UnixTransport::in_dir(dir.path());
     let (endpoint, incoming) = main.listen().await.unwrap();
@@ -111,7 +122,7 @@ async fn pair(mtls: bool) -> Pair {
             .serve_with_incoming(incoming),
     );
     let client_tls = host.inner.context.get().unwrap().client_tls.clone();
-    let channel = crate::grpc::open_channel(&endpoint, client_tls)
+    let channel = crate::grpc::open_channel(&endpoint, client_tls, None)
         .await
         .unwrap();
     host.open_stream("test".into(), channel);
@@ -157,6 +168,41 @@ async fn plugin_serves_host_dials_mtls() {
     let id = server.id();
     let channel = pair.host.dial(id).await.unwrap();
     assert_eq!(sum(channel, 2, 3).await.unwrap(), 105);
+}
+
+/// A host cuts its brokered connections off when its plugin exits (the
+/// client's `Liveness`): a call waiting on the plugin's brokered server
+/// fails when the cut fires, as it would not if a process the plugin
+/// forked still held the socket.
+#[tokio::test]
+async fn a_cut_fails_a_call_on_a_channel_the_host_dialled() {
+    for mtls in [false, true] {
+        let cut = CancellationToken::new();
+        let pair = pair_cut_by(mtls, Some(cut.clone())).await;
+        let server = serve_adder(&pair.plugin, 0, Duration::from_secs(60)).await;
+        let channel = pair.host.dial(server.id()).await.unwrap();
+        let call = tokio::spawn(sum(channel.clone(), 2, 3));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!call.is_finished(), "the call waits on the slow server");
+        cut.cancel();
+        let answer = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("the call ends with the cut")
+            .unwrap();
+        let status = answer.unwrap_err();
+        assert!(
+            matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::Unknown
+            ),
+            "{status:?}"
+        );
+        let said = crate::chain::Chain(&status).to_string();
+        assert!(
+            said.contains("the other end exited or was killed"),
+            "{said}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -287,12 +333,12 @@ async fn brokered_tls_refuses_another_certificate_and_plaintext() {
     let stranger = Identity::generate().unwrap();
     let host_cert = pair.host_identity.as_ref().unwrap().cert_der().to_vec();
     let config = tls::client_config(&stranger, host_cert.into()).unwrap();
-    let refused = match crate::grpc::open_channel(server.endpoint(), Some(config)).await {
+    let refused = match crate::grpc::open_channel(server.endpoint(), Some(config), None).await {
         Err(_) => true,
         Ok(channel) => sum(channel, 1, 1).await.is_err(),
     };
     assert!(refused, "another client certificate is refused");
-    let refused = match crate::grpc::open_channel(server.endpoint(), None).await {
+    let refused = match crate::grpc::open_channel(server.endpoint(), None, None).await {
         Err(_) => true,
         Ok(channel) => sum(channel, 1, 1).await.is_err(),
     };
@@ -346,7 +392,9 @@ async fn a_second_broker_stream_is_refused() {
         .unwrap()
         .path();
     let endpoint = crate::transport::Endpoint::unix(main).unwrap();
-    let channel = crate::grpc::open_channel(&endpoint, None).await.unwrap();
+    let channel = crate::grpc::open_channel(&endpoint, None, None)
+        .await
+        .unwrap();
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let refused = crate::proto::plugin::grpc_broker_client::GrpcBrokerClient::new(channel)
         .start_stream(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))

@@ -4,8 +4,10 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use super::ClientError;
@@ -81,24 +83,82 @@ fn inherit_writer() -> Option<tokio::sync::mpsc::Sender<(StdioChannel, bytes::By
 /// plugin may listen by then (TCP plugins take the first free port of the
 /// range, so reuse is the normal case), and without AutoMTLS nothing would
 /// tell them apart. go-plugin closes its connection in `Kill`.
+///
+/// It also cuts the channel's open connections off once the plugin is gone
+/// (see [`watch_exit`](Self::watch_exit)): a plugin's socket that another
+/// process still holds (a child it forked, which inherits every
+/// descriptor) stays open after the plugin exits, and a call in flight
+/// would wait on it for ever.
 #[derive(Debug, Clone)]
 pub(crate) struct Liveness {
-    ended: Arc<std::sync::atomic::AtomicBool>,
+    /// Cancelled when the client kills or drops its plugin.
+    ended: CancellationToken,
+    /// Cancelled with `ended`, or when the plugin exits: what the
+    /// channel's connections are cut off by.
+    cut: CancellationToken,
     /// Our child's pid, checked (without reaping) before each reconnect.
     child: Option<u32>,
 }
 
+/// How often the watch of a plugin's exit looks without being woken: on
+/// unix SIGCHLD wakes it and this is a backstop only; on Windows, where
+/// nothing wakes it, it is how late a call on a connection that outlives
+/// its plugin fails (the usual case, a socket that closes with the
+/// plugin, fails the call at once). Four looks a second per plugin for
+/// its whole life, 25 times fewer than `Client::kill`'s 10 ms poll, which
+/// only runs while a kill waits.
+const EXIT_WATCH: Duration = Duration::from_millis(250);
+
+/// How long after the plugin's exit its connections are cut off. What it
+/// sent before it exited (its last output on `GRPCStdio`, a reply) is in
+/// our socket's buffer by then and is read within milliseconds, and a
+/// socket that closes with the plugin ends its calls by itself; only a
+/// socket that outlives the plugin waits for the cut. A second leaves
+/// room for a loaded machine.
+const CUT_AFTER_EXIT: Duration = Duration::from_secs(1);
+
 impl Liveness {
     pub(crate) fn new(child: Option<u32>) -> Self {
+        let ended = CancellationToken::new();
         Liveness {
-            ended: Arc::default(),
+            cut: ended.child_token(),
+            ended,
             child,
         }
     }
 
-    /// The client killed or dropped its plugin: no reconnect from now on.
+    /// The client killed or dropped its plugin: no reconnect from now on,
+    /// and the connections are cut off.
     pub(crate) fn end(&self) {
-        self.ended.store(true, std::sync::atomic::Ordering::Release);
+        self.ended.cancel();
+    }
+
+    /// What the connections to the plugin are cut off by.
+    pub(crate) fn cut(&self) -> CancellationToken {
+        self.cut.clone()
+    }
+
+    /// Cuts the connections off [`CUT_AFTER_EXIT`] after the plugin, our
+    /// child, exits (a task that ends with the client). Only once the
+    /// plugin has started: until [`end`](Self::end) the pid is our
+    /// unreaped child's.
+    pub(crate) fn watch_exit(&self) {
+        let Some(pid) = self.child else {
+            return;
+        };
+        let cut = self.cut.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = cut.cancelled() => {}
+                () = async {
+                    super::process::wait_exit_every(pid, EXIT_WATCH).await;
+                    tokio::time::sleep(CUT_AFTER_EXIT).await;
+                } => {
+                    tracing::debug!(pid, "the plugin exited: its connections are cut off");
+                    cut.cancel();
+                }
+            }
+        });
     }
 
     /// An error naming why the plugin may not be dialled again, if it may
@@ -112,7 +172,7 @@ impl Liveness {
                 ),
             ))
         };
-        if self.ended.load(std::sync::atomic::Ordering::Acquire) {
+        if self.ended.is_cancelled() {
             return gone("the plugin was killed".into());
         }
         if let Some(pid) = self.child
@@ -141,6 +201,7 @@ pub(crate) async fn open_plugin_channel(
     let peer_pid = conn.peer_pid();
     let waited = deadline.saturating_duration_since(Instant::now());
     let target = endpoint.clone();
+    let cut = liveness.cut();
     let reconnect = move || {
         let (target, tls, liveness) = (target.clone(), tls.clone(), liveness.clone());
         async move {
@@ -150,23 +211,27 @@ pub(crate) async fn open_plugin_channel(
                 .map_err(|err| std::io::Error::other(err.to_string()))
         }
     };
-    let channel =
-        match tokio::time::timeout_at(deadline, grpc::channel_with(Some(conn), reconnect)).await {
-            Ok(Ok(channel)) => channel,
-            Ok(Err(source)) => {
-                return Err(ClientError::Connect {
-                    endpoint: endpoint.clone(),
-                    source,
-                });
-            }
-            Err(_) => {
-                return Err(ClientError::Stalled {
-                    step: ConnectStep::Http2,
-                    endpoint: endpoint.clone(),
-                    waited,
-                });
-            }
-        };
+    let channel = match tokio::time::timeout_at(
+        deadline,
+        grpc::channel_with(Some(conn), reconnect, Some(cut)),
+    )
+    .await
+    {
+        Ok(Ok(channel)) => channel,
+        Ok(Err(source)) => {
+            return Err(ClientError::Connect {
+                endpoint: endpoint.clone(),
+                source,
+            });
+        }
+        Err(_) => {
+            return Err(ClientError::Stalled {
+                step: ConnectStep::Http2,
+                endpoint: endpoint.clone(),
+                waited,
+            });
+        }
+    };
     Ok((channel, peer_pid))
 }
 

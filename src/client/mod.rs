@@ -341,8 +341,10 @@ impl ClientConfig {
             mux,
             liveness,
         };
-        // The client's own drop kills the group from here on.
+        // The client's own drop kills the group from here on, and ends
+        // the watch of the plugin's exit.
         let group = guard.disarm();
+        connection.liveness.watch_exit();
         Ok(self.client(name, pid, connection, Some((child, group)), None))
     }
 
@@ -455,6 +457,7 @@ impl ClientConfig {
             server_tls: tls.as_ref().map(|(server, _)| server.clone()),
             client_tls: tls.map(|(_, client)| client),
             mux,
+            cut: Some(liveness.cut()),
         });
         broker.open_stream(name.clone(), channel.clone());
         let inner = Arc::new(Inner {
@@ -587,7 +590,8 @@ struct Inner {
     socket: Option<PluginSocket>,
     /// Whether the connection is multiplexed (yamux).
     multiplexed: bool,
-    /// Ended once killed: the channel no longer reconnects.
+    /// Ended once killed: the channel no longer reconnects; its
+    /// connections are cut off then, or once the plugin exited.
     liveness: connect::Liveness,
 }
 
@@ -595,6 +599,12 @@ impl Client {
     /// A channel to the plugin, for your generated gRPC clients (set
     /// [`MAX_MESSAGE_SIZE`](crate::grpc::MAX_MESSAGE_SIZE) on them, as go-plugin
     /// hosts allow messages of up to 2^31−1 bytes).
+    ///
+    /// Once a plugin we started has exited, calls on it fail (`Unavailable`
+    /// or `Unknown`, the cause saying the connection was cut off) within
+    /// about a second, even when a process the plugin left behind still
+    /// holds its socket open; the channel never connects again. The same
+    /// holds for the channels its [`broker`](Self::broker) dials.
     pub fn channel(&self) -> Channel {
         self.inner.channel.clone()
     }

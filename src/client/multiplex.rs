@@ -138,22 +138,22 @@ async fn open_over(
     .map_err(unreachable)?;
     let session = mux.clone();
     let waited = deadline.saturating_duration_since(Instant::now());
-    let channel = tokio::time::timeout_at(
-        deadline,
-        grpc::channel_with(Some(first), move || {
-            let (session, tls, liveness) = (session.clone(), tls.clone(), liveness.clone());
-            async move {
-                liveness.check()?;
-                grpc::tls_client(session.open().await?, tls).await
-            }
-        }),
-    )
-    .await
-    .map_err(|_| stalled(ConnectStep::Http2, waited))?
-    .map_err(|source| ClientError::Connect {
-        endpoint: endpoint.clone(),
-        source,
-    })?;
+    let cut = liveness.cut();
+    let open = move || {
+        let (session, tls, liveness) = (session.clone(), tls.clone(), liveness.clone());
+        async move {
+            liveness.check()?;
+            grpc::tls_client(session.open().await?, tls).await
+        }
+    };
+    let channel =
+        tokio::time::timeout_at(deadline, grpc::channel_with(Some(first), open, Some(cut)))
+            .await
+            .map_err(|_| stalled(ConnectStep::Http2, waited))?
+            .map_err(|source| ClientError::Connect {
+                endpoint: endpoint.clone(),
+                source,
+            })?;
     Ok(channel)
 }
 

@@ -285,12 +285,18 @@ const EXIT_POLL: Duration = Duration::from_millis(100);
 /// Returns once our child `pid` has exited, leaving it unreaped.
 #[cfg(unix)]
 pub(crate) async fn wait_exit(pid: u32) {
+    wait_exit_every(pid, EXIT_POLL).await;
+}
+
+/// [`wait_exit`], looking every `backstop` when no SIGCHLD came.
+#[cfg(unix)]
+pub(crate) async fn wait_exit_every(pid: u32, backstop: Duration) {
     // Registered before the first look, so an exit after it is signalled.
     let mut sigchld = signal(SignalKind::child()).ok();
     while crate::sys::exit_status_unreaped(pid).is_none() {
         match &mut sigchld {
             Some(sigchld) => {
-                let _ = tokio::time::timeout(EXIT_POLL, sigchld.recv()).await;
+                let _ = tokio::time::timeout(backstop, sigchld.recv()).await;
             }
             None => tokio::time::sleep(EXIT_POLL / 10).await,
         }
@@ -307,8 +313,14 @@ const EXIT_POLL_WINDOWS: Duration = Duration::from_millis(10);
 /// handle, so the pid stays its own).
 #[cfg(windows)]
 pub(crate) async fn wait_exit(pid: u32) {
+    wait_exit_every(pid, EXIT_POLL_WINDOWS).await;
+}
+
+/// [`wait_exit`], looking every `interval`.
+#[cfg(windows)]
+pub(crate) async fn wait_exit_every(pid: u32, interval: Duration) {
     while crate::sys::exit_status_unreaped(pid).is_none() {
-        tokio::time::sleep(EXIT_POLL_WINDOWS).await;
+        tokio::time::sleep(interval).await;
     }
 }
 

@@ -365,7 +365,7 @@ impl GrpcClient {
         spec: &Spec,
         max_inflight: usize,
     ) -> Result<Self, EchoClientError> {
-        let opening = crate::grpc::open_channel(endpoint, None);
+        let opening = crate::grpc::open_channel(endpoint, None, None);
         let channel = tokio::time::timeout(CONNECT_TIMEOUT, opening)
             .await
             .map_err(|_| EchoClientError::ConnectionClosed {

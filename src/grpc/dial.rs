@@ -9,6 +9,7 @@ use std::time::Duration;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use super::{CONNECT_TIMEOUT, CONNECTION_WINDOW, STREAM_WINDOW};
@@ -114,39 +115,36 @@ pub(crate) async fn tls_client(
 
 /// Opens a gRPC channel to `endpoint`, for brokered connections and
 /// reconnects: each connection dialled and TLS-handshaken within
-/// [`CONNECT_TIMEOUT`].
+/// [`CONNECT_TIMEOUT`], and cut off by `cut` (see [`channel_with`]).
 pub(crate) async fn open_channel(
     endpoint: &Endpoint,
     tls: Option<Arc<rustls::ClientConfig>>,
-) -> Result<Channel, tonic::transport::Error> {
-    channel(endpoint, tls, None).await
-}
-
-/// A channel whose first connection is `first` (already open), and whose
-/// reconnects dial anew.
-pub(crate) async fn channel(
-    endpoint: &Endpoint,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    first: Option<Connection>,
+    cut: Option<CancellationToken>,
 ) -> Result<Channel, tonic::transport::Error> {
     let target = endpoint.clone();
-    channel_with(first, move || {
+    let open = move || {
         let (target, tls) = (target.clone(), tls.clone());
         async move {
             dial(&target, tls, Instant::now() + CONNECT_TIMEOUT)
                 .await
                 .map_err(|err| io::Error::other(err.to_string()))
         }
-    })
-    .await
+    };
+    channel_with(None, open, cut).await
 }
+
+/// What a call on a connection [`channel_with`] cut off fails with.
+const CUT_OFF: &str = "connection cut off: the process at the other end exited or was killed";
 
 /// A channel whose first connection is `first` (already open), and that
 /// makes every other one with `open` (a dial, or a multiplexed stream),
-/// with this crate's HTTP/2 windows.
+/// with this crate's HTTP/2 windows. With `cut`, each connection fails
+/// every read and write once `cut` is cancelled, and the calls on it with
+/// them.
 pub(crate) async fn channel_with<F, Fut>(
     first: Option<Connection>,
     open: F,
+    cut: Option<CancellationToken>,
 ) -> Result<Channel, tonic::transport::Error>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
@@ -156,11 +154,15 @@ where
     let open = Arc::new(open);
     let connector = tower::service_fn(move |_| {
         let opened = first.lock().expect("first connection lock").take();
-        let open = open.clone();
+        let (open, cut) = (open.clone(), cut.clone());
         async move {
             let conn = match opened {
                 Some(conn) => conn,
                 None => open().await?,
+            };
+            let conn = match cut {
+                Some(cut) => conn.cut_off_by(cut, CUT_OFF),
+                None => conn,
             };
             Ok::<_, io::Error>(TokioIo::new(conn))
         }

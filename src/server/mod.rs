@@ -515,6 +515,7 @@ impl Plugin {
             server_tls: tls.as_ref().map(|tls| tls.server.clone()),
             client_tls: tls.as_ref().map(|tls| tls.client.clone()),
             mux: mux.clone(),
+            cut: None,
         });
         let incoming: Incoming = match tls {
             Some(tls) => {

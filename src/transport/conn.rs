@@ -99,6 +99,17 @@ impl Connection {
     pub(crate) fn with_authority_fix(self) -> Connection {
         Connection(Inner::AuthorityFixed(Box::new(AuthorityFix::new(self))))
     }
+
+    /// This connection until `cut` is cancelled, then failing every read
+    /// and write (see [`Cutoff`]): a host cuts its connections to a plugin
+    /// that exited, which another process may still hold open.
+    pub(crate) fn cut_off_by(
+        self,
+        cut: tokio_util::sync::CancellationToken,
+        why: &'static str,
+    ) -> Connection {
+        Connection(Inner::Cutoff(Box::new(Cutoff::new(self, cut, None, why))))
+    }
 }
 
 impl From<tokio_rustls::server::TlsStream<Connection>> for Connection {
@@ -376,7 +387,12 @@ impl Stream for Incoming {
                 (None, None) => None,
             };
             return Poll::Ready(Some(Ok(match cut {
-                Some(cut) => Connection(Inner::Cutoff(Box::new(Cutoff::new(conn, cut, permit)))),
+                Some(cut) => Connection(Inner::Cutoff(Box::new(Cutoff::new(
+                    conn,
+                    cut,
+                    permit,
+                    "connection cut off: the server stops",
+                )))),
                 None => conn,
             })));
         }

@@ -15,6 +15,8 @@ pub(crate) struct Cutoff<T> {
     inner: T,
     cut: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
     done: bool,
+    /// What the failed reads and writes say.
+    why: &'static str,
     /// The connection's place under a server's connection limit, given
     /// back when the connection is dropped.
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -31,11 +33,12 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Cutoff<T> {
 
 impl<T> Cutoff<T> {
     /// `inner` until `cut` fires, holding `permit` for as long as the
-    /// connection lives.
+    /// connection lives; then its reads and writes fail saying `why`.
     pub(crate) fn new(
         inner: T,
         cut: CancellationToken,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        why: &'static str,
     ) -> Self {
         Cutoff {
             inner,
@@ -43,6 +46,7 @@ impl<T> Cutoff<T> {
                 cut.cancelled_owned().await;
             }),
             done: false,
+            why,
             _permit: permit,
         }
     }
@@ -51,17 +55,15 @@ impl<T> Cutoff<T> {
         &self.inner
     }
 
-    /// Whether the signal fired; registers for a wake-up when it has not.
-    fn is_cut(&mut self, cx: &mut Context<'_>) -> bool {
+    /// The error to fail with once the signal fired; registers for a
+    /// wake-up when it has not.
+    fn cut_error(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
         if !self.done && self.cut.as_mut().poll(cx).is_ready() {
             self.done = true;
         }
         self.done
+            .then(|| io::Error::new(io::ErrorKind::ConnectionAborted, self.why))
     }
-}
-
-fn cut_error() -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionAborted, "connection cut off")
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Cutoff<T> {
@@ -71,8 +73,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for Cutoff<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.is_cut(cx) {
-            return Poll::Ready(Err(cut_error()));
+        if let Some(err) = this.cut_error(cx) {
+            return Poll::Ready(Err(err));
         }
         Pin::new(&mut this.inner).poll_read(cx, buf)
     }
@@ -85,8 +87,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Cutoff<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.is_cut(cx) {
-            return Poll::Ready(Err(cut_error()));
+        if let Some(err) = this.cut_error(cx) {
+            return Poll::Ready(Err(err));
         }
         Pin::new(&mut this.inner).poll_write(cx, buf)
     }
@@ -97,8 +99,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Cutoff<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.is_cut(cx) {
-            return Poll::Ready(Err(cut_error()));
+        if let Some(err) = this.cut_error(cx) {
+            return Poll::Ready(Err(err));
         }
         Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
@@ -109,8 +111,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Cutoff<T> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.is_cut(cx) {
-            return Poll::Ready(Err(cut_error()));
+        if let Some(err) = this.cut_error(cx) {
+            return Poll::Ready(Err(err));
         }
         Pin::new(&mut this.inner).poll_flush(cx)
     }
@@ -130,7 +132,7 @@ mod tests {
         let (a, mut b) = tokio::io::duplex(64);
         let cut = CancellationToken::new();
         let rx = cut.clone();
-        let mut a = Cutoff::new(a, rx, None);
+        let mut a = Cutoff::new(a, rx, None, "connection cut off");
         b.write_all(b"hi").await.unwrap();
         let mut buf = [0u8; 2];
         a.read_exact(&mut buf).await.unwrap();
