@@ -85,7 +85,7 @@ fn inherit_writer() -> Option<tokio::sync::mpsc::Sender<(StdioChannel, bytes::By
 /// tell them apart. go-plugin closes its connection in `Kill`.
 ///
 /// It also cuts the channel's open connections off once the plugin is gone
-/// (see [`watch_exit`](Self::watch_exit)): a plugin's socket that another
+/// (see [`watch`](Self::watch)): a plugin's socket that another
 /// process still holds (a child it forked, which inherits every
 /// descriptor) stays open after the plugin exits, and a call in flight
 /// would wait on it for ever.
@@ -93,8 +93,8 @@ fn inherit_writer() -> Option<tokio::sync::mpsc::Sender<(StdioChannel, bytes::By
 pub(crate) struct Liveness {
     /// Cancelled when the client kills or drops its plugin.
     ended: CancellationToken,
-    /// Cancelled with `ended`, or when the plugin exits: what the
-    /// channel's connections are cut off by.
+    /// Cancelled [`CUT_AFTER_EXIT`] after `ended` or the plugin's exit:
+    /// what the channel's connections are cut off by.
     cut: CancellationToken,
     /// Our child's pid, checked (without reaping) before each reconnect.
     child: Option<u32>,
@@ -109,26 +109,25 @@ pub(crate) struct Liveness {
 /// only runs while a kill waits.
 const EXIT_WATCH: Duration = Duration::from_millis(250);
 
-/// How long after the plugin's exit its connections are cut off. What it
-/// sent before it exited (its last output on `GRPCStdio`, a reply) is in
-/// our socket's buffer by then and is read within milliseconds, and a
-/// socket that closes with the plugin ends its calls by itself; only a
-/// socket that outlives the plugin waits for the cut. A second leaves
-/// room for a loaded machine.
+/// How long after the plugin's exit (or its kill) its connections are cut
+/// off. What it sent before it exited (its last output on `GRPCStdio`, a
+/// reply) is in our socket's buffer by then and is read within
+/// milliseconds, and a socket that closes with the plugin ends its calls
+/// by itself; only a socket that outlives the plugin waits for the cut. A
+/// second leaves room for a loaded machine.
 const CUT_AFTER_EXIT: Duration = Duration::from_secs(1);
 
 impl Liveness {
     pub(crate) fn new(child: Option<u32>) -> Self {
-        let ended = CancellationToken::new();
         Liveness {
-            cut: ended.child_token(),
-            ended,
+            ended: CancellationToken::new(),
+            cut: CancellationToken::new(),
             child,
         }
     }
 
     /// The client killed or dropped its plugin: no reconnect from now on,
-    /// and the connections are cut off.
+    /// and the connections are cut off soon (see [`watch`](Self::watch)).
     pub(crate) fn end(&self) {
         self.ended.cancel();
     }
@@ -139,25 +138,23 @@ impl Liveness {
     }
 
     /// Cuts the connections off [`CUT_AFTER_EXIT`] after the plugin, our
-    /// child, exits (a task that ends with the client). Only once the
-    /// plugin has started: until [`end`](Self::end) the pid is our
-    /// unreaped child's.
-    pub(crate) fn watch_exit(&self) {
-        let Some(pid) = self.child else {
-            return;
-        };
-        let cut = self.cut.clone();
+    /// child, exits, or after [`end`](Self::end) (a task that ends then).
+    /// Only once the plugin has started: until `end` the pid is our
+    /// unreaped child's, and the watch of it stops there.
+    pub(crate) fn watch(&self) {
+        let (ended, cut, child) = (self.ended.clone(), self.cut.clone(), self.child);
         tokio::spawn(async move {
-            tokio::select! {
-                () = cut.cancelled() => {}
-                () = async {
-                    super::process::wait_exit_every(pid, EXIT_WATCH).await;
-                    tokio::time::sleep(CUT_AFTER_EXIT).await;
-                } => {
-                    tracing::debug!(pid, "the plugin exited: its connections are cut off");
-                    cut.cancel();
-                }
+            match child {
+                Some(pid) => tokio::select! {
+                    () = ended.cancelled() => {}
+                    () = super::process::wait_exit_every(pid, EXIT_WATCH) => {
+                        tracing::debug!(pid, "the plugin exited: its connections are cut off in {CUT_AFTER_EXIT:?}");
+                    }
+                },
+                None => ended.cancelled().await,
             }
+            tokio::time::sleep(CUT_AFTER_EXIT).await;
+            cut.cancel();
         });
     }
 

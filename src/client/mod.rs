@@ -341,10 +341,8 @@ impl ClientConfig {
             mux,
             liveness,
         };
-        // The client's own drop kills the group from here on, and ends
-        // the watch of the plugin's exit.
+        // The client's own drop kills the group from here on.
         let group = guard.disarm();
-        connection.liveness.watch_exit();
         Ok(self.client(name, pid, connection, Some((child, group)), None))
     }
 
@@ -441,6 +439,8 @@ impl ClientConfig {
             channel.clone(),
             self.stdio.clone(),
         ));
+        // Ends with the client's kill or drop.
+        liveness.watch();
         let multiplexed = mux.is_some();
         let broker = Broker::new();
         broker.connect(broker::Context {
