@@ -591,7 +591,8 @@ struct Inner {
     /// Whether the connection is multiplexed (yamux).
     multiplexed: bool,
     /// Ended once killed: the channel no longer reconnects; its
-    /// connections are cut off then, or once the plugin exited.
+    /// connections are cut off a second later, or a second after the
+    /// plugin exited.
     liveness: connect::Liveness,
 }
 

@@ -1,6 +1,8 @@
 //! A connection that a signal can cut: once it fires, every read and write
-//! fails, so the HTTP/2 connection on top ends and its peer's calls fail
-//! at once instead of waiting for handlers that will never answer.
+//! fails, so the HTTP/2 connection on top ends and the calls on it fail at
+//! once: a stopping server's peers, instead of waiting for handlers that
+//! will never answer; a host's own calls to a plugin that exited, instead
+//! of waiting on a socket that something else keeps open.
 
 use std::future::Future;
 use std::io;
