@@ -288,7 +288,8 @@ pub(crate) async fn wait_exit(pid: u32) {
     wait_exit_every(pid, EXIT_POLL).await;
 }
 
-/// [`wait_exit`], looking every `backstop` when no SIGCHLD came.
+/// [`wait_exit`], looking every `backstop` when no SIGCHLD came (every
+/// tenth of it when SIGCHLD cannot be listened for).
 #[cfg(unix)]
 pub(crate) async fn wait_exit_every(pid: u32, backstop: Duration) {
     // Registered before the first look, so an exit after it is signalled.
@@ -298,7 +299,7 @@ pub(crate) async fn wait_exit_every(pid: u32, backstop: Duration) {
             Some(sigchld) => {
                 let _ = tokio::time::timeout(backstop, sigchld.recv()).await;
             }
-            None => tokio::time::sleep(EXIT_POLL / 10).await,
+            None => tokio::time::sleep(backstop / 10).await,
         }
     }
 }
